@@ -1,0 +1,195 @@
+"""Encode each text once per model, on disk, and serve the embeddings to the ST evaluators.
+
+Encoding is the whole cost of evaluation on a CPU (~600 tokens/s for MPNet-base), so embeddings are cached
+under ``cache_dir()/embeddings`` keyed by (sha256 of model.safetensors, max_seq_length, precision, sha256 of
+the text list). The base model is therefore encoded once for every run, and a rerun re-encodes nothing that
+did not change. Files are published atomically (write then rename), so a crash never leaves a half file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medenc.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1  # bump when the key or the stored array changes meaning
+
+
+def texts_sha256(texts: Sequence[str]) -> str:
+    """sha256 of a text list (JSON, so boundaries between texts are unambiguous)."""
+    return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode()).hexdigest()
+
+
+def cache_key(model_sha256: str, max_seq_length: int, precision: str, texts: Sequence[str]) -> str:
+    """The file name of one cached embedding matrix."""
+    payload = json.dumps(
+        {
+            "format": CACHE_FORMAT,
+            "model": model_sha256,
+            "max_seq_length": max_seq_length,
+            "precision": precision,
+            "texts": texts_sha256(texts),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass
+class ModelRef:
+    """A model to score: its name, folder, weights hash, and a loader called only on a cache miss."""
+
+    name: str
+    path: Path
+    sha256: str
+    load: Callable[[], object]
+    _model: object | None = field(default=None, repr=False)
+    encode_calls: int = 0  # texts lists actually sent to the model (tests count cache hits with it)
+
+    def model(self):
+        if self._model is None:
+            self._model = self.load()
+        return self._model
+
+    def release(self) -> None:
+        """Drop the loaded model so only one is in memory at a time."""
+        self._model = None
+
+
+def encode_texts(
+    model, texts: Sequence[str], max_seq_length: int, precision: str, batch_size: int = 32
+) -> np.ndarray:
+    """Encode with length-sorted batches (less padding), then restore the input order."""
+    import torch
+
+    model.max_seq_length = max_seq_length
+    # Longest first: the first batch shows the peak memory, and padding within a batch stays small.
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    sorted_texts = [texts[i] for i in order]
+    device_type = "cuda" if str(model.device).startswith("cuda") else "cpu"
+    ctx = (
+        torch.autocast(device_type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    )
+    with torch.inference_mode(), ctx:
+        emb = model.encode(
+            sorted_texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+    out = np.empty_like(emb, dtype=np.float32)
+    out[np.asarray(order)] = emb.astype(np.float32)
+    return out
+
+
+class EmbeddingCache:
+    """Embeddings on disk; ``enabled=False`` (--no-cache) neither reads nor writes."""
+
+    def __init__(self, root: Path | None = None, enabled: bool = True):
+        self.root = Path(root) if root is not None else cache_dir() / "embeddings"
+        self.enabled = enabled
+        self.hits = 0
+        self.misses = 0
+
+    def path_for(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npy"
+
+    def get(
+        self, ref: ModelRef, texts: Sequence[str], max_seq_length: int, precision: str
+    ) -> tuple[np.ndarray, dict]:
+        """The embeddings of ``texts`` and a record {key, cached, seconds} for the run record."""
+        key = cache_key(ref.sha256, max_seq_length, precision, texts)
+        path = self.path_for(key)
+        if self.enabled and path.is_file():
+            try:
+                arr = np.load(path)
+                if arr.shape[0] == len(texts):
+                    self.hits += 1
+                    return arr, {"key": key, "cached": True, "seconds": 0.0}
+            except (OSError, ValueError):
+                log.warning("Unreadable embedding cache file %s; re-encoding", path)
+        t0 = time.perf_counter()
+        ref.encode_calls += 1
+        arr = encode_texts(ref.model(), texts, max_seq_length, precision)
+        seconds = time.perf_counter() - t0
+        self.misses += 1
+        if self.enabled:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    np.save(fh, arr)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return arr, {"key": key, "cached": False, "seconds": seconds}
+
+
+class _NoModelCard:
+    """The evaluators record metrics in the model card; a cached encoder has none, so this ignores them."""
+
+    def set_evaluation_metrics(self, *args, **kwargs) -> None:
+        return None
+
+
+class CachedEncoder:
+    """Looks like a SentenceTransformer to the ST evaluators, but answers ``encode`` from cached embeddings.
+
+    The evaluators and the bootstrap thereby read the very same vectors. Queries/short texts and passages are
+    separate tables because they are encoded with different max_seq_length.
+    """
+
+    similarity_fn_name = "cosine"
+
+    def __init__(self, short: dict[str, np.ndarray], passage: dict[str, np.ndarray] | None = None):
+        self._short = short
+        self._passage = passage if passage is not None else short
+        self.model_card_data = _NoModelCard()
+
+    @staticmethod
+    def similarity(a, b):
+        from sentence_transformers.util import cos_sim
+
+        return cos_sim(a, b)
+
+    @staticmethod
+    def _lookup(table: dict[str, np.ndarray], sentences, convert_to_tensor: bool, normalize: bool):
+        single = isinstance(sentences, str)
+        items = [sentences] if single else list(sentences)
+        missing = [s for s in items if s not in table]
+        if missing:
+            raise KeyError(f"CachedEncoder: {len(missing)} text(s) were not pre-encoded, e.g. {missing[0]!r}")
+        arr = np.stack([table[s] for s in items]) if items else np.zeros((0, 0), dtype=np.float32)
+        if normalize:
+            arr = arr / np.linalg.norm(arr, axis=1, keepdims=True)
+        if single:
+            arr = arr[0]
+        if convert_to_tensor:
+            import torch
+
+            return torch.from_numpy(np.ascontiguousarray(arr))
+        return arr
+
+    def encode(self, sentences, convert_to_tensor: bool = False, normalize_embeddings: bool = False, **_):
+        return self._lookup(self._short, sentences, convert_to_tensor, normalize_embeddings)
+
+    def encode_query(
+        self, sentences, convert_to_tensor: bool = False, normalize_embeddings: bool = False, **_
+    ):
+        return self._lookup(self._short, sentences, convert_to_tensor, normalize_embeddings)
+
+    def encode_document(
+        self, sentences, convert_to_tensor: bool = False, normalize_embeddings: bool = False, **_
+    ):
+        return self._lookup(self._passage, sentences, convert_to_tensor, normalize_embeddings)

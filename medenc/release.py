@@ -1,0 +1,309 @@
+"""Stage a run as a Hugging Face Hub model folder and push it as one commit.
+
+``stage_release`` assembles outputs/<run>/release/ atomically (built in a temporary sibling, then renamed):
+the final sentence-transformers model (safetensors), README.md (the model card), assets/*.png, results.json,
+recipe.yaml and run.json. ``push_release`` creates the repo if needed and uploads the folder with a single
+``upload_folder`` commit, then optionally tags it. Without a token, ``release`` stages only and says what to
+set.
+
+The token is only ever handed to ``HfApi``: it is never printed, logged, or written into the release folder,
+and error messages are scrubbed of it in case a library echoes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from medenc.base_model import sha256_file
+from medenc.card import render_card
+from medenc.errors import ReleaseError, RunError
+from medenc.layout import EVAL_DIR, FINAL_DIR, MANIFEST, RELEASE_DIR, RUN_INFO, RUN_RECIPE
+from medenc.paths import prepared_dir
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.json"
+WEIGHTS = "model.safetensors"
+ASSETS_DIR = "assets"
+# Never ship pickled weights or training state: the release is safetensors only.
+_SKIP_FROM_FINAL = (
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.ckpt",
+    "optimizer*",
+    "scheduler*",
+    "rng_state*",
+    "checkpoint-*",
+)
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+# --- checks ------------------------------------------------------------------------------------------------
+def validate_hub_repo_id(repo_id: str) -> str:
+    """``namespace/name`` accepted by huggingface_hub's own validator, else ReleaseError."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ReleaseError(f"bad Hub repo id {repo_id!r}: {exc}") from exc
+    # A bare name would land in whoever's namespace the token belongs to, and the card's usage line would lie.
+    if repo_id.count("/") != 1:
+        raise ReleaseError(
+            f"bad Hub repo id {repo_id!r}: expected 'namespace/name', e.g. 'org/mpnet-medical'"
+        )
+    return repo_id
+
+
+def _default_loader(run_dir: Path) -> dict:
+    """results.json through the evaluation package (which checks the data manifest), if it is installed."""
+    try:
+        from medenc.evaluation import load_results
+    except ImportError:
+        load_results = None
+    if load_results is not None:
+        return load_results(run_dir, check_manifest=True)
+    path = run_dir / EVAL_DIR / RESULTS_FILE
+    if not path.is_file():
+        raise RunError(f"{path}: no such file")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None) -> tuple[dict, dict]:
+    """(results, run_info) of a complete, self-consistent run, else ReleaseError saying what to run."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ReleaseError(f"{run_dir}: no such run folder; train first: make train RUN={run_dir.name}")
+    weights = run_dir / FINAL_DIR / WEIGHTS
+    if not weights.is_file():
+        raise ReleaseError(
+            f"{weights}: no final model in safetensors; finish training first: make train RUN={run_dir.name}"
+        )
+    results_path = run_dir / EVAL_DIR / RESULTS_FILE
+    if not results_path.is_file():
+        raise ReleaseError(
+            f"{results_path}: this run has no evaluation results; run: make evaluate RUN={run_dir.name}"
+        )
+    try:
+        results = (results_loader or _default_loader)(run_dir)
+    except RunError as exc:
+        raise ReleaseError(f"{results_path}: {exc}; re-run: make evaluate RUN={run_dir.name}") from exc
+    except (OSError, ValueError) as exc:
+        raise ReleaseError(f"{results_path}: unreadable results ({exc}); re-run: make evaluate") from exc
+    try:
+        expected = results["models"]["final"]["sha256"]
+    except (KeyError, TypeError) as exc:
+        raise ReleaseError(
+            f"{results_path}: expected models.final.sha256, found none; re-run make evaluate"
+        ) from exc
+    found = sha256_file(weights)
+    if expected != found:
+        raise ReleaseError(
+            f"{results_path}: results belong to another model: re-run make evaluate RUN={run_dir.name} "
+            f"(results are for sha256 {expected}, {weights} has {found})"
+        )
+    info_path = run_dir / RUN_INFO
+    if not info_path.is_file():
+        raise ReleaseError(
+            f"{info_path}: no run record; the card's training details come from it (make train)"
+        )
+    try:
+        run_info = json.loads(info_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ReleaseError(f"{info_path}: not valid JSON ({exc})") from exc
+    if not (run_dir / RUN_RECIPE).is_file():
+        raise ReleaseError(f"{run_dir / RUN_RECIPE}: the resolved recipe is missing (written by make train)")
+    return results, run_info
+
+
+def _load_manifest() -> dict | None:
+    path = prepared_dir() / MANIFEST
+    if not path.is_file():
+        log.info("%s not found; the card's source table uses the built-in fallback", path)
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# --- staging ------------------------------------------------------------------------------------------------
+def stage_release(
+    run_dir: Path,
+    repo_id: str,
+    *,
+    results_loader: Callable[[Path], dict] | None = None,
+    manifest: dict | None = None,
+    template_path: Path | None = None,
+) -> Path:
+    """Assemble ``run_dir/release/`` atomically and return it. ``manifest`` defaults to the prepared one."""
+    run_dir = Path(run_dir)
+    validate_hub_repo_id(repo_id)
+    results, run_info = load_run(run_dir, results_loader)
+    if manifest is None:
+        manifest = _load_manifest()
+    charts = sorted(p.name for p in (run_dir / EVAL_DIR).glob("*.png"))
+    card = render_card(
+        run_dir,
+        repo_id,
+        results=results,
+        run_info=run_info,
+        manifest=manifest,
+        charts=charts,
+        template_path=template_path,
+    )
+    target = run_dir / RELEASE_DIR
+    # Build next to the target so the final rename is atomic (same filesystem); a failure leaves no half
+    # folder.
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{RELEASE_DIR}.tmp-"))
+    try:
+        staged = tmp / RELEASE_DIR
+        shutil.copytree(run_dir / FINAL_DIR, staged, ignore=shutil.ignore_patterns(*_SKIP_FROM_FINAL))
+        (staged / ASSETS_DIR).mkdir(exist_ok=True)
+        for name in charts:
+            shutil.copy2(run_dir / EVAL_DIR / name, staged / ASSETS_DIR / name)
+        if not charts:
+            (staged / ASSETS_DIR).rmdir()
+        shutil.copy2(run_dir / EVAL_DIR / RESULTS_FILE, staged / RESULTS_FILE)
+        shutil.copy2(run_dir / RUN_RECIPE, staged / RUN_RECIPE)
+        shutil.copy2(run_dir / RUN_INFO, staged / RUN_INFO)
+        card.save(staged / "README.md")  # replaces the generic card sentence-transformers wrote into final/
+        if sha256_file(staged / WEIGHTS) != results["models"]["final"]["sha256"]:
+            raise ReleaseError(f"{staged / WEIGHTS}: copy differs from the evaluated weights (disk problem?)")
+        if target.exists():
+            target.rename(tmp / "previous")  # removed with tmp below
+        staged.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+# --- pushing ------------------------------------------------------------------------------------------------
+def resolve_endpoint(endpoint: str | None = None) -> str:
+    """The Hub endpoint: explicit, else HF_ENDPOINT read now (huggingface_hub reads it only at import)."""
+    return (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def resolve_token() -> str | None:
+    """HF_TOKEN, else the logged-in token (``hf auth login``), else None."""
+    from huggingface_hub import get_token
+
+    env = os.environ.get("HF_TOKEN")
+    if env:
+        return env
+    try:
+        return get_token()
+    except Exception as exc:
+        raise ReleaseError(
+            f"could not read the Hugging Face token ({type(exc).__name__}); set HF_TOKEN"
+        ) from exc
+
+
+def _scrub(text: str, token: str | None) -> str:
+    return text.replace(token, "***") if token else text
+
+
+def push_release(
+    release_dir: Path,
+    repo_id: str,
+    *,
+    token: str,
+    endpoint: str | None = None,
+    tag: str | None = None,
+    private: bool = False,
+    commit_message: str | None = None,
+    retry_command: str | None = None,
+) -> str:
+    """Create the repo (exist_ok), upload ``release_dir`` as ONE commit, tag it; return the commit id.
+
+    Any failure is a ReleaseError that says how to retry (the same command: the staged folder is unchanged and
+    the upload is a single commit, so a retry either makes it or finds nothing to change).
+    """
+    from huggingface_hub import HfApi
+
+    validate_hub_repo_id(repo_id)
+    endpoint = resolve_endpoint(endpoint)
+    retry = retry_command or "the same release command"
+    api = HfApi(endpoint=endpoint, token=token)
+    step = "create the repository"
+    try:
+        api.create_repo(repo_id, exist_ok=True, repo_type="model", private=private)
+        step = "upload the release folder"
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(release_dir),
+            repo_type="model",
+            commit_message=commit_message or f"Release {tag or Path(release_dir).parent.name}",
+        )
+        if tag:
+            step = f"create tag {tag}"
+            api.create_tag(repo_id, tag=tag, revision=commit.oid, repo_type="model", exist_ok=True)
+    except Exception as exc:
+        detail = _scrub(f"{type(exc).__name__}: {exc}", token)
+        raise ReleaseError(
+            f"push to {endpoint}/{repo_id} failed while trying to {step}: {detail}\n"
+            f"Nothing else needs to change: retry with exactly the same command:\n    {retry}\n"
+            f"It is safe to repeat: the staged folder {release_dir} is unchanged and is uploaded as one "
+            "commit (files already on the Hub are skipped)."
+        ) from exc
+    return commit.oid
+
+
+@dataclass
+class ReleaseOutcome:
+    """What ``release`` did: the staged folder, and the commit and url when it pushed."""
+
+    release_dir: Path
+    pushed: bool
+    commit: str | None = None
+    url: str | None = None
+
+
+def release(
+    run_dir: Path,
+    repo_id: str,
+    *,
+    tag: str | None = None,
+    private: bool = False,
+    dry_run: bool = False,
+    endpoint: str | None = None,
+    token: str | None = None,
+    results_loader: Callable[[Path], dict] | None = None,
+    manifest: dict | None = None,
+    template_path: Path | None = None,
+    command: str | None = None,
+    say: Callable[[str], None] = print,
+) -> ReleaseOutcome:
+    """Stage, then push unless ``dry_run`` or no token is available (then say what to set; send nothing)."""
+    run_dir = Path(run_dir)
+    command = command or f"make release RUN={run_dir.name} HUB_REPO_ID={repo_id}"
+    staged = stage_release(
+        run_dir, repo_id, results_loader=results_loader, manifest=manifest, template_path=template_path
+    )
+    say(f"Staged {staged} ({sum(1 for p in staged.rglob('*') if p.is_file())} files).")
+    if dry_run:
+        say("Dry run: nothing was sent to the Hub.")
+        return ReleaseOutcome(staged, pushed=False)
+    token = token or resolve_token()
+    if not token:
+        say(
+            "No Hugging Face token found, so nothing was sent to the Hub; the release folder is staged.\n"
+            "To push it, set a token with write access and rerun the same command:\n"
+            "    export HF_TOKEN=hf_...        (or run: hf auth login)\n"
+            f"    {command}"
+        )
+        return ReleaseOutcome(staged, pushed=False)
+    endpoint = resolve_endpoint(endpoint)
+    say(f"Pushing to {endpoint}/{repo_id} ...")
+    commit = push_release(
+        staged, repo_id, token=token, endpoint=endpoint, tag=tag, private=private, retry_command=command
+    )
+    url = f"{endpoint}/{repo_id}"
+    say(f"Released {url} at commit {commit}" + (f" (tag {tag})" if tag else "") + ".")
+    return ReleaseOutcome(staged, pushed=True, commit=commit, url=url)

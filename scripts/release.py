@@ -1,0 +1,51 @@
+"""Stage outputs/<run>/release/ and push it to the Hugging Face Hub (stage only without a token).
+
+    python scripts/release.py --run cpu --repo-id org/mpnet-medical [--tag v0.1.0] [--private] [--dry-run]
+
+Honours HF_ENDPOINT, HF_TOKEN (or `hf auth login`), OUTPUTS_DIR and PREPARED_DIR. Thin: the work is in
+medenc.release.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from medenc.errors import MedencError
+from medenc.paths import outputs_dir
+from medenc.release import release
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--run", required=True, help="run name: the folder outputs/<run>/")
+    parser.add_argument("--repo-id", required=True, help="Hub repo id, namespace/name")
+    parser.add_argument("--tag", help="tag the release commit, e.g. v0.1.0")
+    parser.add_argument("--private", action="store_true", help="create the repo as private")
+    parser.add_argument("--dry-run", action="store_true", help="stage only, never contact the Hub")
+    args = parser.parse_args(argv)
+    # The exact command to repeat, for the "no token" and "push failed" hints.
+    command = shlex.join([sys.executable, "scripts/release.py", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        release(
+            outputs_dir() / args.run,
+            args.repo_id,
+            tag=args.tag,
+            private=args.private,
+            dry_run=args.dry_run,
+            command=command,
+        )
+    except MedencError as exc:
+        print(f"release failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

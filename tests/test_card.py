@@ -1,0 +1,102 @@
+"""The model card: parseable front matter, a model-index equal to results.json, real images, every license."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+from test_release import REPO_ID, SETS, json_loader, make_manifest, make_run
+
+from medenc.card import SOURCES_FALLBACK, render_card
+from medenc.errors import ReleaseError
+from medenc.layout import RELEASE_DIR
+from medenc.release import stage_release
+
+
+@pytest.fixture
+def staged(tmp_path):
+    run_dir = make_run(tmp_path)
+    return stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+
+
+def test_front_matter_parses(staged):
+    text = (staged / "README.md").read_text(encoding="utf-8")
+    meta = yaml.safe_load(re.match(r"^---\n(.*?)\n---\n", text, re.S).group(1))
+    assert meta["license"] == "apache-2.0"
+    assert meta["base_model"] == "sentence-transformers/all-mpnet-base-v2"
+    assert meta["library_name"] == "sentence-transformers"
+    assert meta["pipeline_tag"] == "sentence-similarity"
+    assert meta["language"] == "en"
+    assert {"sentence-transformers", "medical", "biomedical", "clinical"} <= set(meta["tags"])
+    # Training sources only (test-only sets are not training data).
+    assert "https://github.com/abachaa/MedQuAD" in meta["datasets"]
+    assert "https://github.com/pubmedqa/pubmedqa" not in meta["datasets"]
+    card = ModelCard.load(staged / "README.md")
+    assert card.data.model_name == "MPNet-medical"
+
+
+def test_model_index_equals_final_results(staged):
+    results = json_loader(staged.parent)
+    final = results["results"][results["models"]["final"]["from"]]
+    card = ModelCard.load(staged / "README.md")
+    got = {(r.dataset_type, r.metric_type): r.metric_value for r in card.data.eval_results}
+    want = {(s, m): final[s][m]["value"] for s, info in SETS.items() for m in info["metrics"]}
+    assert got == want
+    tasks = {r.dataset_type: r.task_type for r in card.data.eval_results}
+    assert tasks["biosses"] == "sentence-similarity" and tasks["medquad"] == "retrieval"
+    assert tasks["rqe"] == "pair-classification"
+
+
+def test_referenced_images_exist(staged):
+    text = (staged / "README.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert sorted(images) == ["assets/deltas.png", "assets/phases.png"]
+    for image in images:
+        assert (staged / image).is_file(), image
+
+
+def test_every_source_and_license_listed(staged):
+    text = (staged / "README.md").read_text(encoding="utf-8")
+    for info in SOURCES_FALLBACK.values():
+        row = next(line for line in text.splitlines() if line.startswith(f"| {info['name']} |"))
+        assert info["license"] in row and info["url"] in row
+
+
+def test_manifest_wins_over_fallback(tmp_path):
+    run_dir = make_run(tmp_path)
+    manifest = {"sources": [{"folder": "meqsum", "license": "CC BY 4.0 (manifest)", "role": "train"}]}
+    results = json_loader(run_dir)
+    run_info = json.loads((run_dir / "run.json").read_text())
+    card = render_card(run_dir, REPO_ID, results=results, run_info=run_info, manifest=manifest, charts=[])
+    assert "| MeQSum | CC BY 4.0 (manifest) | train |" in str(card)
+
+
+def test_ci_marker_and_small_set_warning(staged):
+    text = (staged / "README.md").read_text(encoding="utf-8")
+    biosses = next(line for line in text.splitlines() if line.startswith("| BIOSSES"))
+    stsb = next(line for line in text.splitlines() if line.startswith("| STS Benchmark"))
+    assert biosses.count("†") == 3  # CI straddles zero in every phase
+    assert "†" not in stsb
+    assert "† marks a difference whose CI includes zero" in text
+    assert "BIOSSES cannot support claims" in text
+
+
+def test_training_details_and_usage_come_from_the_run(staged):
+    text = (staged / "README.md").read_text(encoding="utf-8")
+    assert 'SentenceTransformer("org/mpnet-medical")' in text and "high blood pressure" in text
+    assert "used `fp32`" in text and "Test CPU 9000" in text  # run.json, not retyped
+    assert "MultipleNegativesRankingLoss" in text and "medquad: 60" in text
+    assert "Not for clinical decisions" in text and "English only" in text and "128 tokens" in text
+    assert "make setup" in text and "make train evaluate release RECIPE=tiny" in text
+
+
+def test_missing_front_matter_is_refused(tmp_path):
+    run_dir = make_run(tmp_path)
+    template = tmp_path / "no_meta.md"
+    template.write_text("# {{ model_name }}\n")
+    with pytest.raises(ReleaseError, match="front matter"):
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, template_path=template)
+    assert not (run_dir / RELEASE_DIR).exists()

@@ -1,0 +1,300 @@
+"""Evaluation: metric code vs hand-computed values, agreement with the ST evaluators, the bootstrap, the
+whole suite on a tiny model with small in-memory sets, the embedding cache, and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from medenc.errors import ModelError, RunError
+from medenc.evaluation import load_results, run_evaluation
+from medenc.evaluation import metrics as M
+from medenc.evaluation.suite import EvalSet, score_set
+
+# --- metric code vs hand-computed values --------------------------------------------------------------------
+
+
+def test_retrieval_metrics_match_hand_computed_values():
+    ranked = [
+        ["d2", "d1", "d4", "d3", "d5", "d6"],  # relevant d1 (rank 2) and d3 (rank 4)
+        ["d9", "d8", "d7", "d6", "d5", "d4", "d3", "d2", "d1", "d0", "d7x"],  # relevant d7x at rank 11
+        ["d5", "d1"],  # relevant d5 at rank 1
+    ]
+    relevant = [{"d1", "d3"}, {"d7x"}, {"d5"}]
+    out = M.retrieval_per_query(ranked, relevant)
+    ndcg0 = (1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
+    np.testing.assert_allclose(out["recall@5"], [1.0, 0.0, 1.0])
+    np.testing.assert_allclose(out["ndcg@10"], [ndcg0, 0.0, 1.0])
+    np.testing.assert_allclose(out["mrr@10"], [0.5, 0.0, 1.0])
+
+
+def test_rank_corpus_orders_by_cosine_then_corpus_id():
+    q = np.array([[1.0, 0.0]])
+    corpus = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [0.6, 0.8]])
+    ids = ["z", "b", "a", "m"]
+    assert M.rank_corpus(q, corpus, ids, k=4) == [["a", "b", "m", "z"]]
+
+
+def test_average_precision_matches_hand_computed_value():
+    labels = np.array([1, 0, 1, 0])
+    scores = np.array([0.9, 0.8, 0.7, 0.1])
+    ap = M.ap_stat(labels, scores)(np.arange(4)[None, :])[0]
+    assert ap == pytest.approx((1 / 1 + 2 / 3) / 2)
+
+
+def test_spearman_stat_matches_scipy_with_ties():
+    from scipy.stats import spearmanr
+
+    gold = np.array([0.1, 0.5, 0.5, 0.9, 0.3])
+    pred = np.array([0.2, 0.4, 0.6, 0.6, 0.1])
+    idx = np.array([[0, 1, 2, 3, 4], [0, 0, 1, 3, 4]])
+    got = M.spearman_stat(gold, pred)(idx)
+    for row, g in zip(idx, got, strict=True):
+        assert g == pytest.approx(spearmanr(gold[row], pred[row])[0])
+
+
+# --- bootstrap ----------------------------------------------------------------------------------------------
+
+
+def test_bootstrap_zero_variance_collapses_and_self_diff_is_not_significant():
+    values = np.full(20, 0.75)
+    idx = M.bootstrap_indices(20, 200, seed=1)
+    samples = M.mean_stat(values)(idx)
+    iv = M.interval(0.75, samples)
+    assert iv.ci_low == pytest.approx(0.75) and iv.ci_high == pytest.approx(0.75)
+
+    varied = M.mean_stat(np.linspace(0, 1, 20))(idx)
+    d = M.paired_delta(0.5, 0.5, varied, varied)
+    assert d == {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0, "significant": False}
+
+
+def test_paired_bootstrap_detects_a_consistent_improvement():
+    idx = M.bootstrap_indices(50, 300, seed=2)
+    base = np.random.default_rng(0).random(50)
+    better = base + 0.1
+    d = M.paired_delta(better.mean(), base.mean(), M.mean_stat(better)(idx), M.mean_stat(base)(idx))
+    assert d["significant"] is True and d["ci_low"] == pytest.approx(0.1)
+
+
+# --- per-item aggregates equal the ST evaluators' figures ---------------------------------------------------
+
+
+def _random_table(texts, dim=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return {t: rng.normal(size=dim).astype(np.float32) for t in texts}
+
+
+def test_per_item_aggregates_equal_st_evaluator_figures():
+    rng = np.random.default_rng(3)
+    s1 = [f"a{i}" for i in range(30)]
+    s2 = [f"b{i}" for i in range(30)]
+    short = _random_table(s1 + s2 + [f"q{i}" for i in range(12)] + [f"n{i}" for i in range(30)])
+    passages = [f"doc {i}" for i in range(25)]
+    passage = _random_table(passages, seed=1)
+
+    sets = [
+        EvalSet("stsb", "sts", 30, s1 + s2, data={"s1": s1, "s2": s2, "y": rng.random(30)}),
+        EvalSet(
+            "rqe", "pair_classification", 30, s1 + s2, data={"s1": s1, "s2": s2, "y": rng.integers(0, 2, 30)}
+        ),
+        EvalSet("triplets", "triplets", 30, [], data={"a": s1, "p": s2, "n": [f"n{i}" for i in range(30)]}),
+        EvalSet(
+            "medquad",
+            "retrieval",
+            12,
+            [],
+            passages,
+            data={
+                "queries": {f"Q{i}": f"q{i}" for i in range(12)},
+                "corpus": {f"C{i:02d}": passages[i] for i in range(25)},
+                "relevant": {f"Q{i}": {f"C{i:02d}", f"C{(i * 7) % 25:02d}"} for i in range(12)},
+            },
+        ),
+    ]
+    for es in sets:
+        scored = score_set(es, short, passage if es.task == "retrieval" else None)
+        for m, v in scored["values"].items():
+            assert scored["aggregate"][m] == pytest.approx(v, abs=1e-6), (
+                es.name,
+                m,
+            )  # ST averages in float32
+
+
+# --- the whole suite on a tiny model ------------------------------------------------------------------------
+
+N_PAIRS = 12
+
+
+def make_loader(manifest: str = "manifest-A"):
+    from datasets import Dataset
+
+    rng = np.random.default_rng(0)
+    words = ["fever", "cough", "insulin", "asthma", "aspirin", "renal", "cardiac", "biopsy", "tumor", "dose"]
+
+    def sent(i: int) -> str:
+        return " ".join(words[(i * k) % len(words)] for k in range(1, 4 + i % 5)) + f" case {i}"
+
+    pairs = {
+        "sentence1": [sent(i) for i in range(N_PAIRS)],
+        "sentence2": [sent(i + 3) for i in range(N_PAIRS)],
+    }
+    splits = {
+        "biosses": Dataset.from_dict({**pairs, "score": rng.random(N_PAIRS).tolist()}),
+        "stsb": Dataset.from_dict({**pairs, "score": rng.random(N_PAIRS).tolist()}),
+        "rqe": Dataset.from_dict({**pairs, "label": [i % 2 for i in range(N_PAIRS)]}),
+        "triplets": Dataset.from_dict(
+            {
+                "anchor": pairs["sentence1"],
+                "positive": pairs["sentence2"],
+                "negative": [sent(i + 7) for i in range(N_PAIRS)],
+            }
+        ),
+    }
+
+    def load_retrieval(name: str):
+        corpus = {f"{name}-c{i}": sent(i + 20) + " long passage " * (i % 4) for i in range(15)}
+        queries = {f"{name}-q{i}": sent(i + 40) + "?" for i in range(8)}
+        relevant = {f"{name}-q{i}": {f"{name}-c{i}"} for i in range(8)}
+        return SimpleNamespace(queries=queries, corpus=corpus, relevant=relevant)
+
+    return SimpleNamespace(
+        load_split=lambda split, name: splits[name],
+        load_retrieval=load_retrieval,
+        manifest_hash=lambda: manifest,
+    )
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    from medenc.modeling import build_random_model
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    for seed, name in enumerate(["base", "phase-1-cosine", "phase-2-mnrl"]):
+        build_random_model("tiny", seed=seed, device="cpu").save(str(root / name))
+    return root
+
+
+def make_run(tmp_path: Path, models_dir: Path, phases=("phase-1-cosine", "phase-2-mnrl")) -> Path:
+    run = tmp_path / "outputs" / "toy"
+    run.mkdir(parents=True)
+    for p in phases:
+        shutil.copytree(models_dir / p, run / p)
+        history = [{"step": s, "epoch": s / 10, "loss": 1.0 / s} for s in range(1, 11)]
+        history += [{"step": 10, "epoch": 1.0, "eval_loss": 0.2}]
+        (run / p / "loss_history.json").write_text(json.dumps(history))
+    shutil.copytree(models_dir / phases[-1], run / "final")
+    (run / "run.json").write_text(
+        json.dumps({"final": {"from": phases[-1]}, "data_manifest_sha256": "manifest-A"})
+    )
+    return run
+
+
+def test_whole_suite_writes_results_and_hits_the_cache(tmp_path, models_dir):
+    run = make_run(tmp_path, models_dir)
+    kwargs = dict(
+        loader=make_loader(),
+        bootstrap=50,
+        base_path=models_dir / "base",
+        cache_root=tmp_path / "cache",
+        device="cpu",
+    )
+    doc = run_evaluation(run, **kwargs)
+
+    out = run / "eval"
+    for f in (
+        "results.json",
+        "results.md",
+        "metrics.png",
+        "loss_curves.png",
+        "deltas.png",
+        "run_record.json",
+    ):
+        assert (out / f).is_file(), f
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["schema_version"] == 1 and on_disk["data_manifest_sha256"] == "manifest-A"
+    assert list(on_disk["results"]) == ["base", "phase-1-cosine", "phase-2-mnrl"]
+    assert on_disk["models"]["final"]["from"] == "phase-2-mnrl"
+    assert on_disk["models"]["final"]["sha256"] == on_disk["models"]["phase-2-mnrl"]["sha256"]
+    assert set(on_disk["results"]["base"]["medquad"]) == {"recall@5", "ndcg@10", "mrr@10"}
+    assert on_disk["results"]["base"]["rqe"]["ap"]["n"] == N_PAIRS
+    for model, per_set in on_disk["results"].items():
+        for s, per_m in per_set.items():
+            for m, r in per_m.items():
+                assert r["ci_low"] <= r["value"] + 1e-9 and r["value"] <= r["ci_high"] + 1e-9, (model, s, m)
+    d = on_disk["deltas"]["phase-1-cosine"]["biosses"]["spearman"]
+    assert set(d) == {"diff", "ci_low", "ci_high", "significant"}
+    assert max(max(v.values()) for v in on_disk["checks"]["st_agreement_max_abs_diff"].values()) < 1e-6
+    assert on_disk["max_seq_lengths"] == {"short": 128, "passage": 256}
+    assert "phase-1-cosine" in (out / "results.md").read_text()
+    assert doc["cache"]["misses"] > 0
+
+    # Second run: everything comes from the cache, nothing is encoded (and no model is even loaded).
+    doc2 = run_evaluation(run, **kwargs)
+    assert doc2["cache"]["misses"] == 0
+    assert doc2["cache"]["hits"] == doc["cache"]["hits"] + doc["cache"]["misses"]
+    assert all(t["cached"] for m in doc2["timing"]["models"].values() for k, t in m.items() if k != "total_s")
+    assert doc2["results"] == doc["results"]
+
+    assert load_results(run, loader=make_loader())["run"] == "toy"
+
+
+def test_cache_misses_again_when_max_seq_length_changes(tmp_path, models_dir):
+    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    kwargs = dict(
+        loader=make_loader(),
+        bootstrap=0,
+        base_path=models_dir / "base",
+        cache_root=tmp_path / "c",
+        device="cpu",
+        sets=["biosses"],
+        charts=False,
+    )
+    first = run_evaluation(run, **kwargs)
+    assert first["results"]["base"]["biosses"]["spearman"]["ci_low"] is None
+    again = run_evaluation(run, max_seq_lengths={"short": 64}, **kwargs)
+    assert again["cache"]["misses"] == first["cache"]["misses"] == 2
+
+
+# --- bad input ----------------------------------------------------------------------------------------------
+
+
+def test_run_without_checkpoints_is_refused(tmp_path, models_dir):
+    run = tmp_path / "empty-run"
+    run.mkdir()
+    with pytest.raises(RunError, match=r"empty-run.*phase-1-cosine"):
+        run_evaluation(run, loader=make_loader(), base_path=models_dir / "base", cache_root=tmp_path / "c")
+
+
+def test_checkpoint_that_is_not_a_sentence_transformers_folder_is_refused(tmp_path, models_dir):
+    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    (run / "phase-1-cosine" / "modules.json").unlink()
+    with pytest.raises(ModelError, match=r"phase-1-cosine.*missing modules\.json"):
+        run_evaluation(run, loader=make_loader(), base_path=models_dir / "base", cache_root=tmp_path / "c")
+
+
+def test_results_from_a_different_data_manifest_are_refused(tmp_path, models_dir):
+    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    run_evaluation(
+        run,
+        loader=make_loader("manifest-A"),
+        bootstrap=0,
+        base_path=models_dir / "base",
+        cache_root=tmp_path / "c",
+        device="cpu",
+        sets=["triplets"],
+        charts=False,
+    )
+    with pytest.raises(RunError, match=r"manifest-A.*manifest-B"):
+        load_results(run, loader=make_loader("manifest-B"))
+    assert load_results(run, check_manifest=False)["data_manifest_sha256"] == "manifest-A"
+
+
+def test_missing_results_file_is_a_run_error(tmp_path):
+    with pytest.raises(RunError, match=r"results\.json"):
+        load_results(tmp_path, check_manifest=False)
