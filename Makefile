@@ -16,7 +16,9 @@ NUM_PROCESSES  ?= 1
 HUB_REPO_ID    ?= org/mpnet-medical
 export PREPARED_DIR ?= data/prepared
 MANIFEST       := $(PREPARED_DIR)/manifest.json
-ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.yaml --num_processes $(NUM_PROCESSES)
+# With a config file, accelerate picks DDP from `distributed_type` alone, so more than one process needs --multi_gpu.
+MULTI_GPU      := $(if $(filter-out 1,$(NUM_PROCESSES)),--multi_gpu,)
+ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.yaml --num_processes $(NUM_PROCESSES) $(MULTI_GPU)
 
 .PHONY: help setup data train evaluate release bench test test-slow lint format clean
 

@@ -1,0 +1,571 @@
+"""Build every prepared set from the raw sources: ``python scripts/prepare_data.py`` (``make data``).
+
+What it writes, under ``medenc.paths.prepared_dir()`` (layout in :mod:`medenc.layout`):
+
+* ``train/`` and ``validation/``: ``graded_pairs`` (STS-B train+dev), ``pairs`` (MedQuAD question->answer,
+  MedQuAD synonym->focus, abbreviation->meaning, MeQSum CHQ->summary, RQE true chq->faq) and ``triplets``
+  (RQE: chq, a true faq of the same chq, a false faq);
+* ``test/``: ``biosses``, ``stsb``, ``rqe``, ``medquad_{queries,corpus,qrels}``, ``pubmedqa_{...}``,
+  ``triplets``;
+* ``manifest.json`` and ``leakage_report.json``.
+
+Decisions (also recorded in the manifest under ``notes``):
+
+* Every split is chosen by sha256 of a stable id, never by a random shuffle, so two runs give the same rows
+  in the same order.
+* MedQuAD synonyms are used in one direction only, (synonym -> focus): with both directions an in-batch
+  negatives loss would see the anchor's own text as a negative of its mirror pair.
+* Pairs whose two sides are identical (case-insensitively) teach nothing and are dropped (counted).
+* Training rows with a field equal to any test text are dropped before the leakage guard (counted per
+  source); then the guard must pass, else nothing is written into place.
+* The folder is written to a temporary sibling and renamed into place at the end; on a leakage failure it is
+  renamed to ``<prepared>.failed/`` (with the report) and the previous prepared folder is left untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medenc import layout
+from medenc.data import leakage, sources
+from medenc.errors import DataError, LeakageError, MedencError
+from medenc.paths import data_dir, prepared_dir
+
+# Fraction of MedQuAD answered documents (subsets 1-9) held out for the retrieval test, by hash of the
+# document's topic (see _topic). 0.05 gives ~500 answers after removing templated ones: a corpus that
+# evaluation can embed quickly on a CPU.
+MEDQUAD_TEST_FRACTION = 0.05
+VALIDATION_FRACTION = 0.02
+VALIDATION_CAP = 300  # rows per format: validation is a loss sanity check, not a benchmark
+TEST_TRIPLETS_CAP = 500
+MEDQUAD_TEST_SETS = frozenset({"medquad_queries", "medquad_corpus", "triplets"})
+
+SOURCES_INFO: dict[str, dict[str, str]] = {
+    "stsbenchmark": {
+        "license": "CC BY-SA 4.0 (scores); sentence texts per LICENSE.txt",
+        "role": "train+validation: graded_pairs (train+dev); test: stsb (general-domain control)",
+    },
+    "biosses": {"license": "GPL-3.0 (repository license)", "role": "test only: biosses"},
+    "medquad": {
+        "license": "CC BY 4.0",
+        "role": "train+validation: pairs (question->answer, synonym->focus); test: retrieval, triplets",
+    },
+    "pubmedqa": {"license": "MIT", "role": "test only: pubmedqa retrieval (500 official test PMIDs)"},
+    "rqe_amia2016": {"license": "CC BY 4.0", "role": "train+validation: pairs, triplets; test: rqe"},
+    "meqsum": {"license": "CC BY 4.0", "role": "train+validation: pairs (CHQ->summary)"},
+    "medical_abbreviations": {"license": "MIT", "role": "train+validation: pairs (abbreviation->meaning)"},
+}
+
+NOTES = [
+    "splits by sha256 of stable ids; no random shuffles",
+    "MedQuAD test/validation held out by whole document (id = subset folder/file stem)",
+    "MedQuAD synonym pairs: one direction, anchor=synonym, positive=focus",
+    "MedQuAD QAPairs with an empty <Answer> (subsets 10-12, five GARD docs) are not pairs",
+    "RQE false pairs become triplets (chq, first true faq of the same chq by pid that differs from the chq, "
+    "false faq); skipped if none",
+    "abbreviation rows grouped by abbreviation for the validation split",
+    "pairs with identical sides dropped; exact duplicate rows removed within each set",
+    "training rows with a field equal to a test text (lowercased, whitespace collapsed) are dropped",
+    "training rows with a field that alone contains > threshold of a test text's word 8-grams are dropped",
+    "MedQuAD test documents are chosen by hash of their normalised focus (fallback: document id), so "
+    "that the same topic in two subsets (e.g. GARD and GHR) is held out together",
+    "MedQuAD test QAs whose text is > threshold covered by all training texts together (templated answers) "
+    "are removed from the test; for other test sets, training rows sharing an 8-gram with such a text "
+    "are dropped",
+]
+
+TEXT_FIELDS = {n: layout.COLUMNS[n] for n in (layout.GRADED_PAIRS, layout.PAIRS, layout.TRIPLETS)}
+
+
+def bucket(stable_id: str) -> float:
+    """A deterministic number in [0, 1) from sha256 of ``stable_id``."""
+    return int.from_bytes(hashlib.sha256(stable_id.encode("utf-8")).digest()[:8], "big") / 2**64
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Prepared:
+    """Everything prepare builds in memory before writing: sets by (split, name), plus manifest parts."""
+
+    sets: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
+    raw_files: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(Counter))
+    info: dict[str, object] = field(default_factory=dict)
+    leakage_report: dict = field(default_factory=dict)
+
+
+# --- building -----------------------------------------------------------------------------------------------
+def _row(fmt: str, source: str, group: str, *texts: object) -> dict:
+    row = dict(zip(layout.COLUMNS[fmt], texts, strict=True))
+    row["source"] = source
+    row["_group"] = f"{source}:{group}"  # internal: the validation split unit, removed before writing
+    return row
+
+
+def _dedupe(rows: list[dict], cols: tuple[str, ...]) -> tuple[list[dict], int]:
+    seen: set[tuple] = set()
+    out = []
+    for r in rows:
+        k = tuple(r[c] for c in cols)
+        if k not in seen:
+            seen.add(k)
+            out.append(r)
+    return out, len(rows) - len(out)
+
+
+def _topic(doc: sources.MedquadDoc) -> str:
+    """The held-out unit of a MedQuAD document: its normalised focus, else its id (empty focus)."""
+    return leakage.key(doc.focus) if doc.focus else doc.doc_id
+
+
+def build_medquad_test(
+    docs: list[sources.MedquadDoc], exclude: frozenset[str] = frozenset()
+) -> tuple[set[str], dict[tuple[str, str], list[dict]]]:
+    """Hold out MedQuAD documents (answered, subsets 1-9) by hash; build the retrieval and triplet test sets.
+
+    QAPairs whose question or answer key is in ``exclude`` (templated text also found in training) are left
+    out of the test sets; their documents stay held out of training.
+    """
+    held = [
+        d
+        for d in docs
+        if d.subset <= 9
+        and any(q.answer for q in d.qa)
+        and bucket(f"medquad-test:{_topic(d)}") < MEDQUAD_TEST_FRACTION
+    ]
+    corpus: dict[str, str] = {}  # answer key -> corpus id
+    corpus_rows, query_rows = [], []
+    query_index: dict[str, str] = {}  # question key -> query id (identical questions share a query)
+    qrels: set[tuple[str, str]] = set()
+    triplets = []
+    for d in held:
+        # Ids are "<doc id>#<QAPair position>": upstream qids repeat across (and within) subset folders.
+        answered = [
+            (f"{d.doc_id}#{n}", q)
+            for n, q in enumerate(d.qa, start=1)
+            if q.answer and not {leakage.key(q.answer), leakage.key(q.question)} & exclude
+        ]
+        for i, (uid, q) in enumerate(answered):
+            ak = leakage.key(q.answer)
+            if ak not in corpus:
+                corpus[ak] = uid
+                corpus_rows.append({"id": corpus[ak], "text": q.answer})
+            qk = leakage.key(q.question)
+            if qk not in query_index:
+                query_index[qk] = uid
+                query_rows.append({"id": query_index[qk], "text": q.question})
+            qrels.add((query_index[qk], corpus[ak]))
+            # Hard negative: the next answer of the same document (cyclic) whose text differs.
+            for j in range(1, len(answered)):
+                neg = answered[(i + j) % len(answered)][1].answer
+                if leakage.key(neg) != ak:
+                    triplets.append((bucket(f"medquad-triplet:{uid}"), q.question, q.answer, neg))
+                    break
+    triplets.sort(key=lambda t: t[0])
+    trip_rows = [{"anchor": a, "positive": p, "negative": n} for _, a, p, n in triplets[:TEST_TRIPLETS_CAP]]
+    qrel_rows = [{"query_id": q, "corpus_id": c} for q, c in sorted(qrels)]
+    return {d.doc_id for d in held}, {
+        ("test", "medquad_queries"): query_rows,
+        ("test", "medquad_corpus"): corpus_rows,
+        ("test", "medquad_qrels"): qrel_rows,
+        ("test", "triplets"): trip_rows,
+    }
+
+
+def build(root: Path, threshold: float = leakage.DEFAULT_THRESHOLD) -> Prepared:
+    """Read every source under ``root`` and build all sets in memory; run the leakage guard."""
+    out = Prepared()
+    skips = sources.SkipLog()
+
+    # Read everything first, so that a missing folder fails before any work.
+    for name in sources.SOURCE_FILES:
+        sources.source_dir(root, name)
+    stsb = sources.read_stsb(root)
+    biosses = sources.read_biosses(root)
+    medquad = sources.read_medquad(root)
+    pubmed, pubmed_test = sources.read_pubmedqa(root)
+    rqe = sources.read_rqe(root, skips)
+    meqsum = sources.read_meqsum(root)
+    abbrevs = sources.read_abbreviations(root)
+
+    files = [root / "stsbenchmark" / f for f in sources.SOURCE_FILES["stsbenchmark"]]
+    files += [root / "biosses" / f for f in sources.SOURCE_FILES["biosses"]]
+    files += sorted((root / "medquad").glob("*_*/*.xml"))
+    files += [root / "pubmedqa" / f for f in sources.SOURCE_FILES["pubmedqa"]]
+    files += [root / "rqe_amia2016" / f for f in sources.SOURCE_FILES["rqe_amia2016"]]
+    files += [root / "meqsum" / f for f in sources.SOURCE_FILES["meqsum"]]
+    files += sorted((root / "medical_abbreviations" / "CSVs").glob("*.csv"))
+    files += [root / n / "SOURCE.txt" for n in sources.SOURCE_FILES if (root / n / "SOURCE.txt").is_file()]
+    out.raw_files = {str(f.relative_to(root)): sha256_file(f) for f in files}
+
+    # --- test sets ---
+    sets = out.sets
+    sets[("test", "biosses")] = [
+        {"sentence1": p.sentence1, "sentence2": p.sentence2, "score": p.score} for p in biosses
+    ]
+    sets[("test", "stsb")] = [
+        {"sentence1": p.sentence1, "sentence2": p.sentence2, "score": p.score} for p in stsb["test"]
+    ]
+    sets[("test", "rqe")] = [{"sentence1": p.chq, "sentence2": p.faq, "label": p.label} for p in rqe["test"]]
+    held_docs, mq_sets = build_medquad_test(medquad)
+    sets.update(mq_sets)
+    sets[("test", "pubmedqa_queries")] = [{"id": i, "text": pubmed[i].question} for i in pubmed_test]
+    sets[("test", "pubmedqa_corpus")] = [{"id": i, "text": pubmed[i].abstract} for i in pubmed_test]
+    sets[("test", "pubmedqa_qrels")] = [{"query_id": i, "corpus_id": i} for i in pubmed_test]
+    for (split, name), rows in list(sets.items()):
+        if split == "test" and not name.endswith("_qrels"):
+            sets[(split, name)], n = _dedupe(rows, tuple(rows[0]) if rows else ())
+            if n:
+                out.dropped["test_duplicate_rows"][name] += n
+
+    # --- training candidates ---
+    cand: dict[str, list[dict]] = {layout.GRADED_PAIRS: [], layout.PAIRS: [], layout.TRIPLETS: []}
+    for split in ("train", "dev"):
+        for p in stsb[split]:
+            grp = f"{leakage.key(p.sentence1)}\t{leakage.key(p.sentence2)}"
+            cand[layout.GRADED_PAIRS].append(
+                _row(layout.GRADED_PAIRS, "stsb", grp, p.sentence1, p.sentence2, p.score)
+            )
+    for d in medquad:
+        if d.doc_id in held_docs:
+            continue
+        for q in d.qa:
+            if q.answer:
+                cand[layout.PAIRS].append(_row(layout.PAIRS, "medquad_qa", d.doc_id, q.question, q.answer))
+        if d.focus:
+            for s in d.synonyms:
+                cand[layout.PAIRS].append(_row(layout.PAIRS, "medquad_synonym", d.doc_id, s, d.focus))
+        elif d.synonyms:
+            skips.add("medquad: synonyms of a document with an empty <Focus>", len(d.synonyms))
+    for a in abbrevs:
+        cand[layout.PAIRS].append(
+            _row(
+                layout.PAIRS, "medical_abbreviations", leakage.key(a.abbreviation), a.abbreviation, a.meaning
+            )
+        )
+    for m in meqsum:
+        cand[layout.PAIRS].append(_row(layout.PAIRS, "meqsum", m.file, m.chq, m.summary))
+    # chq key -> faq of the first true pair (pid order) whose text differs from the chq: a positive equal to
+    # the anchor would make the triplet trivial.
+    true_faq: dict[str, str] = {}
+    for p in rqe["train"]:
+        if p.label:
+            cand[layout.PAIRS].append(_row(layout.PAIRS, "rqe", leakage.key(p.chq), p.chq, p.faq))
+            if leakage.key(p.faq) != leakage.key(p.chq):
+                true_faq.setdefault(leakage.key(p.chq), p.faq)
+    for p in rqe["train"]:
+        if not p.label:
+            pos = true_faq.get(leakage.key(p.chq))
+            if pos is None:
+                skips.add("rqe: false pair without a distinct true faq for its chq (no triplet)")
+                continue
+            cand[layout.TRIPLETS].append(_row(layout.TRIPLETS, "rqe", leakage.key(p.chq), p.chq, pos, p.faq))
+
+    # --- drop identical sides, test overlap, duplicates ---
+    test_list = list(_test_texts(sets))
+    # Near-duplicates of the fixed benchmarks are removed from training; MedQuAD test items covered by
+    # training are removed from the test instead (below): its answers are templated, so dropping every
+    # training answer sharing a boilerplate paragraph would discard thousands of good rows.
+    fixed_tests = [
+        t
+        for (split, name), rows in sets.items()
+        if split == "test" and name not in MEDQUAD_TEST_SETS
+        for t in _texts_of(rows)
+    ]
+    test_keys = {leakage.key(t) for t in test_list}
+    for fmt, rows in cand.items():
+        cols = TEXT_FIELDS[fmt]
+        kept = []
+        for r in rows:
+            if fmt != layout.GRADED_PAIRS and leakage.key(r[cols[0]]) == leakage.key(r[cols[1]]):
+                out.dropped[f"{fmt}: identical sides"][r["source"]] += 1
+            else:
+                kept.append(r)
+        kept, dropped = leakage.drop_exact(kept, cols, test_keys)
+        for r in dropped:
+            out.dropped[f"{fmt}: equals a test text"][r["source"]] += 1
+        near = [False] * len(kept)
+        for c in cols:
+            flags = leakage.flag_near([str(r[c]) for r in kept], fixed_tests, threshold)
+            near = [a or b for a, b in zip(near, flags, strict=True)]
+        for r, bad in zip(kept, near, strict=True):
+            if bad:
+                out.dropped[f"{fmt}: near-duplicate of a test text"][r["source"]] += 1
+        kept = [r for r, bad in zip(kept, near, strict=True) if not bad]
+        deduped: list[dict] = []
+        seen: set[tuple] = set()
+        for r in kept:
+            k = tuple(r[c] for c in layout.COLUMNS[fmt])
+            if k in seen:
+                out.dropped[f"{fmt}: duplicate row"][r["source"]] += 1
+            else:
+                seen.add(k)
+                deduped.append(r)
+        cand[fmt] = deduped
+
+    # Union containment: MedQuAD answers are heavily templated (GHR inheritance paragraphs, CancerGov test
+    # lists), so a held-out answer can be covered by several training answers together. Such test items are
+    # removed from the MedQuAD test (not a fair retrieval target); for the fixed benchmarks the training rows
+    # sharing any 8-gram with the offending test text are dropped instead.
+    pool = [(r["source"], str(r[c])) for fmt in cand for r in cand[fmt] for c in TEXT_FIELDS[fmt]]
+    test_texts = {name: list(_texts_of(rows)) for (split, name), rows in sets.items() if split == "test"}
+    rep = leakage.check_leakage(test_texts, pool, threshold, raise_error=False)
+    bad_mq = frozenset(
+        leakage.key(o["test_text"]) for o in rep["examples"] if o["test_set"] in MEDQUAD_TEST_SETS
+    )
+    bad_other = sorted({o["test_text"] for o in rep["examples"] if o["test_set"] not in MEDQUAD_TEST_SETS})
+    if bad_mq:
+        before = len(sets[("test", "medquad_qrels")])
+        held_docs2, mq_sets = build_medquad_test(medquad, bad_mq)
+        assert held_docs2 == held_docs
+        sets.update(mq_sets)
+        out.dropped["test: medquad QA removed (templated text covered by training)"]["medquad"] = (
+            before - len(mq_sets[("test", "medquad_qrels")])
+        )
+    for fmt, rows in cand.items():
+        if bad_other:
+            flags = [False] * len(rows)
+            for c in TEXT_FIELDS[fmt]:
+                f2 = leakage.flag_near([str(r[c]) for r in rows], bad_other, 0.0)
+                flags = [a or b for a, b in zip(flags, f2, strict=True)]
+            for r, bad in zip(rows, flags, strict=True):
+                if bad:
+                    out.dropped[f"{fmt}: shares 8-grams with a covered test text"][r["source"]] += 1
+            rows = [r for r, bad in zip(rows, flags, strict=True) if not bad]
+        train, val = _split_validation(rows)
+        sets[("train", fmt)], sets[("validation", fmt)] = train, val
+
+    out.dropped["skipped upstream quirks"] = Counter(skips.counts)
+    out.info = {
+        "medquad_documents": len(medquad),
+        "medquad_variant_schema_documents": sum(d.variant_schema for d in medquad),
+        "medquad_qapairs": sum(len(d.qa) for d in medquad),
+        "medquad_qapairs_with_answer": sum(1 for d in medquad for q in d.qa if q.answer),
+        "medquad_test_documents": len(held_docs),
+        "medquad_test_fraction": MEDQUAD_TEST_FRACTION,
+        "validation_fraction": VALIDATION_FRACTION,
+        "validation_cap_per_format": VALIDATION_CAP,
+    }
+
+    # --- leakage guard ---
+    test_texts = {name: list(_texts_of(rows)) for (split, name), rows in sets.items() if split == "test"}
+    train_texts = (
+        (r["source"], str(r[c]))
+        for split in layout.TRAIN_SPLITS
+        for fmt in TEXT_FIELDS
+        for r in sets[(split, fmt)]
+        for c in TEXT_FIELDS[fmt]
+    )
+    try:
+        out.leakage_report = leakage.check_leakage(test_texts, train_texts, threshold)
+    except LeakageError as e:
+        out.leakage_report = e.report  # type: ignore[attr-defined]
+        e.prepared = out  # type: ignore[attr-defined]
+        raise
+    return out
+
+
+def _split_validation(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Whole groups with hash < VALIDATION_FRACTION go to validation, lowest hash first, up to the cap."""
+    sizes = Counter(r["_group"] for r in rows)
+    cands = sorted((b, g) for g in sizes if (b := bucket(f"validation:{g}")) < VALIDATION_FRACTION)
+    chosen: set[str] = set()
+    total = 0
+    for _, g in cands:
+        if total + sizes[g] <= VALIDATION_CAP:
+            chosen.add(g)
+            total += sizes[g]
+    train = [r for r in rows if r["_group"] not in chosen]
+    val = [r for r in rows if r["_group"] in chosen]
+    return train, val
+
+
+def _texts_of(rows: list[dict]) -> Iterator[str]:
+    for r in rows:
+        for k, v in r.items():
+            if k in ("sentence1", "sentence2", "anchor", "positive", "negative", "text"):
+                yield v
+
+
+def _test_texts(sets: dict[tuple[str, str], list[dict]]) -> Iterator[str]:
+    for (split, _), rows in sets.items():
+        if split == "test":
+            yield from _texts_of(rows)
+
+
+# --- writing ------------------------------------------------------------------------------------------------
+def _features(columns: list[str]) -> object:
+    """The datasets Features for these columns (explicit, so that empty sets keep their types)."""
+    from datasets import Features, Value
+
+    cols = {
+        "sentence1": Value("string"),
+        "sentence2": Value("string"),
+        "score": Value("float64"),
+        "label": Value("int64"),
+        "anchor": Value("string"),
+        "positive": Value("string"),
+        "negative": Value("string"),
+        "source": Value("string"),
+        "id": Value("string"),
+        "text": Value("string"),
+        "query_id": Value("string"),
+        "corpus_id": Value("string"),
+    }
+    return Features({c: cols[c] for c in columns})
+
+
+def _counts(prep: Prepared) -> dict:
+    counts: dict[str, dict] = {}
+    for (split, name), rows in sorted(prep.sets.items()):
+        by_source = Counter(r["source"] for r in rows if "source" in r)
+        entry: dict[str, object] = {"rows": len(rows)}
+        if by_source:
+            entry["by_source"] = dict(sorted(by_source.items()))
+        counts.setdefault(split, {})[name] = entry
+    return counts
+
+
+def make_manifest(prep: Prepared, root: Path) -> dict:
+    """The manifest: counts per split/set/source, drops, raw file hashes, provenance, leakage summary."""
+    srcs = {}
+    for name, info in SOURCES_INFO.items():
+        st = sources.read_source_txt(root, name)
+        srcs[name] = {
+            "license": info["license"],
+            "license_upstream_note": st.get("license", ""),
+            "role": info["role"],
+            "url": st.get("source", ""),
+            "commit": st.get("commit", ""),
+        }
+    rep = prep.leakage_report
+    return {
+        "format": 1,
+        "sets": _counts(prep),
+        "dropped": {k: dict(sorted(v.items())) for k, v in sorted(prep.dropped.items())},
+        "info": prep.info,
+        "notes": NOTES,
+        "leakage": {k: rep.get(k) for k in ("threshold", "ngram", "offenders", "max_containment", "passed")},
+        "sources": srcs,
+        "raw_files_sha256": dict(sorted(prep.raw_files.items())),
+    }
+
+
+def write(prep: Prepared, root: Path, target: Path, failed: bool = False) -> Path:
+    """Write all sets, the manifest and the leakage report into a temp folder, then rename it into place.
+
+    With ``failed`` the folder goes to ``<target>.failed`` instead and ``target`` is left untouched.
+    """
+    import datasets
+    from datasets import Dataset
+
+    datasets.disable_progress_bars()  # one bar per set would drown the counts table
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for (split, name), rows in prep.sets.items():
+            cols = [c for c in (rows[0] if rows else _empty_columns(name)) if not c.startswith("_")]
+            data = {c: [r[c] for r in rows] for c in cols}
+            Dataset.from_dict(data, features=_features(cols)).save_to_disk(str(tmp / split / name))
+        (tmp / layout.MANIFEST).write_text(
+            json.dumps(make_manifest(prep, root), indent=1, ensure_ascii=False)
+        )
+        (tmp / layout.LEAKAGE_REPORT).write_text(
+            json.dumps(prep.leakage_report, indent=1, ensure_ascii=False)
+        )
+        final = target.parent / f"{target.name}.failed" if failed else target
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        return final
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _empty_columns(name: str) -> tuple[str, ...]:
+    if name in TEXT_FIELDS:
+        return (*layout.COLUMNS[name], "source")
+    raise DataError(name, None, "a non-empty set", "no rows")
+
+
+def prepare(target: Path | None = None, threshold: float = leakage.DEFAULT_THRESHOLD) -> tuple[Path, dict]:
+    """Build and write everything; return (prepared folder, manifest). Raises DataError or LeakageError."""
+    root = data_dir()
+    target = Path(target) if target is not None else prepared_dir()
+    try:
+        prep = build(root, threshold)
+    except LeakageError as e:
+        where = write(e.prepared, root, target, failed=True)  # type: ignore[attr-defined]
+        raise LeakageError(f"{e}\nfull report: {where / layout.LEAKAGE_REPORT}") from None
+    path = write(prep, root, target)
+    return path, json.loads((path / layout.MANIFEST).read_text())
+
+
+def format_table(manifest: dict) -> str:
+    """A readable table of rows per split/set/source, the drops and the leakage summary."""
+    lines = [f"{'split':<11}{'set':<18}{'source':<24}{'rows':>8}", "-" * 61]
+    for split in ("train", "validation", "test"):
+        for name, entry in manifest["sets"].get(split, {}).items():
+            lines.append(f"{split:<11}{name:<18}{'(all)':<24}{entry['rows']:>8}")
+            for src, n in entry.get("by_source", {}).items():
+                if len(entry["by_source"]) > 1:
+                    lines.append(f"{'':<11}{'':<18}{src:<24}{n:>8}")
+    lines.append("")
+    lines.append("dropped:")
+    for reason, by_src in manifest["dropped"].items():
+        for src, n in by_src.items():
+            lines.append(f"  {reason}: {src}: {n}")
+    lk = manifest["leakage"]
+    lines.append("")
+    lines.append(
+        f"leakage guard: {'PASSED' if lk['passed'] else 'FAILED'} (threshold {lk['threshold']}, "
+        f"word {lk['ngram']}-grams, {lk['offenders']} offender(s))"
+    )
+    for name, v in sorted(lk["max_containment"].items()):
+        lines.append(f"  max containment {name:<18}{v:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: prepare everything, print the counts table; exit 1 with the message on error."""
+    ap = argparse.ArgumentParser(
+        description="Prepare the training, validation and test sets from the raw data."
+    )
+    ap.add_argument(
+        "--leakage-threshold",
+        type=float,
+        default=float(os.environ.get("MEDENC_LEAKAGE_THRESHOLD", leakage.DEFAULT_THRESHOLD)),
+        help="max allowed fraction of a test text's word 8-grams found in training texts (default 0.5)",
+    )
+    ap.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: $PREPARED_DIR or data/prepared)"
+    )
+    args = ap.parse_args(argv)
+    try:
+        path, manifest = prepare(args.out, args.leakage_threshold)
+    except MedencError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(format_table(manifest))
+    print(f"\nwrote {path}")
+    return 0

@@ -1,0 +1,312 @@
+"""Training recipes: strict YAML parsed into typed dataclasses, with ``--set key=value`` overrides.
+
+Strict on purpose: a typo in a recipe (``bach_size``) must stop the run before hours of training, not be
+silently ignored. Every error names the file (or the override), the key, the expected type and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from medenc.errors import RecipeError
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+@dataclass
+class PhaseConfig:
+    """What every phase shares: data sources, schedule, checkpointing."""
+
+    enabled: bool = True
+    # source name -> max rows (null = all rows of that source)
+    sources: dict[str, int | None] = field(default_factory=dict)
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 16
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    eval_steps: int = 100
+    save_steps: int = 100
+    logging_steps: int = 10
+    max_seq_length: int | None = None  # None: the recipe-wide max_seq_length
+    validation_rows: int = 200  # cap on validation rows, so evaluation stays cheap
+    # Speed options (docs/bench.md; measure with `make bench`): the defaults keep plain Trainer behaviour.
+    group_by_length: bool = False  # batches of similar length (less padding); MNRL keeps no-duplicates
+    dataloader_workers: int = 0
+    torch_compile: bool = False
+
+
+@dataclass
+class Phase1Config(PhaseConfig):
+    """Graded pairs (sentence1, sentence2, score)."""
+
+    loss: Literal["cosine", "cosent"] = "cosine"
+
+
+@dataclass
+class Phase2Config(PhaseConfig):
+    """(anchor, positive) pairs with in-batch negatives."""
+
+    loss: Literal["mnrl", "cached_mnrl"] = "mnrl"
+    mini_batch_size: int = 16  # only for cached_mnrl
+
+
+@dataclass
+class MiningConfig:
+    """Arguments of ``mine_hard_negatives`` (phase-2 model, corpus = positives of the phase-2 pairs)."""
+
+    anchors: int | None = 1000  # how many phase-2 training pairs to mine negatives for (null = all)
+    range_min: int = 0
+    range_max: int | None = 30
+    # A candidate is dropped when its score is within this fraction of the positive's score, so
+    # near-duplicates
+    # of the positive (false negatives) are not taken.
+    relative_margin: float | None = 0.05
+    absolute_margin: float | None = None
+    max_score: float | None = None
+    num_negatives: int = 1
+    sampling: Literal["top", "random"] = "top"
+    batch_size: int = 32
+
+
+@dataclass
+class Phase3Config(PhaseConfig):
+    """(anchor, positive, negative) triplets: mined and/or curated; ``sources`` selects curated triplets."""
+
+    loss: Literal["triplet"] = "triplet"
+    margin: float = 0.3
+    distance: Literal["cosine", "euclidean"] = "cosine"
+    negatives: Literal["mined", "curated", "both"] = "both"
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    max_rows: int | None = None  # cap on all triplets (mined + curated)
+
+
+@dataclass
+class Recipe:
+    """A complete training recipe."""
+
+    model: Literal["base", "tiny"] = "base"
+    seed: int = 42
+    max_seq_length: int = 128
+    precision: Precision = "auto"
+    phase1: Phase1Config = field(default_factory=Phase1Config)
+    phase2: Phase2Config = field(default_factory=Phase2Config)
+    phase3: Phase3Config = field(default_factory=Phase3Config)
+
+    def phase(self, n: int) -> PhaseConfig:
+        """The config of phase ``n`` (1, 2 or 3)."""
+        return {1: self.phase1, 2: self.phase2, 3: self.phase3}[n]
+
+    def seq_len(self, n: int) -> int:
+        """The effective max_seq_length of phase ``n``."""
+        return self.phase(n).max_seq_length or self.max_seq_length
+
+
+# --- Typed building -------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is dict:
+        k, v = typing.get_args(tp)
+        return f"mapping of {_type_name(k)} to {_type_name(v)}"
+    if dataclasses.is_dataclass(tp):
+        return f"mapping ({tp.__name__})"
+    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def _check(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Return ``value`` converted to ``tp`` or raise a RecipeError naming key, expected type and value."""
+
+    def bad(extra: str = "") -> RecipeError:
+        return RecipeError(f"{where}: key '{key}': expected {_type_name(tp)}, found {value!r}{extra}")
+
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise bad()
+        return _build(tp, value, where, prefix=f"{key}.")
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _check(value, arg, key, where)
+            except RecipeError:
+                continue
+        raise bad()
+    if origin is Literal:
+        if value in typing.get_args(tp) and isinstance(value, str):
+            return value
+        raise bad()
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad()
+        kt, vt = typing.get_args(tp)
+        return {
+            _check(k, kt, f"{key}.{k}", where): _check(v, vt, f"{key}.{k}", where) for k, v in value.items()
+        }
+    if tp is type(None):
+        if value is None:
+            return None
+        raise bad()
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad()
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad()
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        # YAML 1.1 reads 2e-5 as a string; tell the user how to write it.
+        raise bad(" (write floats with a dot, e.g. 2.0e-5)" if isinstance(value, str) else "")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise bad()
+    raise RecipeError(f"{where}: key '{key}': unsupported type {tp}")  # a bug in this module, not the recipe
+
+
+def _build(cls: type, data: dict, where: str, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise RecipeError(
+                f"{where}: unknown key '{prefix}{key}' (known keys here: {', '.join(sorted(names))})"
+            )
+    kwargs = {k: _check(v, hints[k], f"{prefix}{k}", where) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _type_at(path: list[str], where: str) -> Any:
+    """The declared type of a dotted key, or a RecipeError if the key does not exist."""
+    tp: Any = Recipe
+    for i, part in enumerate(path):
+        dotted = ".".join(path[: i + 1])
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            if part not in hints:
+                raise RecipeError(f"{where}: unknown key '{dotted}' (known: {', '.join(sorted(hints))})")
+            tp = hints[part]
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            raise RecipeError(f"{where}: '{dotted}' goes inside a value that is not a mapping")
+    return tp
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``phase2.batch_size=32`` into (["phase2", "batch_size"], 32); the value is read as YAML."""
+    where = f"--set {text}"
+    if "=" not in text:
+        raise RecipeError(f"{where}: expected KEY=VALUE, e.g. phase2.batch_size=32")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".")]
+    if not all(path):
+        raise RecipeError(f"{where}: expected a dotted key such as phase2.batch_size")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{where}: the value is not valid YAML ({exc})") from exc
+    _check(value, _type_at(path, where), key, where)
+    return path, value
+
+
+def recipe_from_dict(data: Any, where: str = "<recipe>") -> Recipe:
+    """Build and validate a Recipe from plain data."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: expected a mapping of recipe keys, found {type(data).__name__}")
+    recipe = _build(Recipe, data, where)
+    validate(recipe, where)
+    return recipe
+
+
+def validate(recipe: Recipe, where: str) -> None:
+    """Value checks that types alone cannot express."""
+    for n in (1, 2, 3):
+        ph = recipe.phase(n)
+        for key in ("batch_size", "eval_steps", "save_steps", "logging_steps", "validation_rows"):
+            if getattr(ph, key) < 1:
+                raise RecipeError(
+                    f"{where}: key 'phase{n}.{key}': expected at least 1, found {getattr(ph, key)}"
+                )
+        if ph.dataloader_workers < 0:
+            raise RecipeError(f"{where}: key 'phase{n}.dataloader_workers': expected at least 0")
+        if ph.max_steps is not None and ph.max_steps < 1:
+            raise RecipeError(f"{where}: key 'phase{n}.max_steps': expected at least 1 or null")
+        if ph.learning_rate <= 0 or not 0 <= ph.warmup_ratio < 1 or ph.epochs <= 0:
+            raise RecipeError(
+                f"{where}: phase{n}: expected learning_rate > 0, 0 <= warmup_ratio < 1 and epochs > 0"
+            )
+        for name, rows in ph.sources.items():
+            if rows is not None and rows < 1:
+                raise RecipeError(f"{where}: key 'phase{n}.sources.{name}': expected at least 1 or null")
+        if ph.enabled and not ph.sources and not (n == 3 and recipe.phase3.negatives == "mined"):
+            raise RecipeError(f"{where}: phase{n} is enabled but 'phase{n}.sources' names no source")
+    if recipe.phase3.enabled and recipe.phase3.negatives != "curated" and not recipe.phase2.sources:
+        raise RecipeError(
+            f"{where}: phase3 mines negatives over the phase-2 pairs, but 'phase2.sources' is empty"
+        )
+    m = recipe.phase3.mining
+    if m.num_negatives < 1 or m.range_min < 0 or m.batch_size < 1:
+        raise RecipeError(
+            f"{where}: phase3.mining: expected num_negatives >= 1, range_min >= 0, batch_size >= 1"
+        )
+    if m.range_max is not None and m.num_negatives > m.range_max - m.range_min:
+        raise RecipeError(
+            f"{where}: phase3.mining: num_negatives ({m.num_negatives}) must fit between range_min "
+            f"({m.range_min}) and range_max ({m.range_max})"
+        )
+    if not any(recipe.phase(n).enabled for n in (1, 2, 3)):
+        raise RecipeError(f"{where}: every phase is disabled; enable at least one")
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read a recipe YAML file and apply ``--set`` overrides (which win); strict about keys and types."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RecipeError(f"{path}: no such recipe file") from exc
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML ({exc})") from exc
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: expected a mapping of recipe keys, found {type(data).__name__}")
+    # Check the file alone first, so an error names the file rather than an override.
+    recipe_from_dict(data, str(path))
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for part in keys[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[keys[-1]] = value
+    return recipe_from_dict(data, f"{path} with --set {' '.join(overrides)}" if overrides else str(path))
+
+
+def to_yaml(recipe: Recipe) -> str:
+    """The resolved recipe as YAML (stable key order, so its hash identifies the run)."""
+    return yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False, default_flow_style=False)
+
+
+def recipe_sha256(recipe: Recipe) -> str:
+    """sha256 of the resolved recipe YAML."""
+    return hashlib.sha256(to_yaml(recipe).encode("utf-8")).hexdigest()

@@ -1,0 +1,55 @@
+"""Fine-tune all-mpnet-base-v2 into MPNet-medical, phase by phase, as a recipe says.
+
+Usage (what ``make train RECIPE=cpu`` runs):
+
+accelerate launch --config_file accelerate_config.yaml scripts/train.py --recipe recipes/cpu.yaml --run cpu
+
+Options: ``--set phase2.batch_size=32`` (repeatable) overrides recipe keys; ``--fresh`` wipes outputs/<run>/
+first; ``--output-dir`` puts run folders elsewhere than outputs/. Rerunning the same command resumes: finished
+phases are kept, the unfinished one continues from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from medenc.errors import MedencError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the training; a MedencError exits 2 with its message."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", required=True, type=Path, help="recipe YAML, e.g. recipes/cpu.yaml")
+    parser.add_argument("--run", required=True, help="run name: the folder outputs/<run>/")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key",
+    )
+    parser.add_argument("--fresh", action="store_true", help="wipe outputs/<run>/ and start over")
+    parser.add_argument(
+        "--output-dir", type=Path, default=None, help="parent of run folders (default outputs/)"
+    )
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from medenc.recipe import load_recipe
+    from medenc.train import run_training
+
+    try:
+        recipe = load_recipe(args.recipe, args.overrides)
+        run_training(recipe, args.run, recipe_path=args.recipe, output_dir=args.output_dir, fresh=args.fresh)
+    except MedencError as exc:
+        logging.getLogger("medenc.train").error("%s: %s", type(exc).__name__, exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

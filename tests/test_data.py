@@ -1,0 +1,325 @@
+"""Tests of the data layer: adapters on the real files, stable splits, the leakage guard, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from medenc import layout
+from medenc.data import leakage, prepare, sources
+from medenc.errors import DataError, LeakageError
+from medenc.paths import data_dir
+
+try:
+    RAW = data_dir()
+except DataError:  # no raw data on this machine: the real-data tests are skipped, the rest still run
+    RAW = None
+needs_raw = pytest.mark.skipif(RAW is None, reason="raw data (../shared/data or $DATA_DIR) not available")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Prepare the real data once into a temp folder, with PREPARED_DIR pointing at it."""
+    if RAW is None:
+        pytest.skip("raw data not available")
+    out = tmp_path_factory.mktemp("prep") / "prepared"
+    old = os.environ.get("PREPARED_DIR")
+    os.environ["PREPARED_DIR"] = str(out)
+    try:
+        prepare.prepare(out)
+        yield out
+    finally:
+        if old is None:
+            os.environ.pop("PREPARED_DIR", None)
+        else:
+            os.environ["PREPARED_DIR"] = old
+
+
+# --- adapters on the real files -----------------------------------------------------------------------------
+@needs_raw
+def test_real_counts_match_readme() -> None:
+    assert len(sources.read_biosses(RAW)) == 100
+    rqe = sources.read_rqe(RAW)
+    assert len(rqe["train"]) == 8588 - 1  # pair 5860 ships an empty <faq> (KNOWN_EMPTY)
+    assert len(rqe["test"]) == 302
+    items, test_ids = sources.read_pubmedqa(RAW)
+    assert len(items) == 1000 and len(test_ids) == 500
+    stsb = sources.read_stsb(RAW)
+    assert [len(stsb[s]) for s in ("train", "dev", "test")] == [5749, 1500, 1379]
+    assert len(sources.read_meqsum(RAW)) == 1000
+    assert len(sources.read_abbreviations(RAW)) == 4438
+    docs = sources.read_medquad(RAW)
+    assert len(docs) == 11274
+    common = [d for d in docs if not d.variant_schema]  # SOURCE.txt counts <QAPair> elements only
+    assert sum(len(d.qa) for d in common) == 47441
+    assert sum(1 for d in common for q in d.qa if q.answer) == 16407
+    assert sum(len(d.synonyms) for d in docs) == 22865
+
+
+@needs_raw
+def test_real_scores_normalised() -> None:
+    for p in sources.read_biosses(RAW) + sources.read_stsb(RAW)["test"]:
+        assert 0.0 <= p.score <= 1.0
+
+
+# --- the prepared data --------------------------------------------------------------------------------------
+def test_prepared_layout_and_loaders(prepared: Path) -> None:
+    from medenc.data import load_manifest, load_retrieval, load_split, manifest_hash
+
+    for split in layout.TRAIN_SPLITS:
+        for name, cols in layout.COLUMNS.items():
+            ds = load_split(split, name)
+            assert set(ds.column_names) == {*cols, "source"} and len(ds) > 0
+    assert set(load_split("test", "biosses").column_names) == {"sentence1", "sentence2", "score"}
+    assert set(load_split("test", "rqe")["label"]) == {0, 1}
+    mq = load_retrieval("medquad")
+    assert 400 <= len(mq.corpus) <= 600
+    assert all(mq.relevant[q] <= set(mq.corpus) for q in mq.queries)
+    pm = load_retrieval("pubmedqa")
+    assert len(pm.queries) == len(pm.corpus) == 500
+    man = load_manifest()
+    assert man["leakage"]["passed"] and len(manifest_hash()) == 64
+    assert man["sources"]["medquad"]["commit"].startswith("577bd37")
+    assert (prepared / layout.LEAKAGE_REPORT).is_file()
+
+
+def test_splits_are_stable(prepared: Path) -> None:
+    """A second, independent build gives the same rows in the same order as the one on disk."""
+    from medenc.data import load_split
+
+    again = prepare.build(RAW)
+    for (split, name), rows in again.sets.items():
+        on_disk = load_split(split, name).to_list()
+        assert on_disk == [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], (split, name)
+
+
+def test_load_split_missing_says_make_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medenc.data import load_manifest, load_split
+
+    monkeypatch.setenv("PREPARED_DIR", str(tmp_path / "nothing"))
+    with pytest.raises(DataError, match="make data") as e:
+        load_split("train", "pairs")
+    assert "nothing/train/pairs" in str(e.value)
+    with pytest.raises(DataError, match="make data"):
+        load_manifest()
+
+
+# --- leakage guard ------------------------------------------------------------------------------------------
+def test_guard_finds_planted_overlap() -> None:
+    test_text = "the quick brown fox jumps over the lazy dog near the river bank today"
+    train = [("stsb", "A cat sleeps."), ("meqsum", "Yesterday " + test_text + " again.")]
+    with pytest.raises(LeakageError, match="quick brown fox") as e:
+        leakage.check_leakage({"stsb": [test_text]}, train, threshold=0.5)
+    ex = e.value.report["examples"][0]
+    assert ex["test_set"] == "stsb" and ex["train_source"] == "meqsum"
+    # Short texts are only checked exactly; an exact match fails regardless of length.
+    assert leakage.check_leakage({"x": ["A cat sleeps now."]}, [("s", "A cat sleeps now, yes.")])["passed"]
+    with pytest.raises(LeakageError, match=r"A cat\s+sleeps"):
+        leakage.check_leakage({"x": ["A cat  sleeps."]}, [("s", "a cat sleeps.")])
+
+
+def test_guard_planted_in_real_data(prepared: Path) -> None:
+    from medenc.data import load_split
+
+    planted = load_split("test", "pubmedqa_corpus")["text"][0]
+    train = [("rqe", t) for t in load_split("train", "pairs")["positive"][:2000]] + [("planted", planted)]
+    with pytest.raises(LeakageError) as e:
+        leakage.check_leakage({"pubmedqa_corpus": [planted]}, train)
+    assert e.value.report["examples"][0]["train_source"] == "planted"
+
+
+def test_guard_threshold_configurable() -> None:
+    t = "one two three four five six seven eight nine ten"  # 3 eight-grams
+    train = [("s", "one two three four five six seven eight")]  # contains 1 of 3
+    assert leakage.check_leakage({"x": [t]}, train, threshold=0.5)["passed"]
+    with pytest.raises(LeakageError):
+        leakage.check_leakage({"x": [t]}, train, threshold=0.2)
+
+
+# --- bad inputs ---------------------------------------------------------------------------------------------
+def test_malformed_xml(tmp_path: Path) -> None:
+    f = tmp_path / "bad.xml"
+    f.write_text('<RQE><pair pid="1" value="true"><chq>x</chq><faq>y</faq></pair>\n<pair>')
+    with pytest.raises(DataError, match=r"bad\.xml, line 2") as e:
+        sources.read_rqe_file(f)
+    assert "well-formed XML" in str(e.value)
+
+
+def test_rqe_bad_value_and_empty_text(tmp_path: Path) -> None:
+    f = tmp_path / "r.xml"
+    f.write_text('<R><pair pid="7" value="maybe"><chq>x</chq><faq>y</faq></pair></R>')
+    with pytest.raises(DataError, match=r"r\.xml, pair pid=7.*value=\"true\""):
+        sources.read_rqe_file(f)
+    f.write_text('<R><pair pid="9" value="true"><chq>  </chq><faq>y</faq></pair></R>')
+    with pytest.raises(DataError, match=r"r\.xml, pair pid=9 \(#1\) <chq>: expected a non-empty text"):
+        sources.read_rqe_file(f)
+
+
+def test_stsb_missing_field_and_bad_score(tmp_path: Path) -> None:
+    f = tmp_path / "sts-x.csv"
+    f.write_text("g\tf\t2012\t1\t3.0\tA man.\tA woman.\ng\tf\t2012\t2\t3.0\tonly one sentence\n")
+    with pytest.raises(DataError, match=r"sts-x\.csv, line 2: expected at least 7 tab-separated"):
+        sources.read_stsb_file(f)
+    f.write_text("g\tf\t2012\t1\t5.5\tA man.\tA woman.\n")
+    with pytest.raises(DataError, match=r"sts-x\.csv, line 1, column 5: expected a score in \[0, 5\]"):
+        sources.read_stsb_file(f)
+    f.write_text('g\tf\t2012\t1\t2\t"A man.\t \n')
+    with pytest.raises(DataError, match=r"line 1, column 7 \(sentence2\): expected a non-empty text"):
+        sources.read_stsb_file(f)
+    # Quotes are text, not CSV quoting; two extra columns are fine.
+    f.write_text('g\tf\t2012\t1\t2.5\t"A man.\tA "big" woman.\tsrc1\tsrc2\n')
+    assert sources.read_stsb_file(f)[0].sentence1 == '"A man.'
+
+
+def test_abbreviations_bad_rows(tmp_path: Path) -> None:
+    f = tmp_path / "A.csv"
+    f.write_text("Abbreviation/Shorthand,Meaning,More Info\r\nHTN,hypertension,\r\nBP\r\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"A\.csv, row 3: expected at least 2 fields"):
+        sources.read_abbreviations_file(f)
+    f.write_text("Abbr,Meaning\r\nHTN,hypertension\r\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"A\.csv, line 1: expected the header"):
+        sources.read_abbreviations_file(f)
+    f.write_bytes(b"Abbreviation/Shorthand,Meaning,More Info\r\nHTN,\xff\xfe,\r\n")
+    with pytest.raises(DataError, match=r"A\.csv, byte \d+: expected UTF-8"):
+        sources.read_abbreviations_file(f)
+
+
+def test_unreadable_docx_and_xlsx(tmp_path: Path) -> None:
+    d = tmp_path / "x.docx"
+    d.write_text("not a zip")
+    with pytest.raises(DataError, match=r"x\.docx: expected a Word \.docx file"):
+        sources.read_docx_table(d)
+    x = tmp_path / "x.xlsx"
+    x.write_text("not a workbook")
+    with pytest.raises(DataError, match=r"x\.xlsx: expected an Excel \.xlsx workbook"):
+        sources.read_meqsum_file(x)
+
+
+def _docx(path: Path, rows: list[list[str]]) -> None:
+    import zipfile
+
+    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    trs = "".join(
+        "<w:tr>" + "".join(f"<w:tc><w:p><w:r><w:t>{c}</w:t></w:r></w:p></w:tc>" for c in r) + "</w:tr>"
+        for r in rows
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(
+            "word/document.xml",
+            f'<w:document xmlns:w="{w}"><w:body><w:tbl>{trs}</w:tbl></w:body></w:document>',
+        )
+
+
+def test_biosses_score_out_of_scale(tmp_path: Path) -> None:
+    root = tmp_path / "raw"
+    (root / "biosses").mkdir(parents=True)
+    _docx(root / "biosses" / "Annotation-Pairs.docx", [["", "S1", "S2"], ["1", "a b", "c d"]])
+    _docx(
+        root / "biosses" / "Annotator-Scores.docx",
+        [["No", "A", "B", "C", "D", "E"], ["1", "4", "3", "5", "2", "1"]],
+    )
+    with pytest.raises(
+        DataError, match=r"Annotator-Scores\.docx, table row 2, cell 4: expected a score in \[0, 4\]"
+    ):
+        sources.read_biosses(root)
+    _docx(
+        root / "biosses" / "Annotator-Scores.docx",
+        [["No", "A", "B", "C", "D", "E"], ["1", "4", "3", "4", "2", "2"]],
+    )
+    assert sources.read_biosses(root)[0].score == pytest.approx(15 / 5 / 4)
+
+
+def test_meqsum_empty_text(tmp_path: Path) -> None:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["File", "CHQ", "Summary"])
+    ws.append(["f1", "a question", "a summary"])
+    ws.append(["f2", "another question", "   "])
+    f = tmp_path / "m.xlsx"
+    wb.save(f)
+    with pytest.raises(
+        DataError, match=r"m\.xlsx, sheet 'Sheet', row 3, column C \(Summary\): expected a non-empty"
+    ):
+        sources.read_meqsum_file(f)
+
+
+def test_medquad_malformed_and_empty_question(tmp_path: Path) -> None:
+    sub = tmp_path / "2_GARD_QA"
+    sub.mkdir()
+    f = sub / "0001.xml"
+    f.write_text("<Document id='1'><Focus>X</Focus><QAPairs><QAPair pid='1'><Question qid='1-1'></Question>")
+    with pytest.raises(DataError, match=r"0001\.xml, line 1, column \d+: expected well-formed XML"):
+        sources.read_medquad_file(f, 2)
+    f.write_text(
+        "<Document id='1'><Focus>X</Focus><QAPairs><QAPair pid='3'><Question qid='1-3'> </Question>"
+        "<Answer>a</Answer></QAPair></QAPairs></Document>"
+    )
+    with pytest.raises(
+        DataError, match=r"0001\.xml, <QAPair pid='3'> \(#1\) <Question>: expected a non-empty"
+    ):
+        sources.read_medquad_file(f, 2)
+    # An empty answer is upstream's "answer removed": not an error, not a pair.
+    f.write_text(
+        "<Document id='1'><Focus>X</Focus><QAPairs><QAPair pid='1'><Question qid='1-1'>What is X?</Question>"
+        "<Answer></Answer></QAPair></QAPairs></Document>"
+    )
+    assert sources.read_medquad_file(f, 2).qa[0].answer is None
+
+
+def test_pubmedqa_bad_json(tmp_path: Path) -> None:
+    (tmp_path / "pubmedqa").mkdir()
+    (tmp_path / "pubmedqa" / "ori_pqal.json").write_text('{"1": {"QUESTION": "q", "CONTEXTS": ["a"]}')
+    with pytest.raises(DataError, match=r"ori_pqal\.json, line 1, column \d+: expected valid UTF-8 JSON"):
+        sources.read_pubmedqa(tmp_path)
+
+
+def test_missing_source_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(DataError) as e:
+        sources.read_meqsum(tmp_path)
+    msg = str(e.value)
+    assert str(tmp_path / "meqsum") in msg and "MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx" in msg
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "nope"))
+    assert prepare.main(["--out", str(tmp_path / "p")]) == 1
+    assert not (tmp_path / "p").exists()
+
+
+@needs_raw
+def test_missing_folder_in_copy_fails_before_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A raw root with every source but one (symlinks: never copy or modify the raw files).
+    root = tmp_path / "raw"
+    root.mkdir()
+    for name in sources.SOURCE_FILES:
+        if name != "biosses":
+            (root / name).symlink_to(RAW / name)
+    monkeypatch.setenv("DATA_DIR", str(root))
+    with pytest.raises(DataError, match=r"raw/biosses: expected the source folder 'biosses/'"):
+        prepare.prepare(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_leakage_failure_leaves_prepared_untouched(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "prepared"
+    shutil.copytree(prepared, target)
+    before = (target / layout.MANIFEST).read_bytes()
+    real_check = leakage.check_leakage
+
+    def planted(test_texts: dict, train_texts: object, threshold: float = 0.5, **kw: object) -> dict:
+        train = [*list(train_texts), ("planted", next(iter(test_texts["biosses"])))]
+        return real_check(test_texts, train, threshold, **kw)
+
+    monkeypatch.setattr(leakage, "check_leakage", planted)
+    with pytest.raises(LeakageError, match="biosses"):
+        prepare.prepare(target)
+    assert (target / layout.MANIFEST).read_bytes() == before
+    report = json.loads((tmp_path / "prepared.failed" / layout.LEAKAGE_REPORT).read_text())
+    assert not report["passed"] and report["examples"][0]["train_source"] == "planted"

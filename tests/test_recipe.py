@@ -1,0 +1,87 @@
+"""Recipes: strict keys and types, command-line overrides, the shipped recipes parse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medenc.errors import RecipeError
+from medenc.recipe import load_recipe, parse_override, recipe_sha256, to_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["cpu", "gpu", "tiny"])
+def test_shipped_recipes_parse(name):
+    recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml")
+    assert recipe.phase2.loss == "mnrl"
+    assert load_recipe(ROOT / "recipes" / f"{name}.yaml") == recipe  # deterministic
+
+
+def test_cpu_recipe_sizes():
+    cpu = load_recipe(ROOT / "recipes" / "cpu.yaml")
+    assert cpu.model == "base" and cpu.phase2.batch_size == 32
+    assert all(v is not None for v in cpu.phase2.sources.values())
+    gpu = load_recipe(ROOT / "recipes" / "gpu.yaml")
+    assert gpu.phase2.batch_size == 64 and all(v is None for v in gpu.phase2.sources.values())
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    p = _write(tmp_path, "model: tiny\nphase2:\n  bach_size: 3\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml.*unknown key 'phase2\.bach_size'"):
+        load_recipe(p)
+    with pytest.raises(RecipeError, match="unknown key 'colour'"):
+        load_recipe(_write(tmp_path, "colour: red\n"))
+
+
+def test_wrong_type_names_key_type_and_value(tmp_path):
+    with pytest.raises(RecipeError, match=r"key 'phase1\.batch_size': expected int, found 'big'"):
+        load_recipe(_write(tmp_path, "phase1:\n  batch_size: big\n"))
+    with pytest.raises(RecipeError, match=r"phase1\.learning_rate.*2e-5.*2\.0e-5"):
+        load_recipe(_write(tmp_path, "phase1:\n  learning_rate: 2e-5\n"))
+    with pytest.raises(RecipeError, match="precision"):
+        load_recipe(_write(tmp_path, "precision: fp8\n"))
+    with pytest.raises(RecipeError, match=r"phase2\.sources\.meqsum"):
+        load_recipe(_write(tmp_path, "phase2:\n  sources: {meqsum: lots}\n"))
+    with pytest.raises(RecipeError, match="enabled"):
+        load_recipe(_write(tmp_path, "phase1:\n  enabled: 'yes'\n"))
+
+
+def test_overrides_win_and_are_checked():
+    tiny = ROOT / "recipes" / "tiny.yaml"
+    r = load_recipe(tiny, ["phase2.batch_size=32", "phase3.mining.num_negatives=2", "phase2.sources.rqe=5"])
+    assert r.phase2.batch_size == 32 and r.phase3.mining.num_negatives == 2 and r.phase2.sources["rqe"] == 5
+    assert load_recipe(tiny, ["phase1.max_steps=null"]).phase1.max_steps is None
+    with pytest.raises(RecipeError, match=r"--set phase2\.batch_size=x.*expected int, found 'x'"):
+        load_recipe(tiny, ["phase2.batch_size=x"])
+    with pytest.raises(RecipeError, match=r"--set phase2\.bogus=1: unknown key 'phase2\.bogus'"):
+        load_recipe(tiny, ["phase2.bogus=1"])
+    with pytest.raises(RecipeError, match="KEY=VALUE"):
+        parse_override("phase2.batch_size")
+    with pytest.raises(RecipeError, match="loss"):
+        load_recipe(tiny, ["phase2.loss=triplet"])
+
+
+def test_value_checks(tmp_path):
+    with pytest.raises(RecipeError, match="names no source"):
+        load_recipe(_write(tmp_path, "phase1:\n  sources: {}\n"))
+    with pytest.raises(RecipeError, match="every phase is disabled"):
+        load_recipe(
+            _write(tmp_path, "phase1: {enabled: false}\nphase2: {enabled: false}\nphase3: {enabled: false}\n")
+        )
+    with pytest.raises(RecipeError, match=r"phase2\.batch_size.*at least 1"):
+        load_recipe(ROOT / "recipes" / "tiny.yaml", ["phase2.batch_size=0"])
+
+
+def test_resolved_yaml_round_trips(tmp_path):
+    r = load_recipe(ROOT / "recipes" / "tiny.yaml", ["phase2.batch_size=7"])
+    again = load_recipe(_write(tmp_path, to_yaml(r)))
+    assert again == r and recipe_sha256(again) == recipe_sha256(r)
+    assert recipe_sha256(load_recipe(ROOT / "recipes" / "tiny.yaml")) != recipe_sha256(r)

@@ -1,0 +1,249 @@
+"""Training: all three phases on the tiny model with in-memory data, resume, precision, run folder checks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from datasets import Dataset
+
+from medenc.errors import DataError, RecipeError, RunError
+from medenc.layout import FINAL_DIR, GRADED_PAIRS, LOSS_HISTORY, PAIRS, PHASE_DIRS, RUN_INFO, TRIPLETS
+from medenc.recipe import load_recipe
+from medenc.train import decide_precision, requested_precision, run_training
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "recipes" / "tiny.yaml"
+
+TOPICS = [
+    "asthma",
+    "diabetes",
+    "glaucoma",
+    "anemia",
+    "migraine",
+    "psoriasis",
+    "gout",
+    "lupus",
+    "measles",
+    "rickets",
+]
+
+
+def _sets(split: str) -> dict[str, Dataset]:
+    n = 10 if split == "train" else 4
+    t = TOPICS[:n]
+    graded = {
+        "sentence1": [f"A man talks about {x}." for x in t],
+        "sentence2": [f"Someone discusses {x} today." for x in t],
+        "score": [i / n for i in range(n)],
+        "source": ["stsb"] * n,
+    }
+    pairs = {
+        "anchor": [f"What is {x}?" for x in t] + [f"How is {x} treated?" for x in t],
+        "positive": [f"{x} is a disease of the body." for x in t]
+        + [f"{x} is treated with medicine." for x in t],
+        "source": ["medquad_qa"] * n + ["meqsum"] * n,
+    }
+    triplets = {
+        "anchor": [f"Can {x} be cured?" for x in t],
+        "positive": [f"Is there a cure for {x}?" for x in t],
+        "negative": [f"Where can I buy shoes in {x} town?" for x in t],
+        "source": ["rqe"] * n,
+    }
+    return {
+        GRADED_PAIRS: Dataset.from_dict(graded),
+        PAIRS: Dataset.from_dict(pairs),
+        TRIPLETS: Dataset.from_dict(triplets),
+    }
+
+
+DATA = {split: _sets(split) for split in ("train", "validation")}
+
+
+def loader(split: str, name: str) -> Dataset:
+    return DATA[split][name]
+
+
+def _run(tmp_path: Path, overrides=(), **kw):
+    recipe = load_recipe(TINY, list(overrides))
+    return run_training(
+        recipe, "t", recipe_path=TINY, output_dir=tmp_path, loader=loader, data_hash="d" * 64, **kw
+    )
+
+
+def test_three_phases_save_loadable_folders_and_run_json(tmp_path, caplog):
+    from sentence_transformers import SentenceTransformer
+
+    caplog.set_level(logging.INFO, logger="medenc.train")
+    info = _run(tmp_path)
+    run_dir = tmp_path / "t"
+    on_disk = json.loads((run_dir / RUN_INFO).read_text())
+    assert on_disk["schema_version"] == 1 and on_disk["run"] == "t"
+    for key in ("recipe_sha256", "base_model", "data_manifest_sha256", "precision", "hardware", "versions"):
+        assert key in on_disk, key
+    assert on_disk["precision"]["used"] == "fp32"
+    assert [p["status"] for p in on_disk["phases"]] == ["done", "done", "done"]
+    p3 = on_disk["phases"][2]
+    assert p3["negatives"]["mined"] > 0 and p3["negatives"]["curated"] > 0
+    for p in on_disk["phases"]:
+        for key in ("loss", "rows", "train_rows", "steps", "seconds", "model_sha256", "final_train_loss"):
+            assert p[key] is not None, (p["phase"], key)
+        folder = run_dir / p["dir"]
+        assert json.loads((folder / LOSS_HISTORY).read_text())
+        SentenceTransformer(str(folder), device="cpu").encode(["a test"])
+    assert on_disk["final"]["from"] == PHASE_DIRS[3]
+    assert on_disk["final"]["model_sha256"] == p3["model_sha256"]
+    assert (run_dir / FINAL_DIR / "README.md").read_text().count("sentence-transformers/all-mpnet-base-v2")
+    assert not (run_dir / "checkpoints").exists()
+    assert info["phases"][0]["rows"] == {"stsb": 8}
+    assert "training in fp32" not in caplog.text  # fp32 was asked for: no precision warning
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_resume_skips_done_phase_and_continues_from_checkpoint(tmp_path, caplog):
+    from transformers import TrainerCallback
+
+    class KillAfterFirstSave(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            raise _Kill("simulated kill")
+
+    with pytest.raises(_Kill):
+        _run(tmp_path, ["phase3.enabled=false"], callbacks={2: [KillAfterFirstSave()]})
+    run_dir = tmp_path / "t"
+    info = json.loads((run_dir / RUN_INFO).read_text())
+    assert [p["status"] for p in info["phases"]] == ["done", "running", "skipped"]
+    weights = run_dir / PHASE_DIRS[1] / "model.safetensors"
+    mtime, sha = weights.stat().st_mtime_ns, info["phases"][0]["model_sha256"]
+
+    caplog.set_level(logging.INFO, logger="medenc.train")
+    info = _run(tmp_path, ["phase3.enabled=false"])
+    assert "phase 1 (cosine): done in an earlier run, skipped" in caplog.text
+    assert "resuming from" in caplog.text
+    assert weights.stat().st_mtime_ns == mtime and info["phases"][0]["model_sha256"] == sha
+    assert info["phases"][1]["status"] == "done" and info["phases"][1]["resumed_from"] == "checkpoint-1"
+    assert info["final"]["from"] == PHASE_DIRS[2]
+
+
+def test_changed_recipe_refused_unless_fresh(tmp_path):
+    _run(tmp_path, ["phase2.enabled=false", "phase3.enabled=false"])
+    with pytest.raises(RunError, match=r"different recipe.*--fresh"):
+        _run(tmp_path, ["phase2.enabled=false", "phase3.enabled=false", "phase1.learning_rate=1.0e-4"])
+    info = _run(
+        tmp_path, ["phase2.enabled=false", "phase3.enabled=false", "phase1.learning_rate=1.0e-4"], fresh=True
+    )
+    assert info["phases"][0]["learning_rate"] == 1e-4
+
+
+def test_bad_data_refused_before_training(tmp_path):
+    with pytest.raises(RecipeError, match=r"source 'nope' has no rows.*medquad_qa"):
+        _run(tmp_path, ["phase2.sources={nope: 3}"])
+
+    def no_score(split, name):
+        ds = loader(split, name)
+        return ds.remove_columns("score") if name == GRADED_PAIRS else ds
+
+    recipe = load_recipe(TINY)
+    with pytest.raises(DataError, match=r"phase 1.*column 'score'"):
+        run_training(recipe, "t", output_dir=tmp_path, loader=no_score, data_hash="x")
+    assert not (tmp_path / "t" / PHASE_DIRS[1]).exists()
+
+
+@pytest.mark.parametrize(
+    ("requested", "cuda", "used"),
+    [
+        ("fp16", True, "fp16"),
+        ("fp16", False, "fp32"),
+        ("bf16", False, "bf16"),
+        ("bf16", True, "bf16"),
+        ("fp32", True, "fp32"),
+        ("fp32", False, "fp32"),
+    ],
+)
+def test_decide_precision(requested, cuda, used):
+    got, reason = decide_precision(requested, cuda)
+    assert got == used and reason
+    if requested == "fp16" and not cuda:
+        assert "CPU" in reason and "fp32" in reason
+
+
+def test_auto_precision_follows_accelerate():
+    assert requested_precision("auto", {"ACCELERATE_MIXED_PRECISION": "fp16"}) == "fp16"
+    assert requested_precision("auto", {"ACCELERATE_MIXED_PRECISION": "no"}) == "fp32"
+    assert requested_precision("auto", {}) == "fp16"  # accelerate_config.yaml says fp16
+    assert requested_precision("bf16", {"ACCELERATE_MIXED_PRECISION": "fp16"}) == "bf16"
+
+
+@pytest.mark.integration
+def test_real_base_model_phase2_two_steps(tmp_path):
+    overrides = [
+        "model=base",
+        "max_seq_length=32",
+        "phase1.enabled=false",
+        "phase3.enabled=false",
+        "phase2.batch_size=2",
+        "phase2.save_steps=100",
+        "phase2.eval_steps=100",
+        "phase2.validation_rows=2",
+    ]
+    info = _run(tmp_path, overrides)
+    p2 = info["phases"][1]
+    assert p2["status"] == "done" and p2["steps"] == 2
+    assert info["base_model"]["sha256"].startswith("78c0197b")
+
+
+def _write_prepared(root: Path) -> None:
+    for split, sets in DATA.items():
+        for name, ds in sets.items():
+            ds.save_to_disk(str(root / split / name))
+    (root / "manifest.json").write_text('{"test": true}\n')
+
+
+@pytest.mark.slow
+def test_cli_under_accelerate_launch(tmp_path):
+    """The real command line via `accelerate launch --cpu` with the fp16 accelerate config: trains in fp32.
+
+    Multi-process on CPU is not covered: accelerate launch starts one process with --cpu unless MPI is set up.
+    """
+    import subprocess
+    import sys
+
+    _write_prepared(tmp_path / "prepared")
+    env = {**os.environ, "PREPARED_DIR": str(tmp_path / "prepared"), "HF_HUB_OFFLINE": "1"}
+    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file"]
+    cmd += [
+        str(ROOT / "accelerate_config.yaml"),
+        "--num_processes",
+        "1",
+        "--cpu",
+        str(ROOT / "scripts" / "train.py"),
+    ]
+    cmd += [
+        "--recipe",
+        str(TINY),
+        "--run",
+        "mp",
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--set",
+        "precision=auto",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    info = json.loads((tmp_path / "out" / "mp" / RUN_INFO).read_text())
+    assert [p["status"] for p in info["phases"]] == ["done", "done", "done"]
+    assert info["precision"] == {
+        "requested": "fp16",
+        "used": "fp32",
+        "reason": "fp16 needs CUDA; this is a CPU, so training runs in fp32 "
+        "(precision: bf16 for bf16 on CPU)",
+    }
+    assert "fp16 requested, training in fp32" in proc.stderr
