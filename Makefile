@@ -18,7 +18,10 @@ export PREPARED_DIR ?= data/prepared
 MANIFEST       := $(PREPARED_DIR)/manifest.json
 # With a config file, accelerate picks DDP from `distributed_type` alone, so more than one process needs --multi_gpu.
 MULTI_GPU      := $(if $(filter-out 1,$(NUM_PROCESSES)),--multi_gpu,)
-ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.yaml --num_processes $(NUM_PROCESSES) $(MULTI_GPU)
+# accelerate sets OMP_NUM_THREADS=1 unless told otherwise, which halves CPU training: give each process its cores.
+CPU_THREADS    := $(shell echo $$(( $$(nproc) / $(NUM_PROCESSES) > 0 ? $$(nproc) / $(NUM_PROCESSES) : 1 )))
+ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.yaml --num_processes $(NUM_PROCESSES) \
+                  --num_cpu_threads_per_process $(CPU_THREADS) $(MULTI_GPU)
 
 .PHONY: help setup data train evaluate release bench test test-slow lint format clean
 

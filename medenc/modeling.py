@@ -25,8 +25,19 @@ def load_base(device: str | None = None, max_seq_length: int | None = None):
     return model
 
 
-def build_random_model(shape: str = "tiny", max_seq_length: int = 128, seed: int = 0, device: str | None = None):
-    """An MPNet of the given shape with random weights, the real tokenizer, mean pooling and normalisation."""
+def build_random_model(
+    shape: str = "tiny",
+    max_seq_length: int = 128,
+    seed: int = 0,
+    device: str | None = None,
+    tokenizer: str | Path | None = None,
+):
+    """An MPNet of the given shape with random weights, the real tokenizer, mean pooling and normalisation.
+
+    ``tokenizer``: a folder with the base model's tokenizer files alone (tokenizer.json, vocab.txt,
+    tokenizer_config.json, special_tokens_map.json), for machines without the base model; default: the base
+    model folder.
+    """
     import tempfile
 
     import torch
@@ -35,7 +46,7 @@ def build_random_model(shape: str = "tiny", max_seq_length: int = 128, seed: int
     from transformers import AutoTokenizer, MPNetConfig, MPNetModel
 
     hidden, layers, heads, intermediate = SHAPES[shape]
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model())
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer or resolve_base_model()))
     config = MPNetConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
@@ -45,7 +56,7 @@ def build_random_model(shape: str = "tiny", max_seq_length: int = 128, seed: int
         max_position_embeddings=514,
     )
     torch.manual_seed(seed)
-    # Transformer loads from a folder, so the random model and the real tokenizer are saved side by side first.
+    # Transformer loads from a folder: the random model and the real tokenizer are saved side by side first.
     with tempfile.TemporaryDirectory(prefix=f"mpnet-{shape}-") as tmp:
         MPNetModel(config).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -26,7 +26,7 @@ def data_dir() -> Path:
 
 
 def prepared_dir() -> Path:
-    """The prepared datasets and manifest written by ``make data``: ``$PREPARED_DIR``, else ``data/prepared``."""
+    """The prepared sets and manifest from ``make data``: ``$PREPARED_DIR``, else ``data/prepared``."""
     return Path(os.environ.get("PREPARED_DIR", PROJECT_ROOT / "data" / "prepared")).expanduser()
 
 
@@ -36,5 +36,5 @@ def outputs_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """medenc's own cache (assembled base model, embedding cache): ``$MEDENC_CACHE``, else ``~/.cache/medenc``."""
+    """medenc's cache (assembled base model, embeddings): ``$MEDENC_CACHE``, else ``~/.cache/medenc``."""
     return Path(os.environ.get("MEDENC_CACHE", Path.home() / ".cache" / "medenc")).expanduser()

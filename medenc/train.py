@@ -34,6 +34,7 @@ from medenc.layout import (
     COLUMNS,
     FINAL_DIR,
     GRADED_PAIRS,
+    INFERENCE_MAX_SEQ_LENGTH,
     LOSS_HISTORY,
     PAIRS,
     PHASE_DIRS,
@@ -116,7 +117,7 @@ def decide_precision(requested: str, cuda_available: bool) -> tuple[str, str]:
             return "fp16", "fp16 mixed precision on CUDA"
         return (
             "fp32",
-            "fp16 needs CUDA; this is a CPU, so training runs in fp32 (precision: bf16 for bf16 on CPU)",
+            "fp16 needs CUDA and this is a CPU (set precision: bf16 for bf16 autocast on a CPU)",
         )
     if requested == "bf16":
         return "bf16", "bf16 mixed precision on " + ("CUDA" if cuda_available else "CPU (autocast)")
@@ -703,7 +704,8 @@ def run_training(
         (run_dir / RUN_RECIPE).write_text(recipe_text, encoding="utf-8")
         save_info()
     log.info("run %s -> %s\nresolved recipe:\n%s", run, run_dir, recipe_text.rstrip())
-    log.info("precision: %s (%s)", precision, reason)
+    if requested == precision:
+        log.info("precision: %s (%s)", precision, reason)
 
     # --- Phases. ---
     previous: Path | None = None
@@ -953,6 +955,8 @@ def _train_phase(
         tmp = folder.with_name(folder.name + ".tmp")
         if tmp.exists():
             shutil.rmtree(tmp)
+        # Training lengths are a speed choice; the saved folder carries the length users encode at.
+        trainer.model.max_seq_length = INFERENCE_MAX_SEQ_LENGTH
         trainer.model.save(str(tmp))
         (tmp / LOSS_HISTORY).write_text(json.dumps(_loss_history(history), indent=2) + "\n", encoding="utf-8")
         if folder.exists():

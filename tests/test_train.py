@@ -14,7 +14,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from datasets import Dataset
 
 from medenc.errors import DataError, RecipeError, RunError
-from medenc.layout import FINAL_DIR, GRADED_PAIRS, LOSS_HISTORY, PAIRS, PHASE_DIRS, RUN_INFO, TRIPLETS
+from medenc.layout import (
+    FINAL_DIR,
+    GRADED_PAIRS,
+    INFERENCE_MAX_SEQ_LENGTH,
+    LOSS_HISTORY,
+    PAIRS,
+    PHASE_DIRS,
+    RUN_INFO,
+    TRIPLETS,
+)
 from medenc.recipe import load_recipe
 from medenc.train import decide_precision, requested_precision, run_training
 
@@ -96,7 +105,10 @@ def test_three_phases_save_loadable_folders_and_run_json(tmp_path, caplog):
             assert p[key] is not None, (p["phase"], key)
         folder = run_dir / p["dir"]
         assert json.loads((folder / LOSS_HISTORY).read_text())
-        SentenceTransformer(str(folder), device="cpu").encode(["a test"])
+        loaded = SentenceTransformer(str(folder), device="cpu")
+        loaded.encode(["a test"])
+        # Trained at 32 tokens, saved with the length users encode at.
+        assert loaded.max_seq_length == INFERENCE_MAX_SEQ_LENGTH
     assert on_disk["final"]["from"] == PHASE_DIRS[3]
     assert on_disk["final"]["model_sha256"] == p3["model_sha256"]
     assert (run_dir / FINAL_DIR / "README.md").read_text().count("sentence-transformers/all-mpnet-base-v2")
@@ -243,7 +255,6 @@ def test_cli_under_accelerate_launch(tmp_path):
     assert info["precision"] == {
         "requested": "fp16",
         "used": "fp32",
-        "reason": "fp16 needs CUDA; this is a CPU, so training runs in fp32 "
-        "(precision: bf16 for bf16 on CPU)",
+        "reason": "fp16 needs CUDA and this is a CPU (set precision: bf16 for bf16 autocast on a CPU)",
     }
     assert "fp16 requested, training in fp32" in proc.stderr

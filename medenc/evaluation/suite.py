@@ -35,7 +35,7 @@ RUN_RECORD = "run_record.json"
 # Short texts (STS sentences, RQE questions, retrieval queries, triplets) rarely exceed 128 word pieces;
 # passages (retrieval corpora: MedQuAD answers, PubMedQA abstracts) are capped at 256, which keeps the
 # suite inside its CPU budget (attention cost grows with length) while covering most of each passage.
-DEFAULT_MAX_SEQ_LENGTHS = {"short": 128, "passage": 256}
+DEFAULT_MAX_SEQ_LENGTHS = {"short": 128, "passage": layout.INFERENCE_MAX_SEQ_LENGTH}
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_SEED = 12345
 AGREEMENT_TOL = 1e-6  # per-item aggregate vs ST evaluator figure

@@ -1,0 +1,98 @@
+"""The training benchmark: arithmetic on known numbers, and a few-second run with the tiny model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medenc.bench import (
+    MiniDataset,
+    controlled_texts,
+    gpu_peak_flops,
+    mfu,
+    padding_waste,
+)
+from medenc.train import LengthGroupedBatchSampler
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_mfu_on_known_numbers():
+    # 6 * 100M parameters * 10k tokens in 1 s on a 1e13 FLOP/s device = 6e12 / 1e13
+    assert mfu(100_000_000, 10_000, 1.0, 1e13) == pytest.approx(0.6)
+    assert mfu(110_000_000, 50_000, 2.0, 989.4e12) == pytest.approx(6 * 110e6 * 50e3 / 2 / 989.4e12)
+    with pytest.raises(ValueError):
+        mfu(1, 1, 0.0, 1.0)
+
+
+def test_padding_waste_on_known_batch():
+    assert padding_waste([4, 2, 2]) == pytest.approx(1 - 8 / 12)
+    assert padding_waste([5, 5]) == 0.0
+    assert padding_waste([3], padded_to=6) == pytest.approx(0.5)
+
+
+def test_gpu_peak_flops_by_name():
+    assert gpu_peak_flops("NVIDIA H100 80GB HBM3") == 989.4e12
+    assert gpu_peak_flops("NVIDIA H100 PCIe") == 756e12
+    assert gpu_peak_flops("Some GPU") is None
+
+
+def test_length_grouped_sampler_keeps_rows_and_no_duplicates():
+    texts = [f"t{i} " + "x" * (i % 7) for i in range(40)]
+    ds = MiniDataset({"anchor": texts, "positive": texts[:20] + texts[:20]})
+    sampler = LengthGroupedBatchSampler(ds, batch_size=8, drop_last=False, no_duplicates=True)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(40))
+    for b in batches:
+        values = [t for i in b for t in {ds[i]["anchor"], ds[i]["positive"]}]
+        assert len(values) == len(set(values))
+
+
+def test_controlled_texts_lengths():
+    from medenc.modeling import build_random_model
+
+    tok = build_random_model("tiny").tokenizer
+    pool = ["Asthma is a chronic inflammatory disease of the airways.", "Metformin lowers blood glucose."]
+    out = controlled_texts(tok, pool, 20, 24, 0.5, seed=1)
+    lengths = [len(tok(t)["input_ids"]) for t in out]
+    assert min(lengths) >= 8 and max(lengths) <= 28
+
+
+def test_bench_script_tiny(tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "bench.py"),
+        "--model",
+        "tiny",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+    ]
+    cmd += ["--batch-size", "4", "--seq-len", "16", "--device", "cpu", "--out", str(out)]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={"HF_HUB_OFFLINE": "1", **_env()}
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["device"]["type"] == "cpu" and data["device"]["peak_flops"] > 0
+    assert [p["phase"] for p in data["phases"]] == [1, 2, 3]
+    for p in data["phases"]:
+        for run in ("ours", "defaults"):
+            m = p[run]
+            assert m["steps"] == 2 and m["samples"] == 8
+            assert m["tokens"] > 0 and m["tokens_per_second"] > 0 and m["samples_per_second"] > 0
+            assert 0 <= m["padding_waste"] < 1 and m["peak_memory_mb"] > 0 and m["mfu"] > 0
+        assert set(p["ratio_ours_to_defaults"]) >= {"samples_per_second", "tokens_per_second"}
+    assert "ours" in proc.stdout and "MFU" in proc.stdout
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
