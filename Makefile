@@ -23,7 +23,7 @@ CPU_THREADS    := $(shell echo $$(( $$(nproc) / $(NUM_PROCESSES) > 0 ? $$(nproc)
 ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.yaml --num_processes $(NUM_PROCESSES) \
                   --num_cpu_threads_per_process $(CPU_THREADS) $(MULTI_GPU)
 
-.PHONY: help setup data train evaluate release bench test test-slow lint format clean
+.PHONY: help setup data train evaluate release results bench test test-slow lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,6 +54,9 @@ evaluate: setup $(MANIFEST) ## Score the base model and every phase of outputs/$
 
 release: setup ## Render the model card and push outputs/$(RUN) to HUB_REPO_ID (stages only, without a token)
 	$(PY) scripts/release.py --run $(RUN) --repo-id $(HUB_REPO_ID)
+
+results: setup ## Publish outputs/$(RUN) (records, charts, card; no weights) into results/$(RUN) and check targets
+	$(PY) -m medenc.report --run $(RUN) --command "make train evaluate release RECIPE=$(RECIPE) RUN=$(RUN)"
 
 bench: setup ## Measure training throughput and MFU per phase
 	$(PY) scripts/bench.py

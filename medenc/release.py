@@ -65,17 +65,10 @@ def validate_hub_repo_id(repo_id: str) -> str:
 
 
 def _default_loader(run_dir: Path) -> dict:
-    """results.json through the evaluation package (which checks the data manifest), if it is installed."""
-    try:
-        from medenc.evaluation import load_results
-    except ImportError:
-        load_results = None
-    if load_results is not None:
-        return load_results(run_dir, check_manifest=True)
-    path = run_dir / EVAL_DIR / RESULTS_FILE
-    if not path.is_file():
-        raise RunError(f"{path}: no such file")
-    return json.loads(path.read_text(encoding="utf-8"))
+    """results.json through the evaluation package, which refuses results from another data manifest."""
+    from medenc.evaluation import load_results
+
+    return load_results(run_dir, check_manifest=True)
 
 
 def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None) -> tuple[dict, dict]:

@@ -1,0 +1,189 @@
+"""Publish a finished run's records (no weights) into ``results/<run>/`` and check the quality targets.
+
+The targets are judged on paired bootstrap differences from the base model measured in the same run: an
+improvement target needs its difference at or above the margin *and* a CI that excludes zero; a
+non-regression target needs its difference at or above the (negative) tolerance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from medenc.errors import MedencError, RunError
+from medenc.layout import EVAL_DIR, MANIFEST, RELEASE_DIR, RUN_INFO, RUN_RECIPE
+from medenc.paths import PROJECT_ROOT, outputs_dir, prepared_dir
+
+
+@dataclass(frozen=True)
+class Target:
+    """``metric`` on ``set`` must reach ``base + margin`` (or halfway to 1.0 above ``halfway_above``)."""
+
+    set: str
+    metric: str
+    margin: float
+    halfway_above: float | None = None
+
+    @property
+    def improvement(self) -> bool:
+        return self.margin > 0
+
+    def threshold(self, base: float) -> float:
+        if self.halfway_above is not None and base > self.halfway_above:
+            return base + (1.0 - base) / 2
+        return base + self.margin
+
+    def describe(self) -> str:
+        text = f"≥ base {'+' if self.margin >= 0 else '−'} {abs(self.margin):g}"
+        if self.halfway_above is not None:
+            text += f" (halfway to 1.0 if base > {self.halfway_above:g})"
+        return text
+
+
+# The project's quality bar for the CPU recipe (issue: "Quality").
+TARGETS: tuple[Target, ...] = (
+    Target("biosses", "spearman", 0.03),
+    Target("medquad", "ndcg@10", 0.08, halfway_above=0.84),
+    Target("rqe", "ap", 0.05),
+    Target("pubmedqa", "ndcg@10", -0.005),
+    Target("stsb", "spearman", -0.005),
+)
+
+
+def check_targets(results: dict, model: str = "final") -> list[dict]:
+    """One row per target for ``model`` (``final`` resolves to the phase it was copied from)."""
+    if model == "final":
+        model = results["models"]["final"]["from"]
+    rows = []
+    for t in TARGETS:
+        try:
+            base = results["results"]["base"][t.set][t.metric]["value"]
+            value = results["results"][model][t.set][t.metric]["value"]
+            delta = results["deltas"][model][t.set][t.metric]
+        except KeyError as exc:
+            raise RunError(f"results.json: no {t.metric} on {t.set} for base and {model} ({exc})") from exc
+        need = t.threshold(base)
+        met = value >= need - 1e-12 and (not t.improvement or delta["ci_low"] > 0)
+        rows.append(
+            {
+                "set": t.set,
+                "metric": t.metric,
+                "target": t.describe(),
+                "base": base,
+                "model": value,
+                "needed": need,
+                "diff": delta["diff"],
+                "ci_low": delta["ci_low"],
+                "ci_high": delta["ci_high"],
+                "met": met,
+            }
+        )
+    return rows
+
+
+def targets_markdown(rows: list[dict], model: str) -> str:
+    """The target table as Markdown."""
+    lines = [
+        f"| set | metric | target | base | {model} | needed | Δ [95% CI] | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['set']} | {r['metric']} | {r['target']} | {r['base']:.4f} | {r['model']:.4f} | "
+            f"{r['needed']:.4f} | {r['diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] | "
+            f"{'yes' if r['met'] else '**no**'} |"
+        )
+    return "\n".join(lines)
+
+
+def _base_cached(results: dict) -> bool:
+    """Whether every base-model embedding came from the cache (then the time excludes encoding it)."""
+    base = results.get("timing", {}).get("models", {}).get("base", {})
+    return bool(base) and all(v["cached"] for v in base.values() if isinstance(v, dict))
+
+
+def _machine() -> str:
+    try:
+        import torch
+
+        threads = torch.get_num_threads()
+    except ImportError:
+        threads = None
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {threads}"
+
+
+def publish(run: str, dest: Path, command: str) -> Path:
+    """Copy a run's records (results, charts, card, recipe, run.json, manifest) into ``dest``; no weights."""
+    run_dir = outputs_dir() / run
+    eval_dir = run_dir / EVAL_DIR
+    results_path = eval_dir / "results.json"
+    card = run_dir / RELEASE_DIR / "README.md"
+    needs = ((results_path, "make evaluate"), (card, "make release"), (run_dir / RUN_INFO, "make train"))
+    for needed, how in needs:
+        if not needed.is_file():
+            raise RunError(f"{needed}: missing; run `{how} RUN={run}` first")
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    run_info = json.loads((run_dir / RUN_INFO).read_text(encoding="utf-8"))
+    dest.mkdir(parents=True, exist_ok=True)
+    for src in [results_path, eval_dir / "results.md", *sorted(eval_dir.glob("*.png"))]:
+        shutil.copy2(src, dest / src.name)
+    shutil.copy2(card, dest / "model_card.md")
+    shutil.copy2(run_dir / RUN_RECIPE, dest / "recipe.yaml")
+    shutil.copy2(run_dir / RUN_INFO, dest / "run.json")
+    shutil.copy2(prepared_dir() / MANIFEST, dest / "manifest.json")
+    rows = check_targets(results)
+    final_from = results["models"]["final"]["from"]
+    timing = results.get("timing", {})
+    text = [
+        f"# Run `{run}`",
+        "",
+        "Reproduce (from the project root, on a fresh clone):",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        f"- Machine: {_machine()}",
+        f"- Training: {run_info.get('total_seconds', 0) / 60:.1f} min "
+        f"(precision used: {run_info['precision']['used']})",
+        f"- Evaluation: {timing.get('total_s', 0) / 60:.1f} min (base embeddings "
+        f"{'from the cache' if _base_cached(results) else 'computed in this run'})",
+        f"- Released model: `{final_from}`",
+        "",
+        "## Quality targets (final model vs base, paired bootstrap)",
+        "",
+        targets_markdown(rows, final_from),
+        "",
+        f"{sum(r['met'] for r in rows)} of {len(rows)} targets met. An improvement target counts as met only "
+        "when its paired 95% CI excludes zero.",
+        "",
+    ]
+    (dest / "README.md").write_text("\n".join(text) + "\n", encoding="utf-8")
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m medenc.report --run cpu``: publish outputs/<run>/ into results/<run>/."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--dest", type=Path, default=None, help="default: results/<run>")
+    ap.add_argument("--command", default=None, help="the command that produced the run (recorded)")
+    args = ap.parse_args(argv)
+    command = args.command or f"make train evaluate release RECIPE={args.run}"
+    try:
+        dest = publish(args.run, args.dest or PROJECT_ROOT / "results" / args.run, command)
+    except MedencError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print((dest / "README.md").read_text(encoding="utf-8"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
