@@ -2,11 +2,9 @@
 
 Each phase's step runs through the training code path (:func:`medenc.train.build_trainer`, the recipe's
 speed options, precision decided as in training) on synthetic batches whose texts come from the prepared
-data (or, when it is missing or ``datasets`` is not installed, a built-in list of medical sentences), cut and
-joined with the real tokenizer to controlled token lengths. The same batches also run through plain
-sentence-transformers defaults, and the report gives ours/defaults. ``datasets`` is never imported at module
-level: without it, a minimal in-memory dataset stands in (GPU machines that cannot install it).
-See docs/bench.md.
+data (or, when it is missing, a built-in list of medical sentences), cut and joined with the real tokenizer to
+controlled token lengths. The same batches also run through plain sentence-transformers defaults, and the
+report gives ours/defaults. See docs/bench.md.
 """
 
 from __future__ import annotations
@@ -145,24 +143,12 @@ def cpu_peak_flops(cores: int | None = None) -> tuple[float, str]:
     return peak, f"CPU estimate: {cores} cores x {ghz:.2f} GHz x {per_cycle} FLOPs/cycle ({why})"
 
 
-def has_datasets() -> bool:
-    """Whether ``datasets`` can be imported and sentence-transformers sees it (then its trainer uses it)."""
-    try:
-        import datasets  # noqa: F401
-        from sentence_transformers.util import is_datasets_available
-    except ImportError:
-        return False
-    return is_datasets_available()
-
-
 # --- Texts of controlled length -------------------------------------------------------------------------
 
 
 def text_pool(phase: int) -> tuple[list[str], str]:
     """Distinct texts of the phase's prepared training set (else built-in ones), and their origin."""
     set_name = PHASE_SETS[phase]
-    if not has_datasets():
-        return list(BUILTIN_TEXTS), "built-in medical sentences (the datasets package is not installed)"
     from medenc.data import load_split
     from medenc.errors import MedencError
 
@@ -216,74 +202,11 @@ def synthetic_rows(phase: int, tokenizer, pool, rows: int, seq_len: int, spread:
     return cols
 
 
-# --- A dataset without the datasets package --------------------------------------------------------------
-
-
-class MiniDataset:
-    """The part of ``datasets.Dataset`` that SentenceTransformerTrainer uses for training, in memory."""
-
-    def __init__(self, columns: dict[str, list]) -> None:
-        self._cols = columns
-        self._format_kwargs: dict = {}
-
-    @property
-    def column_names(self) -> list[str]:
-        return list(self._cols)
-
-    def __len__(self) -> int:
-        return len(next(iter(self._cols.values()))) if self._cols else 0
-
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            return self._cols[key]
-        if isinstance(key, int):
-            return {c: v[key] for c, v in self._cols.items()}
-        return {c: [v[i] for i in key] for c, v in self._cols.items()}
-
-    def __getitems__(self, keys: list[int]) -> list[dict]:
-        return [self[int(k)] for k in keys]
-
-    def remove_columns(self, names) -> MiniDataset:
-        names = {names} if isinstance(names, str) else set(names)
-        return MiniDataset({c: v for c, v in self._cols.items() if c not in names})
-
-    def select_columns(self, names) -> MiniDataset:
-        return MiniDataset({c: self._cols[c] for c in names})
-
-
-def _allow_training_without_datasets() -> None:
-    """Let SentenceTransformerTrainer train on MiniDataset when ``datasets`` is not installed."""
-    from accelerate.utils import broadcast_object_list
-    from sentence_transformers.base import model_card as base_card
-    from sentence_transformers.base import sampler as st_sampler
-    from sentence_transformers.base import trainer as base_trainer
-    from sentence_transformers.sentence_transformer import trainer as st_trainer
-
-    stand_ins = {
-        "Dataset": MiniDataset,
-        "DatasetDict": type("DatasetDict", (dict,), {}),
-        "IterableDataset": type("IterableDataset", (), {}),
-        "IterableDatasetDict": type("IterableDatasetDict", (dict,), {}),
-    }
-    for module in (base_trainer, st_trainer, st_sampler, base_card):
-        for name, cls in stand_ins.items():
-            if not hasattr(module, name):
-                setattr(module, name, cls)
-    base_trainer.is_training_available = lambda: True
-    # The model card's data statistics and widget need datasets' metadata; the benchmark never writes a card.
-    base_card.BaseModelCardCallback.on_init_end = lambda self, *args, **kwargs: None
-    if not hasattr(base_trainer, "broadcast_object_list"):
-        base_trainer.broadcast_object_list = broadcast_object_list
-
-
 def make_dataset(columns: dict[str, list]):
-    """A ``datasets.Dataset`` when the package is installed (as in training), else a MiniDataset."""
-    if has_datasets():
-        from datasets import Dataset
+    """A ``datasets.Dataset``, as in training (on a machine without it, carry its wheel: docs/bench.md)."""
+    from datasets import Dataset
 
-        return Dataset.from_dict(columns)
-    _allow_training_without_datasets()
-    return MiniDataset(columns)
+    return Dataset.from_dict(columns)
 
 
 # --- Measurement ----------------------------------------------------------------------------------------
@@ -599,7 +522,6 @@ def write_result(result: dict[str, Any], out: str | Path) -> Path:
 
 __all__ = [
     "BenchConfig",
-    "MiniDataset",
     "controlled_texts",
     "cpu_peak_flops",
     "format_table",

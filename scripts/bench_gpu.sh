@@ -2,7 +2,8 @@
 # The training benchmark on one GPU (H100), in under 5 minutes: MPNet-base shape with random weights and the
 # real tokenizer (bench_assets/tokenizer: the base model's weights do not travel), all three phases, ours vs
 # plain sentence-transformers defaults; then variants of the speed options. Needs python with torch (CUDA),
-# transformers, sentence-transformers, accelerate and pyyaml; `datasets` is not needed.
+# transformers, accelerate and pyyaml; wheels in .whl/ (datasets, sentence-transformers 6.2, see docs/bench.md)
+# are installed first into /tmp/site.
 #
 #   OUT=/some/folder bash scripts/bench_gpu.sh       # bench*.json land in $OUT (default outputs/bench)
 #   PYTHON=/path/to/python OUT=... bash scripts/bench_gpu.sh
@@ -17,6 +18,10 @@ STEPS=${STEPS:-30}
 WARMUP=${WARMUP:-5}
 if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
+if compgen -G ".whl/*.whl" >/dev/null; then
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$OUT"

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from datasets import Dataset
 
 from medenc.bench import (
-    MiniDataset,
     controlled_texts,
     gpu_peak_flops,
     mfu,
@@ -43,7 +43,7 @@ def test_gpu_peak_flops_by_name():
 
 def test_length_grouped_sampler_keeps_rows_and_no_duplicates():
     texts = [f"t{i} " + "x" * (i % 7) for i in range(40)]
-    ds = MiniDataset({"anchor": texts, "positive": texts[:20] + texts[:20]})
+    ds = Dataset.from_dict({"anchor": texts, "positive": texts[:20] + texts[:20]})
     sampler = LengthGroupedBatchSampler(ds, batch_size=8, drop_last=False, no_duplicates=True)
     batches = list(sampler)
     assert sorted(i for b in batches for i in b) == list(range(40))
