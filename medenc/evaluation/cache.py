@@ -1,9 +1,10 @@
 """Encode each text once per model, on disk, and serve the embeddings to the ST evaluators.
 
 Encoding is the whole cost of evaluation on a CPU (~600 tokens/s for MPNet-base), so embeddings are cached
-under ``cache_dir()/embeddings`` keyed by (sha256 of model.safetensors, max_seq_length, precision, sha256 of
-the text list). The base model is therefore encoded once for every run, and a rerun re-encodes nothing that
-did not change. Files are published atomically (write then rename), so a crash never leaves a half file.
+per text under ``cache_dir()/embeddings/<key>/``, where the key is (sha256 of model.safetensors,
+max_seq_length, precision). Each encoding adds one shard (text hashes + vectors), so the base model is
+encoded once for every run, a rerun re-encodes nothing, and a changed or added test text costs only itself.
+Shards are published atomically (write then rename), so a crash never leaves a half file.
 """
 
 from __future__ import annotations
@@ -25,23 +26,22 @@ from medenc.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when the key or the stored array changes meaning
+CACHE_FORMAT = 2  # bump when the key or the stored array changes meaning
 
 
-def texts_sha256(texts: Sequence[str]) -> str:
-    """sha256 of a text list (JSON, so boundaries between texts are unambiguous)."""
-    return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode()).hexdigest()
+def text_sha256(text: str) -> str:
+    """The cache's id of one text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def cache_key(model_sha256: str, max_seq_length: int, precision: str, texts: Sequence[str]) -> str:
-    """The file name of one cached embedding matrix."""
+def cache_key(model_sha256: str, max_seq_length: int, precision: str) -> str:
+    """The folder name of one model's embeddings at one length cap and precision."""
     payload = json.dumps(
         {
             "format": CACHE_FORMAT,
             "model": model_sha256,
             "max_seq_length": max_seq_length,
             "precision": precision,
-            "texts": texts_sha256(texts),
         },
         sort_keys=True,
     )
@@ -93,7 +93,10 @@ def encode_texts(
 
 
 class EmbeddingCache:
-    """Embeddings on disk; ``enabled=False`` (--no-cache) neither reads nor writes."""
+    """Per-text embeddings on disk; ``enabled=False`` (--no-cache) neither reads nor writes.
+
+    ``hits`` and ``misses`` count ``get`` calls answered entirely from disk, or needing any encoding.
+    """
 
     def __init__(self, root: Path | None = None, enabled: bool = True):
         self.root = Path(root) if root is not None else cache_dir() / "embeddings"
@@ -101,39 +104,55 @@ class EmbeddingCache:
         self.hits = 0
         self.misses = 0
 
-    def path_for(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.npy"
+    def folder_for(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def _load(self, folder: Path) -> dict[str, np.ndarray]:
+        table: dict[str, np.ndarray] = {}
+        for shard in sorted(folder.glob("shard-*.npz")):
+            try:
+                with np.load(shard) as z:
+                    table.update(zip(z["hashes"].tolist(), z["emb"], strict=True))
+            except (OSError, ValueError, KeyError):
+                log.warning("Unreadable embedding cache shard %s; its texts are encoded again", shard)
+        return table
+
+    def _save(self, folder: Path, hashes: list[str], emb: np.ndarray) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, hashes=np.asarray(hashes), emb=emb)
+            os.replace(tmp, folder / f"shard-{text_sha256(''.join(hashes))[:16]}.npz")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def get(
         self, ref: ModelRef, texts: Sequence[str], max_seq_length: int, precision: str
     ) -> tuple[np.ndarray, dict]:
-        """The embeddings of ``texts`` and a record {key, cached, seconds} for the run record."""
-        key = cache_key(ref.sha256, max_seq_length, precision, texts)
-        path = self.path_for(key)
-        if self.enabled and path.is_file():
-            try:
-                arr = np.load(path)
-                if arr.shape[0] == len(texts):
-                    self.hits += 1
-                    return arr, {"key": key, "cached": True, "seconds": 0.0}
-            except (OSError, ValueError):
-                log.warning("Unreadable embedding cache file %s; re-encoding", path)
-        t0 = time.perf_counter()
-        ref.encode_calls += 1
-        arr = encode_texts(ref.model(), texts, max_seq_length, precision)
-        seconds = time.perf_counter() - t0
-        self.misses += 1
-        if self.enabled:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    np.save(fh, arr)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        return arr, {"key": key, "cached": False, "seconds": seconds}
+        """The embeddings of ``texts`` (in order) and a record {key, cached, encoded, seconds}."""
+        key = cache_key(ref.sha256, max_seq_length, precision)
+        folder = self.folder_for(key)
+        table = self._load(folder) if self.enabled else {}
+        hashes = [text_sha256(t) for t in texts]
+        todo = dict(zip(hashes, texts, strict=True))
+        for h in table:
+            todo.pop(h, None)
+        seconds = 0.0
+        if todo:
+            t0 = time.perf_counter()
+            ref.encode_calls += 1
+            arr = encode_texts(ref.model(), list(todo.values()), max_seq_length, precision)
+            seconds = time.perf_counter() - t0
+            table.update(zip(todo, arr, strict=True))
+            if self.enabled:
+                self._save(folder, list(todo), arr)
+            self.misses += 1
+        else:
+            self.hits += 1
+        out = np.stack([table[h] for h in hashes]) if hashes else np.zeros((0, 0), dtype=np.float32)
+        return out, {"key": key, "cached": not todo, "encoded": len(todo), "seconds": round(seconds, 3)}
 
 
 class _NoModelCard:
