@@ -117,7 +117,7 @@ def decide_precision(requested: str, cuda_available: bool) -> tuple[str, str]:
             return "fp16", "fp16 mixed precision on CUDA"
         return (
             "fp32",
-            "fp16 needs CUDA and this is a CPU (set precision: bf16 for bf16 autocast on a CPU)",
+            "fp16 needs CUDA and this is a CPU: training in fp32 (set precision: bf16 for bf16 autocast)",
         )
     if requested == "bf16":
         return "bf16", "bf16 mixed precision on " + ("CUDA" if cuda_available else "CPU (autocast)")

@@ -255,6 +255,6 @@ def test_cli_under_accelerate_launch(tmp_path):
     assert info["precision"] == {
         "requested": "fp16",
         "used": "fp32",
-        "reason": "fp16 needs CUDA and this is a CPU (set precision: bf16 for bf16 autocast on a CPU)",
+        "reason": decide_precision("fp16", cuda_available=False)[1],
     }
     assert "fp16 requested, training in fp32" in proc.stderr
