@@ -14,6 +14,10 @@ RECIPE         ?= $(shell $(PY) -c "import torch; print('gpu' if torch.cuda.is_a
 RUN            ?= $(RECIPE)
 NUM_PROCESSES  ?= 1
 HUB_REPO_ID    ?= org/mpnet-medical
+# Extra arguments per step, e.g. TRAIN_ARGS="--set phase1.loss=cosent --fresh" EVAL_ARGS="--sets rqe,biosses"
+TRAIN_ARGS     ?=
+EVAL_ARGS      ?=
+RELEASE_ARGS   ?=
 export PREPARED_DIR ?= data/prepared
 MANIFEST       := $(PREPARED_DIR)/manifest.json
 # With a config file, accelerate picks DDP from `distributed_type` alone, so more than one process needs --multi_gpu.
@@ -28,6 +32,7 @@ ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: RECIPE=$(RECIPE) RUN=$(RUN) NUM_PROCESSES=$(NUM_PROCESSES) HUB_REPO_ID=$(HUB_REPO_ID)"
+	@echo "             TRAIN_ARGS, EVAL_ARGS, RELEASE_ARGS: extra arguments, e.g. TRAIN_ARGS=--fresh"
 
 setup: $(STAMP) ## Create .venv and install torch (pinned), the project, the offline base model and dev tools
 
@@ -47,13 +52,13 @@ $(MANIFEST): | $(STAMP)
 	$(PY) scripts/prepare_data.py
 
 train: setup $(MANIFEST) ## Fine-tune the phases with accelerate (RECIPE=gpu|cpu|tiny, NUM_PROCESSES=N)
-	$(ACCELERATE) scripts/train.py --recipe recipes/$(RECIPE).yaml --run $(RUN)
+	$(ACCELERATE) scripts/train.py --recipe recipes/$(RECIPE).yaml --run $(RUN) $(TRAIN_ARGS)
 
 evaluate: setup $(MANIFEST) ## Score the base model and every phase of outputs/$(RUN) on the held-out suite
-	$(ACCELERATE) scripts/evaluate.py --run $(RUN)
+	$(ACCELERATE) scripts/evaluate.py --run $(RUN) $(EVAL_ARGS)
 
 release: setup ## Render the model card and push outputs/$(RUN) to HUB_REPO_ID (stages only, without a token)
-	$(PY) scripts/release.py --run $(RUN) --repo-id $(HUB_REPO_ID)
+	$(PY) scripts/release.py --run $(RUN) --repo-id $(HUB_REPO_ID) $(RELEASE_ARGS)
 
 results: setup ## Publish outputs/$(RUN) (records, charts, card; no weights) into results/$(RUN) and check targets
 	$(PY) -m medenc.report --run $(RUN) --command "make train evaluate release RECIPE=$(RECIPE) RUN=$(RUN)"
