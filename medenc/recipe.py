@@ -94,6 +94,9 @@ class Recipe:
     """A complete training recipe."""
 
     model: Literal["base", "tiny"] = "base"
+    # A sentence-transformers folder the first enabled phase starts from instead of ``model`` (ablations of
+    # later phases start from an earlier run's phase folder rather than retraining it).
+    init_from: str | None = None
     seed: int = 42
     max_seq_length: int = 128
     precision: Precision = "auto"
@@ -262,6 +265,11 @@ def validate(recipe: Recipe, where: str) -> None:
     if recipe.phase3.enabled and recipe.phase3.negatives != "curated" and not recipe.phase2.sources:
         raise RecipeError(
             f"{where}: phase3 mines negatives over the phase-2 pairs, but 'phase2.sources' is empty"
+        )
+    if recipe.init_from is not None and not (Path(recipe.init_from) / "modules.json").is_file():
+        raise RecipeError(
+            f"{where}: key 'init_from': expected a sentence-transformers model folder (with modules.json), "
+            f"found {recipe.init_from!r}"
         )
     m = recipe.phase3.mining
     if m.num_negatives < 1 or m.range_min < 0 or m.batch_size < 1:

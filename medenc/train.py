@@ -300,6 +300,7 @@ def load_model(recipe: Recipe, source: Path | None, max_seq_length: int):
     from sentence_transformers import SentenceTransformer
 
     card = card_data()
+    source = source or (Path(recipe.init_from) if recipe.init_from else None)
     if source is not None:
         model = SentenceTransformer(str(source), model_card_data=card, device="cpu")
     elif recipe.model == "tiny":
@@ -895,7 +896,7 @@ def _train_phase(
             "learning_rate": cfg.learning_rate,
             "warmup_ratio": cfg.warmup_ratio,
             "max_seq_length": seq_len,
-            "started_from": str(previous.name) if previous else recipe.model,
+            "started_from": str(previous.name) if previous else (recipe.init_from or recipe.model),
         }
     )
     log.info(

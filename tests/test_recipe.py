@@ -85,3 +85,10 @@ def test_resolved_yaml_round_trips(tmp_path):
     again = load_recipe(_write(tmp_path, to_yaml(r)))
     assert again == r and recipe_sha256(again) == recipe_sha256(r)
     assert recipe_sha256(load_recipe(ROOT / "recipes" / "tiny.yaml")) != recipe_sha256(r)
+
+
+def test_init_from_must_be_a_model_folder(tmp_path):
+    with pytest.raises(RecipeError, match=r"init_from.*modules\.json"):
+        load_recipe(ROOT / "recipes" / "tiny.yaml", [f"init_from={tmp_path}"])
+    (tmp_path / "modules.json").write_text("[]")
+    assert load_recipe(ROOT / "recipes" / "tiny.yaml", [f"init_from={tmp_path}"]).init_from == str(tmp_path)

@@ -258,3 +258,17 @@ def test_cli_under_accelerate_launch(tmp_path):
         "reason": decide_precision("fp16", cuda_available=False)[1],
     }
     assert "fp16 requested, training in fp32" in proc.stderr
+
+
+def test_init_from_starts_a_later_phase_from_an_earlier_folder(tmp_path):
+    """Ablations of phase 3 start from another run's phase-2 folder instead of retraining phases 1 and 2."""
+    from medenc.modeling import build_random_model
+
+    start = tmp_path / "start"
+    build_random_model("tiny", seed=7, device="cpu").save(str(start))
+    info = _run(
+        tmp_path,
+        [f"init_from={start}", "phase1.enabled=false", "phase2.enabled=false", "phase3.negatives=curated"],
+    )
+    assert [p["status"] for p in info["phases"]] == ["skipped", "skipped", "done"]
+    assert info["phases"][2]["started_from"] == str(start)
