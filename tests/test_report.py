@@ -60,3 +60,28 @@ def test_missing_metric_is_a_clear_error():
     del results["results"]["base"]["rqe"]
     with pytest.raises(RunError, match="ap on rqe"):
         check_targets(results)
+
+
+def test_ablation_table_reads_runs_and_lists_the_missing(tmp_path, monkeypatch):
+    import json
+
+    from medenc import ablation
+
+    monkeypatch.setenv("OUTPUTS_DIR", str(tmp_path))
+    with pytest.raises(RunError, match="main run has no results"):
+        ablation.table()
+    res = {"base": {}, **{v.model: {} for v in ablation.VARIANTS}}
+    deltas: dict = {v.model: {} for v in ablation.VARIANTS}
+    for s, m, _ in ablation.COLUMNS:
+        for model in res:
+            res[model][s] = {m: {"value": 0.9 if model != "base" else 0.8}}
+            if model != "base":
+                deltas[model][s] = {m: {"diff": 0.1, "ci_low": 0.05, "ci_high": 0.15, "significant": True}}
+    deltas["phase-1-cosine"]["rqe"]["ap"].update(ci_low=-0.01, significant=False)
+    (tmp_path / "cpu" / "eval").mkdir(parents=True)
+    (tmp_path / "cpu" / "eval" / "results.json").write_text(json.dumps({"results": res, "deltas": deltas}))
+    text = ablation.table()
+    assert "| base (all-mpnet-base-v2) | 0.800 |" in text
+    assert "0.900 (+0.100 [-0.010, +0.150] †)" in text  # not significant is marked
+    assert "Not run yet: phase 1 with CoSENTLoss" in text
+    assert 'RUN=abl-cosent TRAIN_ARGS="--set phase1.loss=cosent' in text
