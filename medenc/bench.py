@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import random
 import resource
 import tempfile
@@ -21,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from medenc import environment
 from medenc.layout import COLUMNS, GRADED_PAIRS, PAIRS, TRIPLETS
 from medenc.paths import PROJECT_ROOT
 
@@ -371,11 +371,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
         if peak is None and cfg.peak_flops is None:
             raise RuntimeError(f"no peak FLOP/s known for {device_name!r}: pass --peak-flops")
     else:
-        device_name = platform.processor() or platform.machine()
-        for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-            if line.startswith("model name"):
-                device_name = line.split(":", 1)[1].strip()
-                break
+        device_name = environment.device_name("cpu")
         peak, peak_source = cpu_peak_flops()
     if cfg.peak_flops is not None:
         peak, peak_source = cfg.peak_flops, "--peak-flops"
@@ -443,8 +439,6 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
             }
         phases_out.append(entry)
 
-    from medenc.train import _versions
-
     notes = []
     if any(s.startswith("built-in") for s in text_sources.values()):
         notes.append("texts: built-in medical sentences, not the prepared data (see text_source)")
@@ -481,7 +475,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
             "seed": cfg.seed,
         },
         "mfu_formula": "6 * parameters * tokens / seconds / peak_flops (parameters: no embedding tables)",
-        "versions": _versions(),
+        "versions": environment.versions(),
         "phases": phases_out,
         "notes": notes,
     }

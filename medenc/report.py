@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from medenc.environment import device_name
 from medenc.errors import MedencError, RunError
 from medenc.layout import EVAL_DIR, MANIFEST, RELEASE_DIR, RUN_INFO, RUN_RECIPE
 from medenc.paths import PROJECT_ROOT, outputs_dir, prepared_dir
@@ -114,7 +114,7 @@ def _machine() -> str:
         threads = torch.get_num_threads()
     except ImportError:
         threads = None
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {threads}"
+    return f"{device_name('cpu')}, {os.cpu_count()} cores, torch threads {threads}"
 
 
 def publish(run: str, dest: Path, command: str) -> Path:

@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import os
-import platform
 import random
 import shutil
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from medenc.base_model import BASE_MODEL_ID, BASE_MODEL_REVISION, resolve_base_model, sha256_file
+from medenc.environment import hardware, versions
 from medenc.errors import DataError, RecipeError, RunError
 from medenc.layout import (
     COLUMNS,
@@ -498,45 +498,6 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _hardware(precision_device: str, num_processes: int) -> dict[str, Any]:
-    import torch
-
-    name = platform.processor() or platform.machine()
-    if precision_device == "cuda":
-        name = torch.cuda.get_device_name(0)
-    else:
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-    try:
-        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
-    except (ValueError, OSError, AttributeError):
-        mem = None
-    return {
-        "device": precision_device,
-        "name": name,
-        "cores": os.cpu_count(),
-        "num_processes": num_processes,
-        "memory_gb": round(mem, 1) if mem else None,
-    }
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("torch", "transformers", "sentence_transformers", "accelerate", "datasets"):
-        try:
-            out[pkg] = version(pkg.replace("_", "-"))
-        except PackageNotFoundError:
-            out[pkg] = "missing"
-    return out
-
-
 def _model_sha(folder: Path) -> str | None:
     weights = folder / "model.safetensors"
     return sha256_file(weights) if weights.is_file() else None
@@ -680,8 +641,8 @@ def run_training(
             "base_model": base_info,
             "data_manifest_sha256": data_hash,
             "precision": {"requested": requested, "used": precision, "reason": reason},
-            "hardware": _hardware("cuda" if cuda else "cpu", state.num_processes),
-            "versions": _versions(),
+            "hardware": hardware("cuda" if cuda else "cpu", state.num_processes),
+            "versions": versions(),
             "started": info.get("started") or _now(),
             "finished": None,
         }

@@ -22,6 +22,7 @@ import numpy as np
 
 from medenc import layout
 from medenc.base_model import BASE_MODEL_ID, sha256_file
+from medenc.environment import PACKAGES, hardware, versions
 from medenc.errors import DataError, ModelError, RunError
 from medenc.evaluation import metrics as M
 from medenc.evaluation.cache import CachedEncoder, EmbeddingCache, ModelRef
@@ -283,45 +284,10 @@ def score_set(es: EvalSet, short: dict[str, np.ndarray], passage: dict[str, np.n
 
 
 def _environment(precision: str, device: str) -> dict:
-    import importlib.metadata as md
-
-    import torch
-
-    versions = {}
-    for pkg in (
-        "torch",
-        "transformers",
-        "sentence-transformers",
-        "accelerate",
-        "datasets",
-        "numpy",
-        "scipy",
-        "scikit-learn",
-        "matplotlib",
-        "evaluate",
-    ):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else (platform.processor() or "cpu")
-    if not device.startswith("cuda"):
-        try:  # platform.processor() is often empty on Linux
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
     return {
-        "versions": versions,
+        "versions": versions((*PACKAGES, "matplotlib")),
         "python": platform.python_version(),
-        "hardware": {
-            "device": device,
-            "name": name,
-            "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-        },
+        "hardware": hardware(device),
         "precision": precision,
     }
 
