@@ -14,11 +14,14 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from medenc.errors import MedencError
 from medenc.evaluation import SETS, run_evaluation
 from medenc.paths import outputs_dir
+
+# Python puts this script's folder first on sys.path, where this very file would shadow the `evaluate`
+# library that medenc.evaluation imports when it saves the run record.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

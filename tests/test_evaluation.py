@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,6 +17,8 @@ from medenc.errors import ModelError, RunError
 from medenc.evaluation import load_results, run_evaluation
 from medenc.evaluation import metrics as M
 from medenc.evaluation.suite import EvalSet, score_set
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # --- metric code vs hand-computed values --------------------------------------------------------------------
 
@@ -299,3 +302,38 @@ def test_results_from_a_different_data_manifest_are_refused(tmp_path, models_dir
 def test_missing_results_file_is_a_run_error(tmp_path):
     with pytest.raises(RunError, match=r"results\.json"):
         load_results(tmp_path, check_manifest=False)
+
+
+def test_the_script_scores_a_run_end_to_end(tmp_path, models_dir):
+    """scripts/evaluate.py as users run it: its own name must not shadow the `evaluate` library."""
+    import subprocess
+    import sys
+
+    from datasets import Dataset
+
+    prepared = tmp_path / "prepared"
+    Dataset.from_dict(
+        {
+            "sentence1": ["A man is eating.", "A dog runs.", "Heart attack.", "Fever."],
+            "sentence2": [
+                "Someone eats food.",
+                "A cat sleeps.",
+                "Myocardial infarction.",
+                "High temperature.",
+            ],
+            "score": [0.9, 0.1, 0.95, 0.8],
+        }
+    ).save_to_disk(str(prepared / "test" / "biosses"))
+    (prepared / "manifest.json").write_text("{}")
+    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    env = {
+        **os.environ,
+        "PREPARED_DIR": str(prepared),
+        "MEDENC_CACHE": str(tmp_path / "cache"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    cmd = [sys.executable, "scripts/evaluate.py", "--run", str(run), "--sets", "biosses", "--bootstrap", "20"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run / "eval" / "run_record.json").is_file()
+    assert "phase-1-cosine" in json.loads((run / "eval" / "results.json").read_text())["results"]
