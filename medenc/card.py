@@ -8,6 +8,7 @@ results.json / run.json / the data manifest, never retyped.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -240,12 +241,19 @@ def _architecture(final_dir: Path) -> str | None:
     return m.group(1).rstrip() if m else None
 
 
-def training_context(run_info: dict) -> dict[str, Any]:
-    """What the card says about training, straight from run.json."""
+def inference_length(final_dir: Path) -> int | None:
+    """The length the released model truncates at (sentence-transformers keeps it in the tokenizer config)."""
+    config = final_dir / "tokenizer_config.json"
+    if not config.is_file():
+        return None
+    return json.loads(config.read_text(encoding="utf-8")).get("model_max_length")
+
+
+def training_context(run_info: dict, final_dir: Path) -> dict[str, Any]:
+    """What the card says about training, straight from run.json, and the released model's length."""
     phases = run_info.get("phases", [])
     done = [p for p in phases if p.get("status") == "done"]
-    max_seq = next((p["max_seq_length"] for p in reversed(done) if p.get("max_seq_length")), None)
-    return {"phases": phases, "done_phases": done, "max_seq_length": max_seq}
+    return {"phases": phases, "done_phases": done, "max_seq_length": inference_length(final_dir)}
 
 
 def card_context(
@@ -281,7 +289,7 @@ def card_context(
         "final_from": results["models"]["final"].get("from", ""),
         "final_sha256": results["models"]["final"]["sha256"],
         "charts": [f"assets/{name}" for name in charts],
-        "training": training_context(run_info),
+        "training": training_context(run_info, run_dir / FINAL_DIR),
         "architecture": _architecture(run_dir / FINAL_DIR),
         "sources": sources,
         "phase_dirs": PHASE_DIRS,

@@ -189,6 +189,7 @@ def make_run(root: Path, model=None, run: str = "tiny") -> Path:
         final.mkdir(parents=True)
         (final / "model.safetensors").write_bytes(b"stand-in weights " * 64)
         (final / "modules.json").write_text("[]")
+        (final / "tokenizer_config.json").write_text('{"model_max_length": 256}')
         (final / "pytorch_model.bin").write_bytes(b"pickle: must not be released")
     for name in PHASE_DIRS.values():
         shutil.copytree(final, run_dir / name)
