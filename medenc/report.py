@@ -102,9 +102,15 @@ def targets_markdown(rows: list[dict], model: str) -> str:
     return "\n".join(lines)
 
 
-def _base_cached(results: dict) -> bool:
-    """Whether every base-model embedding came from the cache (then the time excludes encoding it)."""
-    return bool(results.get("timing", {}).get("models", {}).get("base", {}).get("cached"))
+def _encoding_summary(timing: dict) -> str:
+    """Per model: texts encoded and seconds, or that the cache served it (then the time excludes encoding)."""
+    parts = []
+    for name, t in timing.get("models", {}).items():
+        if t.get("encoded_texts"):
+            parts.append(f"{name} encoded {t['encoded_texts']} texts in {t['encode_s']:.0f} s")
+        else:
+            parts.append(f"{name} from the embedding cache")
+    return "; ".join(parts)
 
 
 def _machine() -> str:
@@ -151,8 +157,7 @@ def publish(run: str, dest: Path, command: str) -> Path:
         f"- Machine: {_machine()}",
         f"- Training: {run_info.get('total_seconds', 0) / 60:.1f} min "
         f"(precision used: {run_info['precision']['used']})",
-        f"- Evaluation: {timing.get('total_s', 0) / 60:.1f} min (base embeddings "
-        f"{'from the cache' if _base_cached(results) else 'computed in this run'})",
+        f"- Evaluation: {timing.get('total_s', 0) / 60:.1f} min; " + _encoding_summary(timing),
         f"- Released model: `{final_from}`",
         "",
         "## Quality targets (final model vs base, paired bootstrap)",
