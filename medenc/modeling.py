@@ -41,6 +41,7 @@ def build_random_model(
     import tempfile
 
     import torch
+    from safetensors.torch import save_file
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import AutoTokenizer, MPNetConfig, MPNetModel
@@ -58,7 +59,10 @@ def build_random_model(
     torch.manual_seed(seed)
     # Transformer loads from a folder: the random model and the real tokenizer are saved side by side first.
     with tempfile.TemporaryDirectory(prefix=f"mpnet-{shape}-") as tmp:
-        MPNetModel(config).save_pretrained(tmp)
+        # Written directly, not with save_pretrained: under torch.distributed that writes on rank 0 only, and
+        # every process builds its own copy.
+        config.save_pretrained(tmp)
+        save_file(MPNetModel(config).state_dict(), str(Path(tmp) / "model.safetensors"))
         tokenizer.save_pretrained(tmp)
         transformer = Transformer(tmp, max_seq_length=max_seq_length)
     pooling = Pooling(hidden, pooling_mode="mean")
