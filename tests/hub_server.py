@@ -183,6 +183,17 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return repo
 
+    def _revision(self, repo_id: str, rev: str, write: bool = False) -> tuple[Repo, str] | None:
+        """The repo and the commit ``rev`` names, or None after answering the Hub's 404/401."""
+        repo = self._repo(repo_id, write=write)
+        if repo is None:
+            return None
+        sha = repo.resolve(rev)
+        if sha is None:
+            self._error(404, f"Revision not found: {rev}", "RevisionNotFound")
+            return None
+        return repo, sha
+
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)
         path, query = unquote(parts.path), parse_qs(parts.query)
@@ -237,13 +248,10 @@ def _validate_yaml(h: _Handler, query: dict) -> None:
 
 def _preupload(h: _Handler, query: dict, repo: str, rev: str) -> None:
     payload = json.loads(h._body())
-    r = h._repo(repo, write=True)
-    if r is None:
+    found = h._revision(repo, rev, write=True)
+    if found is None:
         return
-    sha = r.resolve(rev)
-    if sha is None:
-        h._error(404, f"Revision not found: {rev}", "RevisionNotFound")
-        return
+    r, sha = found
     current = r.commits[sha]
     files = []
     for f in payload["files"]:
@@ -319,13 +327,10 @@ def _commit(h: _Handler, query: dict, repo: str, rev: str) -> None:
 
 def _create_tag(h: _Handler, query: dict, repo: str, rev: str) -> None:
     payload = json.loads(h._body())
-    r = h._repo(repo, write=True)
-    if r is None:
+    found = h._revision(repo, rev, write=True)
+    if found is None:
         return
-    sha = r.resolve(rev)
-    if sha is None:
-        h._error(404, f"Revision not found: {rev}", "RevisionNotFound")
-        return
+    r, sha = found
     tag = payload["tag"]
     if tag in r.tags:
         h._error(409, f"Tag {tag} already exists")
@@ -339,13 +344,10 @@ def _sibling_info(content: bytes, path: str) -> dict:
 
 
 def _model_info(h: _Handler, query: dict, repo: str, rev: str = "main") -> None:
-    r = h._repo(repo)
-    if r is None:
+    found = h._revision(repo, rev)
+    if found is None:
         return
-    sha = r.resolve(rev)
-    if sha is None:
-        h._error(404, f"Revision not found: {rev}", "RevisionNotFound")
-        return
+    r, sha = found
     files = r.commits[sha]
     card = files.get("README.md", b"").decode("utf-8", "replace")
     m = re.match(r"^---\n(.*?)\n---", card, re.S)
@@ -375,13 +377,10 @@ def _model_info(h: _Handler, query: dict, repo: str, rev: str = "main") -> None:
 
 
 def _tree(h: _Handler, query: dict, repo: str, rev: str, sub: str | None = None) -> None:
-    r = h._repo(repo)
-    if r is None:
+    found = h._revision(repo, rev)
+    if found is None:
         return
-    sha = r.resolve(rev)
-    if sha is None:
-        h._error(404, f"Revision not found: {rev}", "RevisionNotFound")
-        return
+    r, sha = found
     recursive = query.get("recursive", ["false"])[0].lower() in ("1", "true")
     prefix = (sub.strip("/") + "/") if sub else ""
     files = r.commits[sha]
@@ -406,13 +405,10 @@ def _tree(h: _Handler, query: dict, repo: str, rev: str, sub: str | None = None)
 
 
 def _resolve(h: _Handler, query: dict, repo: str, rev: str, file: str) -> None:
-    r = h._repo(repo)
-    if r is None:
+    found = h._revision(repo, rev)
+    if found is None:
         return
-    sha = r.resolve(rev)
-    if sha is None:
-        h._error(404, f"Revision not found: {rev}", "RevisionNotFound")
-        return
+    r, sha = found
     files = r.commits[sha]
     if file not in files:
         # The client caches non-existence per commit, keyed on X-Repo-Commit.
