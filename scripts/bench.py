@@ -21,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from medenc.recipe import add_override_argument
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model",
@@ -40,14 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--recipe", default=None, help="default: recipes/gpu.yaml on CUDA, else recipes/cpu.yaml"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key, e.g. phase2.group_by_length=true",
-    )
+    add_override_argument(parser)
     parser.add_argument(
         "--precision",
         choices=["fp32", "fp16", "bf16"],

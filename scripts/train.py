@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from medenc.errors import MedencError
+from medenc.recipe import add_override_argument
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,14 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", required=True, type=Path, help="recipe YAML, e.g. recipes/cpu.yaml")
     parser.add_argument("--run", required=True, help="run name: the folder outputs/<run>/")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key",
-    )
+    add_override_argument(parser)
     parser.add_argument("--fresh", action="store_true", help="wipe outputs/<run>/ and start over")
     parser.add_argument(
         "--output-dir", type=Path, default=None, help="parent of run folders (default outputs/)"
