@@ -18,6 +18,7 @@ HUB_REPO_ID    ?= org/mpnet-medical
 TRAIN_ARGS     ?=
 EVAL_ARGS      ?=
 RELEASE_ARGS   ?=
+BENCH_ARGS     ?=
 export PREPARED_DIR ?= data/prepared
 MANIFEST       := $(PREPARED_DIR)/manifest.json
 # With a config file, accelerate picks DDP from `distributed_type` alone, so more than one process needs --multi_gpu.
@@ -32,7 +33,7 @@ ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: RECIPE=$(RECIPE) RUN=$(RUN) NUM_PROCESSES=$(NUM_PROCESSES) HUB_REPO_ID=$(HUB_REPO_ID)"
-	@echo "             TRAIN_ARGS, EVAL_ARGS, RELEASE_ARGS: extra arguments, e.g. TRAIN_ARGS=--fresh"
+	@echo "             TRAIN_ARGS, EVAL_ARGS, RELEASE_ARGS, BENCH_ARGS: extra arguments, e.g. TRAIN_ARGS=--fresh"
 
 setup: $(STAMP) ## Create .venv and install torch (pinned), the project, the offline base model and dev tools
 
@@ -64,7 +65,7 @@ results: setup ## Publish outputs/$(RUN) (records, charts, card; no weights) int
 	$(PY) -m medenc.report --run $(RUN) --command "make train evaluate release RECIPE=$(RECIPE) RUN=$(RUN)"
 
 bench: setup ## Measure training throughput and MFU per phase
-	$(PY) scripts/bench.py
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 test: setup ## Run the fast test suite (what CI runs)
 	$(VENV)/bin/ruff check .
