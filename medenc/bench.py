@@ -124,8 +124,11 @@ def _cpu_flags() -> tuple[str, set[str], float | None]:
     return vendor, flags, mhz
 
 
-def cpu_peak_flops(cores: int | None = None) -> tuple[float, str]:
-    """An estimate of the CPU's fp32 peak: cores x GHz x FLOPs/cycle/core, and the assumption in words."""
+def cpu_peak_flops(cores: int | None = None, precision: str = "fp32") -> tuple[float, str]:
+    """An estimate of the CPU's peak: cores x GHz x FLOPs/cycle/core, and the assumption in words.
+
+    bf16 on a CPU with avx512_bf16 counts twice the fp32 rate (VDPBF16PS: two bf16 products per fp32 lane).
+    """
     vendor, flags, mhz = _cpu_flags()
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -139,6 +142,8 @@ def cpu_peak_flops(cores: int | None = None) -> tuple[float, str]:
         )
     else:
         per_cycle, why = 8, "SSE fp32, no FMA"
+    if precision == "bf16" and "avx512_bf16" in flags:
+        per_cycle, why = per_cycle * 2, f"{why}; x2 for bf16 dot products (avx512_bf16)"
     peak = cores * ghz * 1e9 * per_cycle
     return peak, f"CPU estimate: {cores} cores x {ghz:.2f} GHz x {per_cycle} FLOPs/cycle ({why})"
 
@@ -372,7 +377,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
             raise RuntimeError(f"no peak FLOP/s known for {device_name!r}: pass --peak-flops")
     else:
         device_name = environment.device_name("cpu")
-        peak, peak_source = cpu_peak_flops()
+        peak, peak_source = cpu_peak_flops(precision=precision)
     if cfg.peak_flops is not None:
         peak, peak_source = cfg.peak_flops, "--peak-flops"
 
