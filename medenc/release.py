@@ -119,11 +119,14 @@ def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None
 
 
 def _load_manifest() -> dict | None:
+    """The data manifest (medenc.data, which refuses a malformed one), or None when there is none."""
+    from medenc.data import load_manifest
+
     path = prepared_dir() / MANIFEST
     if not path.is_file():
         log.info("%s not found; the card's source table uses the built-in fallback", path)
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return load_manifest()
 
 
 # --- staging ------------------------------------------------------------------------------------------------
