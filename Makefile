@@ -19,6 +19,8 @@ TRAIN_ARGS     ?=
 EVAL_ARGS      ?=
 RELEASE_ARGS   ?=
 BENCH_ARGS     ?=
+# `make results LOG=run.txt` keeps the main job's console output (without progress bars) beside its records.
+LOG            ?=
 export PREPARED_DIR ?= data/prepared
 MANIFEST       := $(PREPARED_DIR)/manifest.json
 # With a config file, accelerate picks DDP from `distributed_type` alone, so more than one process needs --multi_gpu.
@@ -62,7 +64,8 @@ release: setup ## Render the model card and push outputs/$(RUN) to HUB_REPO_ID (
 	$(PY) scripts/release.py --run $(RUN) --repo-id $(HUB_REPO_ID) $(RELEASE_ARGS)
 
 results: setup ## Publish outputs/$(RUN) (records, charts, card; no weights) into results/$(RUN) and check targets
-	$(PY) -m medenc.report --run $(RUN) --command "make train evaluate release RECIPE=$(RECIPE) RUN=$(RUN)"
+	$(PY) -m medenc.report --run $(RUN) --command "make train evaluate release RECIPE=$(RECIPE) RUN=$(RUN)" \
+		$(if $(LOG),--log $(LOG))
 
 bench: setup ## Measure training throughput and MFU per phase
 	$(PY) scripts/bench.py $(BENCH_ARGS)

@@ -107,29 +107,12 @@ def gpu_peak_flops(name: str) -> float | None:
     return None
 
 
-def _cpu_flags() -> tuple[str, set[str], float | None]:
-    vendor, flags, mhz = "", set(), None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "vendor_id" and not vendor:
-                vendor = value.strip()
-            elif key == "flags" and not flags:
-                flags = set(value.split())
-            elif key == "cpu MHz" and mhz is None:
-                mhz = float(value)
-    except (OSError, ValueError):
-        pass
-    return vendor, flags, mhz
-
-
 def cpu_peak_flops(cores: int | None = None, precision: str = "fp32") -> tuple[float, str]:
     """An estimate of the CPU's peak: cores x GHz x FLOPs/cycle/core, and the assumption in words.
 
     bf16 on a CPU with avx512_bf16 counts twice the fp32 rate (VDPBF16PS: two bf16 products per fp32 lane).
     """
-    vendor, flags, mhz = _cpu_flags()
+    vendor, flags, mhz = environment.cpu_flags()
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     ghz = (mhz or 2500.0) / 1000

@@ -22,6 +22,29 @@ PACKAGES = (
 )
 
 
+def cpu_flags() -> tuple[str, set[str], float | None]:
+    """The first CPU's vendor, feature flags and clock (MHz) from /proc/cpuinfo; empty where unreadable."""
+    vendor, flags, mhz = "", set(), None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "vendor_id" and not vendor:
+                vendor = value.strip()
+            elif key == "flags" and not flags:
+                flags = set(value.split())
+            elif key == "cpu MHz" and mhz is None:
+                mhz = float(value)
+    except (OSError, ValueError):
+        pass
+    return vendor, flags, mhz
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 autocast is emulated."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags()[1])
+
+
 def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
     """Installed version of each package, None when it is missing."""
     out: dict[str, str | None] = {}

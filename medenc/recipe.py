@@ -26,7 +26,7 @@ class PhaseConfig:
     """What every phase shares: data sources, schedule, checkpointing."""
 
     enabled: bool = True
-    # source name -> max rows (null = all rows of that source)
+    # source name -> max rows (null = all rows of that source, 0 = left out: one `--set` removes a source)
     sources: dict[str, int | None] = field(default_factory=dict)
     epochs: float = 1.0
     max_steps: int | None = None
@@ -42,6 +42,10 @@ class PhaseConfig:
     group_by_length: bool = False  # batches of similar length (less padding); MNRL keeps no-duplicates
     dataloader_workers: int = 0
     torch_compile: bool = False
+
+    def used_sources(self) -> dict[str, int | None]:
+        """The sources this phase reads: those not set to 0 rows."""
+        return {name: rows for name, rows in self.sources.items() if rows != 0}
 
 
 @dataclass
@@ -258,11 +262,14 @@ def validate(recipe: Recipe, where: str) -> None:
                 f"{where}: phase{n}: expected learning_rate > 0, 0 <= warmup_ratio < 1 and epochs > 0"
             )
         for name, rows in ph.sources.items():
-            if rows is not None and rows < 1:
-                raise RecipeError(f"{where}: key 'phase{n}.sources.{name}': expected at least 1 or null")
-        if ph.enabled and not ph.sources and not (n == 3 and recipe.phase3.negatives == "mined"):
+            if rows is not None and rows < 0:
+                raise RecipeError(
+                    f"{where}: key 'phase{n}.sources.{name}': expected a row count >= 0 (0 leaves it out) "
+                    "or null (all rows)"
+                )
+        if ph.enabled and not ph.used_sources() and not (n == 3 and recipe.phase3.negatives == "mined"):
             raise RecipeError(f"{where}: phase{n} is enabled but 'phase{n}.sources' names no source")
-    if recipe.phase3.enabled and recipe.phase3.negatives != "curated" and not recipe.phase2.sources:
+    if recipe.phase3.enabled and recipe.phase3.negatives != "curated" and not recipe.phase2.used_sources():
         raise RecipeError(
             f"{where}: phase3 mines negatives over the phase-2 pairs, but 'phase2.sources' is empty"
         )

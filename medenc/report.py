@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -123,8 +124,28 @@ def _machine() -> str:
     return f"{device_name('cpu')}, {os.cpu_count()} cores, torch threads {threads}"
 
 
-def publish(run: str, dest: Path, command: str) -> Path:
-    """Copy a run's records (results, charts, card, recipe, run.json, manifest) into ``dest``; no weights."""
+# A tqdm progress bar (" 45%|████ | 34/75 [00:52<01:02, 1.5s/it]") and the cursor-up code tqdm writes between
+# nested bars: redraws that say nothing a log reader needs.
+_PROGRESS = re.compile(r"[^\r\n|]*\d+%\|[^|]*\|[^\]\r\n]*\]|\x1b\[A")
+
+
+def clean_log(text: str) -> str:
+    """A console log without progress-bar redraws: every line that has more than a bar is kept."""
+    out = []
+    for segment in re.split(r"[\r\n]+", text):
+        # A bar's blank padding (tens of spaces) can precede a message; a YAML dump's indent is short.
+        rest = re.sub(r"^ {8,}", "", _PROGRESS.sub("", segment).rstrip())
+        if rest.strip():
+            out.append(rest)
+    return "\n".join(out) + "\n"
+
+
+def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path:
+    """Copy a run's records (results, charts, card, recipe, run.json, manifest) into ``dest``; no weights.
+
+    ``dest`` is replaced as a whole, so nothing of an earlier run survives beside the new records. ``log``,
+    the console output of the command, is kept as ``logs/run.log`` without its progress bars.
+    """
     run_dir = outputs_dir() / run
     eval_dir = run_dir / EVAL_DIR
     results_path = eval_dir / "results.json"
@@ -133,9 +154,16 @@ def publish(run: str, dest: Path, command: str) -> Path:
     for needed, how in needs:
         if not needed.is_file():
             raise RunError(f"{needed}: missing; run `{how} RUN={run}` first")
+    if log is not None and not log.is_file():
+        raise RunError(f"{log}: the log to publish does not exist")
     results = json.loads(results_path.read_text(encoding="utf-8"))
     run_info = json.loads((run_dir / RUN_INFO).read_text(encoding="utf-8"))
-    dest.mkdir(parents=True, exist_ok=True)
+    final_dest, dest = dest, dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    if log is not None:
+        (dest / "logs").mkdir()
+        (dest / "logs" / "run.log").write_text(clean_log(log.read_text(errors="replace")), encoding="utf-8")
     for src in [results_path, eval_dir / "results.md", *sorted(eval_dir.glob("*.png"))]:
         shutil.copy2(src, dest / src.name)
     shutil.copy2(card, dest / "model_card.md")
@@ -168,8 +196,12 @@ def publish(run: str, dest: Path, command: str) -> Path:
         "when its paired 95% CI excludes zero.",
         "",
     ]
+    if log is not None:
+        text += ["The command's console output, without progress bars: [`logs/run.log`](logs/run.log).", ""]
     (dest / "README.md").write_text("\n".join(text) + "\n", encoding="utf-8")
-    return dest
+    shutil.rmtree(final_dest, ignore_errors=True)
+    dest.rename(final_dest)
+    return final_dest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,10 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", required=True)
     ap.add_argument("--dest", type=Path, default=None, help="default: results/<run>")
     ap.add_argument("--command", default=None, help="the command that produced the run (recorded)")
+    ap.add_argument("--log", type=Path, default=None, help="that command's console output, to keep")
     args = ap.parse_args(argv)
     command = args.command or f"make train evaluate release RECIPE={args.run}"
     try:
-        dest = publish(args.run, args.dest or PROJECT_ROOT / "results" / args.run, command)
+        dest = publish(args.run, args.dest or PROJECT_ROOT / "results" / args.run, command, args.log)
     except MedencError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -108,8 +108,12 @@ def requested_precision(recipe_precision: str, env: dict[str, str] | None = None
     return {"no": "fp32", "fp16": "fp16", "bf16": "bf16"}.get(mp or "no", "fp32")
 
 
-def decide_precision(requested: str, cuda_available: bool) -> tuple[str, str]:
-    """The precision training really uses, and why; ``requested`` is fp32, fp16 or bf16 (not auto)."""
+def decide_precision(requested: str, cuda_available: bool, cpu_bf16: bool | None = None) -> tuple[str, str]:
+    """The precision training really uses, and why; ``requested`` is fp32, fp16 or bf16 (not auto).
+
+    ``cpu_bf16``: whether the CPU has native bf16 (default: read from /proc/cpuinfo). Without it bf16 autocast
+    on a CPU is emulated and slower than fp32, so the honest choice is fp32.
+    """
     if requested == "fp32":
         return "fp32", "the recipe asks for fp32"
     if requested == "fp16":
@@ -120,7 +124,15 @@ def decide_precision(requested: str, cuda_available: bool) -> tuple[str, str]:
             "fp16 needs CUDA and this is a CPU: training in fp32 (set precision: bf16 for bf16 autocast)",
         )
     if requested == "bf16":
-        return "bf16", "bf16 mixed precision on " + ("CUDA" if cuda_available else "CPU (autocast)")
+        if cuda_available:
+            return "bf16", "bf16 mixed precision on CUDA"
+        if cpu_bf16 is None:
+            from medenc.environment import cpu_has_bf16
+
+            cpu_bf16 = cpu_has_bf16()
+        if cpu_bf16:
+            return "bf16", "bf16 autocast on a CPU with native bf16 (avx512_bf16/amx_bf16)"
+        return "fp32", "bf16 on this CPU would be emulated (no avx512_bf16/amx_bf16): training in fp32"
     raise RecipeError(f"precision: expected one of auto, fp32, fp16, bf16, found {requested!r}")
 
 
@@ -203,7 +215,7 @@ class PhaseData:
 def prepare_phase_data(recipe: Recipe, n: int, loader: Loader) -> PhaseData | None:
     """Load and check phase ``n``'s sets; phase 3's mined part is added later (it needs the phase-2 model)."""
     spec, cfg = PHASES[n], recipe.phase(n)
-    include = cfg.sources
+    include = cfg.used_sources()
     if n == 3 and recipe.phase3.negatives == "mined":
         include = {}
     if not include:
@@ -238,7 +250,7 @@ def mining_pairs(recipe: Recipe, loader: Loader, split: str, cap: int | None):
     cfg = recipe.phase2
     ds, _ = select_sources(
         loader(split, PAIRS),
-        cfg.sources,
+        cfg.used_sources(),
         COLUMNS[PAIRS],
         phase=3,
         set_name=PAIRS,

@@ -101,9 +101,10 @@ def _env() -> dict[str, str]:
 def test_cpu_peak_counts_bf16_twice_where_the_cpu_has_bf16_dot_products(monkeypatch):
     from medenc import bench
 
-    monkeypatch.setattr(bench, "_cpu_flags", lambda: ("AuthenticAMD", {"avx512f", "avx512_bf16"}, 2000.0))
+    flags = {"avx512f", "avx512_bf16"}
+    monkeypatch.setattr(bench.environment, "cpu_flags", lambda: ("AuthenticAMD", flags, 2000.0))
     fp32, _ = bench.cpu_peak_flops(cores=2)
     bf16, why16 = bench.cpu_peak_flops(cores=2, precision="bf16")
     assert fp32 == 2 * 2.0e9 * 32 and bf16 == 2 * fp32 and "avx512_bf16" in why16
-    monkeypatch.setattr(bench, "_cpu_flags", lambda: ("AuthenticAMD", {"avx512f"}, 2000.0))
+    monkeypatch.setattr(bench.environment, "cpu_flags", lambda: ("AuthenticAMD", {"avx512f"}, 2000.0))
     assert bench.cpu_peak_flops(cores=2, precision="bf16")[0] == fp32

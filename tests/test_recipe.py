@@ -12,19 +12,26 @@ from medenc.recipe import load_recipe, parse_override, recipe_sha256, to_yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["cpu", "gpu", "tiny"])
+@pytest.mark.parametrize("name", ["cpu", "cpu-v1", "gpu", "tiny"])
 def test_shipped_recipes_parse(name):
     recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml")
     assert recipe.phase2.loss == "mnrl"
     assert load_recipe(ROOT / "recipes" / f"{name}.yaml") == recipe  # deterministic
 
 
-def test_cpu_recipe_sizes():
+def test_gpu_recipe_carries_the_cpu_choices_at_full_scale():
+    """The ablation tunes recipes/cpu.yaml; gpu.yaml makes the same choices on every row of each source."""
     cpu = load_recipe(ROOT / "recipes" / "cpu.yaml")
-    assert cpu.model == "base" and cpu.phase2.batch_size == 32
-    assert all(v is not None for v in cpu.phase2.sources.values())
     gpu = load_recipe(ROOT / "recipes" / "gpu.yaml")
-    assert gpu.phase2.batch_size == 64 and all(v is None for v in gpu.phase2.sources.values())
+    assert cpu.model == gpu.model == "base"
+    for n in (1, 2, 3):
+        c, g = cpu.phase(n), gpu.phase(n)
+        assert c.enabled == g.enabled and c.loss == g.loss, f"phase {n}"
+        assert set(c.used_sources()) == set(g.used_sources()), f"phase {n} sources"
+        assert all(v is not None for v in c.used_sources().values()), f"phase {n}: the CPU run is a subset"
+        assert all(v is None for v in g.used_sources().values()), f"phase {n}: the GPU run uses every row"
+    assert cpu.phase3.negatives == gpu.phase3.negatives and cpu.phase3.margin == gpu.phase3.margin
+    assert cpu.phase3.mining.relative_margin == gpu.phase3.mining.relative_margin
 
 
 def _write(tmp_path, text):
@@ -67,6 +74,17 @@ def test_overrides_win_and_are_checked():
         parse_override("phase2.batch_size")
     with pytest.raises(RecipeError, match="loss"):
         load_recipe(tiny, ["phase2.loss=triplet"])
+
+
+def test_zero_rows_leaves_a_source_out(tmp_path):
+    """Ablations remove one source with `--set phaseN.sources.NAME=0`; every source at 0 is no source."""
+    tiny = ROOT / "recipes" / "tiny.yaml"
+    r = load_recipe(tiny, ["phase2.sources.rqe=0"])
+    assert "rqe" in r.phase2.sources and "rqe" not in r.phase2.used_sources()
+    with pytest.raises(RecipeError, match=r"phase2\.sources\.rqe.*>= 0"):
+        load_recipe(tiny, ["phase2.sources.rqe=-1"])
+    with pytest.raises(RecipeError, match="names no source"):
+        load_recipe(_write(tmp_path, "phase1:\n  sources: {stsb: 0}\n"))
 
 
 def test_value_checks(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from medenc.errors import RunError
@@ -68,20 +70,101 @@ def test_ablation_table_reads_runs_and_lists_the_missing(tmp_path, monkeypatch):
     from medenc import ablation
 
     monkeypatch.setenv("OUTPUTS_DIR", str(tmp_path))
-    with pytest.raises(RunError, match="main run has no results"):
+    with pytest.raises(RunError, match=r"main run has no results.*RECIPE=cpu-v1"):
         ablation.table()
-    res = {"base": {}, **{v.model: {} for v in ablation.VARIANTS}}
-    deltas: dict = {v.model: {} for v in ablation.VARIANTS}
+    first = ablation.ROUNDS[0]
+    res = {"base": {}, **{v.model: {} for v in first.variants}}
+    deltas: dict = {v.model: {} for v in first.variants}
     for s, m, _ in ablation.COLUMNS:
         for model in res:
             res[model][s] = {m: {"value": 0.9 if model != "base" else 0.8}}
             if model != "base":
                 deltas[model][s] = {m: {"diff": 0.1, "ci_low": 0.05, "ci_high": 0.15, "significant": True}}
     deltas["phase-1-cosine"]["rqe"]["ap"].update(ci_low=-0.01, significant=False)
-    (tmp_path / "cpu" / "eval").mkdir(parents=True)
-    (tmp_path / "cpu" / "eval" / "results.json").write_text(json.dumps({"results": res, "deltas": deltas}))
+    for rnd in ablation.ROUNDS:
+        (tmp_path / rnd.main_run / "eval").mkdir(parents=True)
+        (tmp_path / rnd.main_run / "eval" / "results.json").write_text(
+            json.dumps({"results": res, "deltas": deltas})
+        )
     text = ablation.table()
-    assert "| base (all-mpnet-base-v2) | 0.800 |" in text
+    assert text.count("| base (all-mpnet-base-v2) | 0.800 |") == len(ablation.ROUNDS)
     assert "0.900 (+0.100 [-0.010, +0.150] †)" in text  # not significant is marked
     assert "Not run yet: phase 1 with CoSENTLoss" in text
-    assert 'RUN=abl-cosent TRAIN_ARGS="--set phase1.loss=cosent' in text
+    assert 'RECIPE=cpu-v1 RUN=abl-cosent TRAIN_ARGS="--set phase1.loss=cosent' in text
+    assert "--set phase2.sources.medquad_synonym=0" in text
+
+
+def test_ablation_variants_are_valid_recipes():
+    """Every variant's overrides parse against its round's recipe (init_from needs the main run's folder)."""
+    from medenc import ablation
+    from medenc.recipe import load_recipe
+
+    root = Path(__file__).resolve().parent.parent
+    for rnd in ablation.ROUNDS:
+        for v in rnd.variants:
+            sets = [o for o in v.overrides if not o.startswith("init_from=")]
+            load_recipe(root / "recipes" / f"{rnd.recipe}.yaml", sets)
+
+
+def test_clean_log_keeps_messages_and_drops_bars():
+    from medenc.report import clean_log
+
+    raw = (
+        "resolved recipe:\n  phase1:\n    stsb: 1500\n"
+        "  0%|          | 0/75 [00:00<?, ?it/s]  1%|▏         | 1/75 [00:23<28:55, 23.45s/it]"
+        "                                   {'loss': '0.2668', 'epoch': '0.01'}\n"
+        "\x1b[A 45%|████▌     | 34/75 [00:52<01:02,  1.50s/it]\r"
+        "                                             2026-11-26 18:04:46 INFO medenc.train: phase 1 done\n"
+    )
+    assert clean_log(raw).splitlines() == [
+        "resolved recipe:",
+        "  phase1:",
+        "    stsb: 1500",
+        "{'loss': '0.2668', 'epoch': '0.01'}",
+        "2026-11-26 18:04:46 INFO medenc.train: phase 1 done",
+    ]
+
+
+def test_publish_replaces_the_folder_and_keeps_the_log(tmp_path, monkeypatch):
+    import json
+
+    from medenc import report
+
+    monkeypatch.setenv("OUTPUTS_DIR", str(tmp_path / "outputs"))
+    monkeypatch.setenv("PREPARED_DIR", str(tmp_path / "prepared"))
+    run = tmp_path / "outputs" / "r"
+    (run / "eval").mkdir(parents=True)
+    (run / "release").mkdir()
+    (tmp_path / "prepared").mkdir()
+    model = {k: (0.9, 0.01) for k in BASE}
+    (run / "eval" / "results.json").write_text(json.dumps(_results(BASE, model)))
+    (run / "eval" / "results.md").write_text("table")
+    (run / "release" / "README.md").write_text("card")
+    (run / "recipe.yaml").write_text("model: base\n")
+    (run / "run.json").write_text(json.dumps({"total_seconds": 60, "precision": {"used": "bf16"}}))
+    (tmp_path / "prepared" / "manifest.json").write_text("{}")
+    dest = tmp_path / "results" / "r"
+    dest.mkdir(parents=True)
+    (dest / "NOTES.md").write_text("about an earlier run")
+    log = tmp_path / "console.txt"
+    with pytest.raises(RunError, match=r"console\.txt: the log to publish does not exist"):
+        report.publish("r", dest, "make train", log)
+    assert [p.name for p in dest.parent.iterdir()] == ["r"] and (dest / "NOTES.md").is_file()  # untouched
+    log.write_text(" 50%|█████     | 1/2 [00:01<00:01, 1.0s/it]\rINFO done\n")
+    report.publish("r", dest, "make train", log)
+    assert not (dest / "NOTES.md").exists()
+    assert (dest / "logs" / "run.log").read_text() == "INFO done\n"
+    readme = (dest / "README.md").read_text()
+    assert "make train" in readme and "precision used: bf16" in readme and "logs/run.log" in readme
+    assert sorted(p.name for p in dest.iterdir()) == sorted(
+        [
+            "README.md",
+            "logs",
+            "manifest.json",
+            "model_card.md",
+            "recipe.yaml",
+            "results.json",
+            "results.md",
+            "run.json",
+        ]
+    )

@@ -170,20 +170,21 @@ def test_bad_data_refused_before_training(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("requested", "cuda", "used"),
+    ("requested", "cuda", "cpu_bf16", "used"),
     [
-        ("fp16", True, "fp16"),
-        ("fp16", False, "fp32"),
-        ("bf16", False, "bf16"),
-        ("bf16", True, "bf16"),
-        ("fp32", True, "fp32"),
-        ("fp32", False, "fp32"),
+        ("fp16", True, False, "fp16"),
+        ("fp16", False, True, "fp32"),
+        ("bf16", False, True, "bf16"),
+        ("bf16", False, False, "fp32"),  # emulated bf16 on a CPU is slower than fp32
+        ("bf16", True, False, "bf16"),
+        ("fp32", True, True, "fp32"),
+        ("fp32", False, True, "fp32"),
     ],
 )
-def test_decide_precision(requested, cuda, used):
-    got, reason = decide_precision(requested, cuda)
+def test_decide_precision(requested, cuda, cpu_bf16, used):
+    got, reason = decide_precision(requested, cuda, cpu_bf16=cpu_bf16)
     assert got == used and reason
-    if requested == "fp16" and not cuda:
+    if used != requested:
         assert "CPU" in reason and "fp32" in reason
 
 

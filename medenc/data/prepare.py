@@ -2,9 +2,9 @@
 
 What it writes, under ``medenc.paths.prepared_dir()`` (layout in :mod:`medenc.layout`):
 
-* ``train/`` and ``validation/``: ``graded_pairs`` (STS-B train+dev), ``pairs`` (MedQuAD question->answer,
-  MedQuAD synonym->focus, abbreviation->meaning, MeQSum CHQ->summary, RQE true chq->faq) and ``triplets``
-  (RQE: chq, a true faq of the same chq, a false faq);
+* ``train/`` and ``validation/``: ``graded_pairs`` (STS-B train+dev; RQE train as 1.0/0.0), ``pairs``
+  (MedQuAD question->answer, MedQuAD synonym->focus, abbreviation->meaning, MeQSum CHQ->summary, RQE true
+  chq->faq) and ``triplets`` (RQE: chq, a true faq of the same chq, a false faq);
 * ``test/``: ``biosses``, ``stsb``, ``rqe``, ``medquad_{queries,corpus,qrels}``, ``pubmedqa_{...}``,
   ``triplets``;
 * ``manifest.json`` and ``leakage_report.json``.
@@ -60,7 +60,10 @@ SOURCES_INFO: dict[str, dict[str, str]] = {
         "role": "train+validation: pairs (question->answer, synonym->focus); test: retrieval, triplets",
     },
     "pubmedqa": {"license": "MIT", "role": "test only: pubmedqa retrieval (500 official test PMIDs)"},
-    "rqe_amia2016": {"license": "CC BY 4.0", "role": "train+validation: pairs, triplets; test: rqe"},
+    "rqe_amia2016": {
+        "license": "CC BY 4.0",
+        "role": "train+validation: graded_pairs (1.0/0.0), pairs, triplets; test: rqe",
+    },
     "meqsum": {"license": "CC BY 4.0", "role": "train+validation: pairs (CHQ->summary)"},
     "medical_abbreviations": {"license": "MIT", "role": "train+validation: pairs (abbreviation->meaning)"},
 }
@@ -266,6 +269,11 @@ def build(root: Path, threshold: float = leakage.DEFAULT_THRESHOLD) -> Prepared:
     # the anchor would make the triplet trivial.
     true_faq: dict[str, str] = {}
     for p in rqe["train"]:
+        # Every labelled RQE pair is also a graded pair (entailed 1.0, not entailed 0.0): the only
+        # in-domain labelled pairs, so a ranking loss (CoSENT) in phase 1 can learn the RQE boundary itself.
+        cand[layout.GRADED_PAIRS].append(
+            _row(layout.GRADED_PAIRS, "rqe", leakage.key(p.chq), p.chq, p.faq, float(p.label))
+        )
         if p.label:
             cand[layout.PAIRS].append(_row(layout.PAIRS, "rqe", leakage.key(p.chq), p.chq, p.faq))
             if leakage.key(p.faq) != leakage.key(p.chq):
@@ -294,7 +302,10 @@ def build(root: Path, threshold: float = leakage.DEFAULT_THRESHOLD) -> Prepared:
         cols = TEXT_FIELDS[fmt]
         kept = []
         for r in rows:
-            if fmt != layout.GRADED_PAIRS and leakage.key(r[cols[0]]) == leakage.key(r[cols[1]]):
+            # STS-B keeps its identical pairs (a score of 5 on the benchmark's own scale); elsewhere identical
+            # sides teach nothing.
+            same = leakage.key(r[cols[0]]) == leakage.key(r[cols[1]])
+            if same and not (fmt == layout.GRADED_PAIRS and r["source"] == "stsb"):
                 out.dropped[f"{fmt}: identical sides"][r["source"]] += 1
             else:
                 kept.append(r)
