@@ -98,7 +98,9 @@ ROUNDS: tuple[Round, ...] = (
         "Round 1: the first CPU recipe (fp32, 1800 phase-2 pairs)",
         "cpu-v1",
         "Each phase, the phase-1 loss and the phase-3 negatives, one at a time. Phase-3 variants start from "
-        "the main run's phase-2 model.",
+        "the main run's phase-2 model. These runs were made as `RECIPE=cpu` before that recipe was retuned; "
+        "`recipes/cpu-v1.yaml` is that file unchanged (the graded set has gained RQE rows since, which this "
+        "recipe does not select, so its training rows are the same).",
         (
             *_main_phases("cpu-v1", "CosineSimilarityLoss on STS-B"),
             Variant(
@@ -131,6 +133,7 @@ ROUNDS: tuple[Round, ...] = (
         (
             *_main_phases("cpu", "CosineSimilarityLoss on STS-B"),
             Variant(
+                # Evaluated on BIOSSES, STS-B and RQE only (a quick pilot): its MedQuAD cells are empty.
                 "phase 1: CoSENTLoss on STS-B 1000 + RQE 1000 (labels as 1/0)",
                 "abl2-p1-cosent-rqe",
                 PHASE_DIRS[1],
