@@ -416,7 +416,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
                 "group_by_length": pc.group_by_length,
                 "dataloader_workers": pc.dataloader_workers,
                 "torch_compile": pc.torch_compile,
-                "attention": "eager (MPNet has no SDPA in this transformers)",
+                "attention": pc.attention,
             },
             **summaries,
         }
@@ -445,7 +445,8 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
             "kind": cfg.model,
             "parameters": parameters,
             "all_parameters": all_parameters,
-            "tokenizer": cfg.tokenizer or "base model folder",
+            "tokenizer": cfg.tokenizer
+            or ("base model folder" if cfg.model == "real" else "bench_assets/tokenizer"),
         },
         "device": {
             "type": "cuda" if cuda else "cpu",

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medenc.base_model import resolve_base_model
+from medenc.paths import PROJECT_ROOT
 
 # hidden, layers, heads, intermediate: "tiny" keeps unit tests to seconds on 2 cores; "base" is the shape of
 # all-mpnet-base-v2, for benchmarks on machines where the real weights cannot travel.
 SHAPES: dict[str, tuple[int, int, int, int]] = {"tiny": (32, 2, 2, 64), "base": (768, 12, 12, 3072)}
+# Recipe `model:` values with random weights -> their shape.
+RANDOM_SHAPES: dict[str, str] = {"tiny": "tiny", "random-base": "base"}
+# The base model's tokenizer files alone (700 KB, byte-identical to the verified model's; a test checks):
+# random-weight models need no 438 MB download, so they also run where the weights cannot travel.
+TOKENIZER_ASSETS = PROJECT_ROOT / "bench_assets" / "tokenizer"
 
 
 def load_base(device: str | None = None, max_seq_length: int | None = None):
     """The real, verified all-mpnet-base-v2 as a SentenceTransformer."""
     from sentence_transformers import SentenceTransformer
+
+    from medenc.base_model import resolve_base_model
 
     model = SentenceTransformer(str(resolve_base_model()), device=device)
     if max_seq_length:
@@ -34,9 +41,7 @@ def build_random_model(
 ):
     """An MPNet of the given shape with random weights, the real tokenizer, mean pooling and normalisation.
 
-    ``tokenizer``: a folder with the base model's tokenizer files alone (tokenizer.json, vocab.txt,
-    tokenizer_config.json, special_tokens_map.json), for machines without the base model; default: the base
-    model folder.
+    ``tokenizer``: a folder of tokenizer files; default: ``TOKENIZER_ASSETS``, the base model's own.
     """
     import tempfile
 
@@ -47,7 +52,7 @@ def build_random_model(
     from transformers import AutoTokenizer, MPNetConfig, MPNetModel
 
     hidden, layers, heads, intermediate = SHAPES[shape]
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer or resolve_base_model()))
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer or TOKENIZER_ASSETS))
     config = MPNetConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
@@ -67,3 +72,57 @@ def build_random_model(
         transformer = Transformer(tmp, max_seq_length=max_seq_length)
     pooling = Pooling(hidden, pooling_mode="mean")
     return SentenceTransformer(modules=[transformer, pooling, Normalize()], device=device)
+
+
+def _sdpa_self_attention(
+    self, hidden_states, attention_mask=None, position_bias=None, output_attentions=False, **kwargs
+):
+    """MPNetSelfAttention.forward through ``scaled_dot_product_attention``: the same math as the eager code
+    (scores / sqrt(d) + relative position bias + padding mask, softmax, dropout), in one fused kernel."""
+    import torch
+
+    if output_attentions:  # the fused kernel returns no probabilities
+        return self._eager_forward(hidden_states, attention_mask, position_bias, output_attentions, **kwargs)
+    shape = (*hidden_states.shape[:-1], -1, self.attention_head_size)
+    q = self.q(hidden_states).view(shape).transpose(1, 2)
+    k = self.k(hidden_states).view(shape).transpose(1, 2)
+    v = self.v(hidden_states).view(shape).transpose(1, 2)
+    bias = position_bias
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            attention_mask = torch.zeros_like(attention_mask, dtype=q.dtype).masked_fill(
+                ~attention_mask, torch.finfo(q.dtype).min
+            )
+        bias = attention_mask if bias is None else bias + attention_mask
+    # SDPA wants the mask in the query's dtype (fp16/bf16 under autocast); gradients still reach the
+    # relative position bias through it.
+    c = torch.nn.functional.scaled_dot_product_attention(
+        q,
+        k,
+        v,
+        attn_mask=None if bias is None else bias.to(q.dtype),
+        dropout_p=self.dropout.p if self.training else 0.0,
+    )
+    c = c.transpose(1, 2).reshape(*hidden_states.shape[:-1], self.all_head_size)
+    return (self.o(c),)
+
+
+def use_sdpa_attention(model) -> int:
+    """Route every MPNet self-attention of ``model`` through torch SDPA; returns how many layers now do.
+
+    transformers' MPNet implements eager attention only (``_supports_sdpa`` is False) because of its relative
+    position bias, but SDPA takes that bias as an additive ``attn_mask``. Patched per instance, so other
+    models and saved files are unchanged; idempotent.
+    """
+    import types
+
+    from transformers.models.mpnet.modeling_mpnet import MPNetSelfAttention
+
+    n = 0
+    for module in model.modules():
+        if isinstance(module, MPNetSelfAttention):
+            if not hasattr(module, "_eager_forward"):
+                module._eager_forward = module.forward
+                module.forward = types.MethodType(_sdpa_self_attention, module)
+            n += 1
+    return n

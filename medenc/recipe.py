@@ -42,6 +42,8 @@ class PhaseConfig:
     group_by_length: bool = False  # batches of similar length (less padding); MNRL keeps no-duplicates
     dataloader_workers: int = 0
     torch_compile: bool = False
+    # sdpa: MPNet self-attention through torch's fused scaled_dot_product_attention (same math; modeling.py)
+    attention: Literal["eager", "sdpa"] = "eager"
 
     def used_sources(self) -> dict[str, int | None]:
         """The sources this phase reads: those not set to 0 rows."""
@@ -97,7 +99,9 @@ class Phase3Config(PhaseConfig):
 class Recipe:
     """A complete training recipe."""
 
-    model: Literal["base", "tiny"] = "base"
+    # base: the verified all-mpnet-base-v2. tiny / random-base: MPNet with random weights (tests; timing the
+    # full recipe on a GPU machine the real weights cannot travel to), never a model to release.
+    model: Literal["base", "tiny", "random-base"] = "base"
     # A sentence-transformers folder the first enabled phase starts from instead of ``model`` (ablations of
     # later phases start from an earlier run's phase folder rather than retraining it).
     init_from: str | None = None

@@ -43,8 +43,9 @@ from medenc.layout import (
     TRIPLETS,
     phase_dir,
 )
+from medenc.modeling import RANDOM_SHAPES, use_sdpa_attention
 from medenc.paths import PROJECT_ROOT, outputs_dir
-from medenc.recipe import Recipe, recipe_sha256, to_yaml
+from medenc.recipe import Recipe, load_recipe, recipe_sha256, to_yaml
 
 log = logging.getLogger("medenc.train")
 
@@ -308,17 +309,18 @@ def card_data():
 
 
 def load_model(recipe: Recipe, source: Path | None, max_seq_length: int):
-    """Phase N's starting model: the previous phase's folder, else the base (or tiny random) model."""
+    """Phase N's starting model: the previous phase's folder, else the base (or a random-weight) model."""
     from sentence_transformers import SentenceTransformer
 
     card = card_data()
     source = source or (Path(recipe.init_from) if recipe.init_from else None)
     if source is not None:
         model = SentenceTransformer(str(source), model_card_data=card, device="cpu")
-    elif recipe.model == "tiny":
+    elif recipe.model != "base":
         from medenc.modeling import build_random_model
 
-        model = build_random_model("tiny", max_seq_length=max_seq_length, seed=recipe.seed, device="cpu")
+        shape = RANDOM_SHAPES[recipe.model]
+        model = build_random_model(shape, max_seq_length=max_seq_length, seed=recipe.seed, device="cpu")
         model.model_card_data = card
         card.register_model(model)
     else:
@@ -455,6 +457,8 @@ def build_trainer(
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
     cfg = recipe.phase(n)
+    if cfg.attention == "sdpa":
+        use_sdpa_attention(model)
     if loss is None:
         loss = make_loss(recipe, n, model, num_processes)
     workers = cfg.dataloader_workers
@@ -550,7 +554,9 @@ def check_run_folder(run_dir: Path, recipe: Recipe, data_hash: str | None, fresh
                 "pass --fresh to wipe it or choose another --run"
             )
         return
-    old = recipe_sha256_text(saved.read_text(encoding="utf-8"))
+    # Compared as parsed recipes, not as texts: a key added later with a default that keeps the old behaviour
+    # (say phaseN.attention) must not make every earlier run folder look like a different recipe.
+    old = recipe_sha256(load_recipe(saved, []))
     new = recipe_sha256(recipe)
     if old != new:
         raise RunError(
@@ -565,13 +571,6 @@ def check_run_folder(run_dir: Path, recipe: Recipe, data_hash: str | None, fresh
                 f"{run_dir}: was trained on different prepared data (manifest sha256 {old_data[:12]}, now "
                 f"{data_hash[:12]}). Pass --fresh to start over, or choose another --run"
             )
-
-
-def recipe_sha256_text(text: str) -> str:
-    """sha256 of a saved recipe.yaml's text."""
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _default_data_hash() -> str | None:
@@ -605,7 +604,8 @@ def run_training(
     loader = loader or _default_loader
 
     # --- Everything that can be refused is refused before any training starts. ---
-    base_path = resolve_base_model()  # ModelError passes through with its message
+    # ModelError passes through with its message. Random-weight recipes need no base model.
+    base_path = resolve_base_model() if recipe.model == "base" else None
     if data_hash is None:
         data_hash = _default_data_hash()
     if is_main:
@@ -636,14 +636,20 @@ def run_training(
     if (run_dir / RUN_INFO).is_file():
         info = json.loads((run_dir / RUN_INFO).read_text(encoding="utf-8"))
     old_phases = {p["phase"]: p for p in info.get("phases", [])}
-    base_info: dict[str, Any] = {
-        "id": BASE_MODEL_ID,
-        "revision": BASE_MODEL_REVISION,
-        "path": str(base_path),
-        "sha256": info.get("base_model", {}).get("sha256") or _model_sha(base_path),
-    }
-    if recipe.model == "tiny":
-        base_info = {"id": "random tiny MPNet (tests)", "revision": None, "path": None, "sha256": None}
+    if base_path is not None:
+        base_info: dict[str, Any] = {
+            "id": BASE_MODEL_ID,
+            "revision": BASE_MODEL_REVISION,
+            "path": str(base_path),
+            "sha256": info.get("base_model", {}).get("sha256") or _model_sha(base_path),
+        }
+    else:
+        base_info = {
+            "id": f"random-weight MPNet, {RANDOM_SHAPES[recipe.model]} shape (tests and timing; not a model)",
+            "revision": None,
+            "path": None,
+            "sha256": None,
+        }
     info.update(
         {
             "schema_version": SCHEMA_VERSION,

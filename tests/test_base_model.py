@@ -106,3 +106,16 @@ def test_real_base_model_offline_is_verified_and_ranks_the_paraphrase_first(monk
     )
     sim = model.similarity(emb, emb)
     assert sim[0, 1] > sim[0, 2]
+
+
+@pytest.mark.integration
+def test_tokenizer_assets_are_the_base_models_own_files(monkeypatch):
+    """Random-weight models (tests, GPU timing) use bench_assets/tokenizer: it must be the real tokenizer."""
+    from medenc.modeling import TOKENIZER_ASSETS
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = resolve_base_model()
+    names = sorted(p.name for p in TOKENIZER_ASSETS.iterdir())
+    assert names == ["special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"]
+    for name in names:
+        assert (TOKENIZER_ASSETS / name).read_bytes() == (folder / name).read_bytes(), name

@@ -108,3 +108,33 @@ def test_cpu_peak_counts_bf16_twice_where_the_cpu_has_bf16_dot_products(monkeypa
     assert fp32 == 2 * 2.0e9 * 32 and bf16 == 2 * fp32 and "avx512_bf16" in why16
     monkeypatch.setattr(bench.environment, "cpu_flags", lambda: ("AuthenticAMD", {"avx512f"}, 2000.0))
     assert bench.cpu_peak_flops(cores=2, precision="bf16")[0] == fp32
+
+
+def test_sdpa_attention_matches_eager_outputs_and_gradients():
+    import torch
+
+    from medenc.modeling import build_random_model, use_sdpa_attention
+
+    texts = ["MI", "a much longer sentence about hypertension and heart attack in elderly patients", "gout"]
+    results = []
+    for sdpa in (False, True):
+        model = build_random_model("tiny", seed=3)  # same seed: same weights
+        if sdpa:
+            assert use_sdpa_attention(model) == 2  # the tiny model's two layers
+        model.train()
+        for m in model.modules():  # dropout off: both paths must then agree exactly up to rounding
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+        features = model.preprocess(texts)  # padded: the mask path is exercised
+        out = model(features)["sentence_embedding"]
+        (out * torch.linspace(-1, 1, out.shape[1])).sum().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((out.detach(), grads))
+    (eager, g_eager), (fused, g_fused) = results
+    assert torch.allclose(eager, fused, atol=1e-5)
+    assert g_eager.keys() == g_fused.keys()
+    bias = next(k for k in g_eager if "relative_attention_bias" in k)
+    assert g_eager[bias].abs().sum() > 0  # the position bias learns through SDPA's mask too
+    for name in g_eager:
+        assert torch.allclose(g_eager[name], g_fused[name], atol=1e-5), name
+    assert use_sdpa_attention(model) == 2  # idempotent

@@ -86,10 +86,12 @@ def _run(tmp_path: Path, overrides=(), **kw):
     )
 
 
-def test_three_phases_save_loadable_folders_and_run_json(tmp_path, caplog):
+def test_three_phases_save_loadable_folders_and_run_json(tmp_path, caplog, monkeypatch):
     from sentence_transformers import SentenceTransformer
 
     caplog.set_level(logging.INFO, logger="medenc.train")
+    # A random-weight recipe needs no base model (GPU timing runs where the weights cannot travel).
+    monkeypatch.setenv("MEDENC_BASE_MODEL", str(tmp_path / "no-such-model"))
     info = _run(tmp_path)
     run_dir = tmp_path / "t"
     on_disk = json.loads((run_dir / RUN_INFO).read_text())
@@ -114,6 +116,7 @@ def test_three_phases_save_loadable_folders_and_run_json(tmp_path, caplog):
     assert (run_dir / FINAL_DIR / "README.md").read_text().count("sentence-transformers/all-mpnet-base-v2")
     assert not (run_dir / "checkpoints").exists()
     assert info["phases"][0]["rows"] == {"stsb": 8}
+    assert on_disk["base_model"]["id"].startswith("random-weight MPNet, tiny shape")
     assert "training in fp32" not in caplog.text  # fp32 was asked for: no precision warning
 
 
