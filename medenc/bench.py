@@ -230,8 +230,49 @@ class Measurement:
         }
 
 
-def _timed_train(trainer, warmup: int, cuda: bool) -> Measurement:
-    """Train; time the steps after ``warmup`` (step end to step end, so data loading counts)."""
+@dataclass
+class Profile:
+    """Where the steps after the timed ones went (torch.profiler): device busy time against wall time."""
+
+    steps: int
+    wall_seconds: float
+    device_busy_seconds: float  # sum of kernel self times: below the wall time, the host is the bottleneck
+    table: str
+
+    def summary(self) -> dict[str, Any]:
+        w = self.wall_seconds or float("nan")
+        return {
+            "steps": self.steps,
+            "wall_seconds": round(self.wall_seconds, 4),
+            "device_busy_seconds": round(self.device_busy_seconds, 4),
+            "device_busy_fraction": round(self.device_busy_seconds / w, 4),
+        }
+
+
+def _profile_report(prof, cuda: bool, steps: int, wall: float) -> Profile:
+    """Summarise a finished torch.profiler run: device busy time and the top operators."""
+    averages = prof.key_averages()
+
+    def device_us(e) -> float:  # the attribute was renamed from cuda to device in torch 2.x
+        return float(getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0.0)) or 0.0)
+
+    busy = sum(device_us(e) for e in averages) / 1e6 if cuda else 0.0
+    sort = "self_device_time_total" if cuda else "self_cpu_time_total"
+    try:
+        table = averages.table(sort_by=sort, row_limit=25)
+    except (AttributeError, KeyError, ValueError):  # older naming of the same column
+        table = averages.table(sort_by="self_cuda_time_total" if cuda else "cpu_time_total", row_limit=25)
+    return Profile(steps=steps, wall_seconds=wall, device_busy_seconds=busy, table=table)
+
+
+def _timed_train(
+    trainer, warmup: int, cuda: bool, steps: int, profile_steps: int = 0
+) -> tuple[Measurement, Profile | None]:
+    """Train; time ``steps`` steps after ``warmup`` (step end to step end, so data loading counts).
+
+    ``profile_steps`` more steps then run under torch.profiler, outside the timed window so its overhead
+    does not touch the figures.
+    """
     import torch
     from transformers import TrainerCallback
 
@@ -250,13 +291,27 @@ def _timed_train(trainer, warmup: int, cuda: bool) -> Measurement:
     trainer.compute_loss = counting_compute_loss
     marks: dict[str, Any] = {}
 
+    end = warmup + steps
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if cuda:
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    prof = torch.profiler.profile(activities=activities) if profile_steps else None
+
     class Clock(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
-            if state.global_step == warmup or state.global_step == state.max_steps:
+            if state.global_step in (warmup, end, end + profile_steps):
                 if cuda:
                     torch.cuda.synchronize()
-                key = "start" if state.global_step == warmup else "end"
-                marks[key] = (time.perf_counter(), len(records), state.global_step)
+                now = time.perf_counter()
+                if state.global_step == warmup:
+                    marks["start"] = (now, len(records), state.global_step)
+                if state.global_step == end:
+                    marks["end"] = (now, len(records), state.global_step)
+                    if prof is not None:
+                        prof.start()
+                if prof is not None and state.global_step == end + profile_steps:
+                    prof.stop()
+                    marks["profiled"] = (now, len(records), state.global_step)
 
     trainer.add_callback(Clock())
     if cuda:
@@ -276,7 +331,10 @@ def _timed_train(trainer, warmup: int, cuda: bool) -> Measurement:
         m.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
     else:  # Linux: KiB; the process-wide peak so far (monotonic across runs)
         m.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return m
+    profile = None
+    if prof is not None:
+        profile = _profile_report(prof, cuda, profile_steps, marks["profiled"][0] - t1)
+    return m, profile
 
 
 @dataclass
@@ -297,6 +355,7 @@ class BenchConfig:
     tokenizer: str | None = None
     peak_flops: float | None = None
     defaults: bool = True  # also measure plain sentence-transformers defaults
+    profile_steps: int = 0  # > 0: that many more steps of ours under torch.profiler (after the timed ones)
     seed: int = 0
 
 
@@ -365,6 +424,8 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
         peak, peak_source = cfg.peak_flops, "--peak-flops"
 
     max_steps = cfg.warmup + cfg.steps
+    if cfg.profile_steps < 0:
+        raise ValueError("--profile-steps must be 0 or more")
     phases_out: list[dict[str, Any]] = []
     text_sources: dict[int, str] = {}
     parameters = all_parameters = None
@@ -374,8 +435,10 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
         pool, text_sources[n] = text_pool(n)
         model = _build_model(cfg, seq_len)
         parameters, all_parameters = matmul_parameters(model), sum(p.numel() for p in model.parameters())
-        rows = synthetic_rows(n, model.tokenizer, pool, max_steps * bs, seq_len, cfg.spread, cfg.seed + n)
+        total = max_steps + cfg.profile_steps
+        rows = synthetic_rows(n, model.tokenizer, pool, total * bs, seq_len, cfg.spread, cfg.seed + n)
         runs: dict[str, Measurement] = {}
+        profile: Profile | None = None
         variants = ["ours", "defaults"] if cfg.defaults else ["ours"]
         for variant in variants:
             if variant == "defaults":
@@ -395,12 +458,15 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
                         cuda=cuda,
                         output_dir=tmp,
                         num_processes=1,
-                        max_steps=max_steps,
+                        max_steps=total,
                         save_checkpoints=False,
+                    )
+                    runs[variant], profile = _timed_train(
+                        trainer, cfg.warmup, cuda, cfg.steps, cfg.profile_steps
                     )
                 else:
                     trainer = _defaults_trainer(recipe, n, model, train, tmp, bs, max_steps)
-                runs[variant] = _timed_train(trainer, cfg.warmup, cuda)
+                    runs[variant], _ = _timed_train(trainer, cfg.warmup, cuda, cfg.steps)
             del trainer
             log(f"phase {n} {variant}: {runs[variant].steps} steps in {runs[variant].seconds:.2f} s")
         summaries = {k: v.summary(parameters, peak) for k, v in runs.items()}
@@ -420,6 +486,12 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
             },
             **summaries,
         }
+        if profile is not None:
+            entry["profile_ours"] = {**profile.summary(), "top_operators": profile.table}
+            log(
+                f"phase {n} ours, profiled {profile.steps} steps: device busy "
+                f"{profile.device_busy_seconds:.3f} s of {profile.wall_seconds:.3f} s"
+            )
         if "defaults" in summaries:
             o, d = summaries["ours"], summaries["defaults"]
             entry["ratio_ours_to_defaults"] = {

@@ -778,6 +778,9 @@ def _phase3_sets(recipe, run_dir, model, pd, mine_train, loader, state, rec):
                 mined_train = load_from_disk(str(cache / "train"))
                 mined_val = load_from_disk(str(cache / "validation"))
             else:
+                # Phase models load on the CPU (the Trainer moves them); mining encodes every pair's texts,
+                # so it runs where training does: on a GPU, minutes rather than hours of one CPU thread.
+                model.to(state.device)
                 log.info(
                     "phase 3: mining hard negatives for %s anchors over %d positives",
                     cfg.mining.anchors or len(mine_train),

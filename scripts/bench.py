@@ -52,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokenizer", default=None, help="folder of tokenizer files (for --model tiny/base)")
     parser.add_argument("--peak-flops", type=float, default=None, help="the device's peak FLOP/s for MFU")
     parser.add_argument("--no-defaults", action="store_true", help="skip the plain sentence-transformers run")
+    parser.add_argument(
+        "--profile-steps",
+        type=int,
+        default=0,
+        help="run this many more steps of ours under torch.profiler (after the timed ones): device busy "
+        "time and top operators in bench.json",
+    )
     parser.add_argument("--out", default="outputs/bench/bench.json")
     args = parser.parse_args(argv)
 
@@ -75,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer=args.tokenizer,
         peak_flops=args.peak_flops,
         defaults=not args.no_defaults,
+        profile_steps=args.profile_steps,
     )
     try:
         result = run_bench(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
