@@ -158,6 +158,18 @@ ROUNDS: tuple[Round, ...] = (
                 ),
             ),
             Variant(
+                # Phase 3 mines over the phase-2 selection, so the short pairs leave the mining anchors too.
+                "phases 1+2+3, phase 2 and mining without the short pairs",
+                "abl2-no-short-p3",
+                PHASE_DIRS[3],
+                (
+                    _from("abl2-p2-no-short", 2),
+                    *_NO_P1_P2,
+                    "phase2.sources.medquad_synonym=0",
+                    "phase2.sources.medical_abbreviations=0",
+                ),
+            ),
+            Variant(
                 "phases 1+2, phase 2 on MedQuAD question-answer pairs only (same 4800 rows)",
                 "abl2-p2-qa-only",
                 PHASE_DIRS[2],

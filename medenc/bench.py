@@ -249,14 +249,29 @@ class Profile:
         }
 
 
+def device_busy_seconds(events) -> float:
+    """Seconds the device spent in kernels: the self device time of device-side events (kernels, copies).
+
+    CPU-side operator events (aten::mm ...) also carry the device time of the kernels they launched; counting
+    them too would count every kernel twice. This is the profiler's own "Self CUDA time total".
+    """
+    total_us = 0.0
+    for e in events:
+        if str(getattr(e, "device_type", "")).rsplit(".", 1)[-1] == "CPU":
+            continue
+        if getattr(e, "is_user_annotation", False):  # ranges such as ProfilerStep#, not kernels
+            continue
+        # the attribute was renamed from cuda to device in torch 2.x
+        total_us += float(
+            getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0.0)) or 0.0
+        )
+    return total_us / 1e6
+
+
 def _profile_report(prof, cuda: bool, steps: int, wall: float) -> Profile:
     """Summarise a finished torch.profiler run: device busy time and the top operators."""
     averages = prof.key_averages()
-
-    def device_us(e) -> float:  # the attribute was renamed from cuda to device in torch 2.x
-        return float(getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0.0)) or 0.0)
-
-    busy = sum(device_us(e) for e in averages) / 1e6 if cuda else 0.0
+    busy = device_busy_seconds(averages) if cuda else 0.0
     sort = "self_device_time_total" if cuda else "self_cpu_time_total"
     try:
         table = averages.table(sort_by=sort, row_limit=25)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The speed check on one GPU (H100), as one device call of at most 9 minutes. MPNet-base shape with random weights
-# and the real tokenizer (bench_assets/tokenizer): the base model's weights do not travel to that machine.
-#   1. bench.json       all phases, ours (recipes/gpu.yaml) vs plain sentence-transformers defaults
+# The speed check on one GPU (H100), as one device call of at most 10 minutes (timeout_s=600): MPNet-base
+# shape with random weights and the real tokenizer (bench_assets/tokenizer), as the base model's weights do not
+# travel to that machine. Figures of the last call and what they showed: results/bench/h100/README.md.
+#   1. bench.json       all phases, ours (recipes/gpu.yaml) vs plain sentence-transformers defaults, then 5
+#                       profiled steps of ours (device busy time, top operators); about 2 minutes
 #   2. train_gpu.json   the whole recipes/gpu.yaml training (its run.json) with a random-weight model: the time
+#                       (about 6-7 minutes projected from results/bench/h100/)
 #   3. bench_variants.tar  one speed option at a time against the recipe (no defaults run), one JSON each
 # Every step has a time cap and the whole script a deadline (DEADLINE seconds); a step that fails or runs out
 # leaves the earlier results intact. Needs python with torch (CUDA), transformers, accelerate and pyyaml; the
@@ -18,7 +21,7 @@ MODEL=${MODEL:-base}
 DEVICE=${DEVICE:-cuda}
 STEPS=${STEPS:-30}
 WARMUP=${WARMUP:-5}
-DEADLINE=${DEADLINE:-540}
+DEADLINE=${DEADLINE:-570}
 if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
@@ -55,7 +58,7 @@ BENCH+=(${BENCH_ARGS:-})
 every_phase() { for n in 1 2 3; do printf -- '--set\nphase%s.%s\n' "$n" "$1"; done; }
 
 # 1. The recipe as it is (ours) against plain defaults: the main figure.
-step "bench: ours vs defaults" 120 "${BENCH[@]}" --out "$OUT/bench.json"
+step "bench: ours vs defaults" 150 "${BENCH[@]}" --profile-steps 5 --out "$OUT/bench.json"
 
 # 2. The whole GPU recipe, timed. Random embeddings all sit close together, so the miner's similarity filters
 # (max_score, relative_margin) would reject nearly every negative and phase 3 would shrink; they are lifted so
@@ -64,7 +67,7 @@ step "bench: ours vs defaults" 120 "${BENCH[@]}" --out "$OUT/bench.json"
 TRAIN=("$PYTHON" -m accelerate.commands.launch --config_file accelerate_config.yaml --num_processes 1
   scripts/train.py --recipe recipes/gpu.yaml --run gpu-timing --output-dir "$WORK" --set "model=random-base"
   --set phase3.mining.max_score=null --set phase3.mining.relative_margin=null ${TRAIN_ARGS:-})
-step "train: recipes/gpu.yaml, random weights" 270 "${TRAIN[@]}" >"$OUT/train.log" 2>&1 || true
+step "train: recipes/gpu.yaml, random weights" 420 "${TRAIN[@]}" >"$OUT/train.log" 2>&1 || true
 tail -n 5 "$OUT/train.log"
 if [ -f "$WORK/gpu-timing/run.json" ]; then cp "$WORK/gpu-timing/run.json" "$OUT/train_gpu.json"; fi
 rm -rf "$WORK"
@@ -74,18 +77,19 @@ VAR="$OUT/variants"
 mkdir -p "$VAR"
 mapfile -t SDPA < <(every_phase attention=sdpa)
 mapfile -t GROUPED < <(every_phase group_by_length=true)
-mapfile -t WORKERS < <(every_phase dataloader_workers=2)
+mapfile -t WORKERS < <(every_phase dataloader_workers=4)
 # Ordered by what they can change; the deadline drops the last ones first.
+step "variant: 4 dataloader workers, every phase" 45 "${BENCH[@]}" --no-defaults "${WORKERS[@]}" \
+  --out "$VAR/bench_workers.json"
+step "variant: phase 2 batch 256" 40 "${BENCH[@]}" --no-defaults --phases 2 --set phase2.batch_size=256 \
+  --out "$VAR/bench_b256.json"
 step "variant: sdpa" 45 "${BENCH[@]}" --no-defaults "${SDPA[@]}" --out "$VAR/bench_sdpa.json"
 if [ "$DEVICE" = cuda ]; then
   step "variant: compile (phase 2)" 90 "${BENCH[@]}" --no-defaults --phases 2 --set phase2.torch_compile=true \
     --out "$VAR/bench_compile.json"
 fi
-step "variant: phase 2 batch 256, sdpa" 40 "${BENCH[@]}" --no-defaults --phases 2 --set phase2.batch_size=256 \
-  --set phase2.attention=sdpa --out "$VAR/bench_b256_sdpa.json"
 step "variant: bf16" 40 "${BENCH[@]}" --no-defaults --precision bf16 --out "$VAR/bench_bf16.json"
 step "variant: length-grouped" 40 "${BENCH[@]}" --no-defaults "${GROUPED[@]}" --out "$VAR/bench_grouped.json"
-step "variant: 2 dataloader workers" 40 "${BENCH[@]}" --no-defaults "${WORKERS[@]}" --out "$VAR/bench_workers.json"
 # The device returns at most 8 files: the variants travel as one archive.
 tar -C "$OUT" -cf "$OUT/bench_variants.tar" variants && rm -rf "$VAR"
 echo "== done at ${SECONDS}s"

@@ -138,3 +138,20 @@ def test_sdpa_attention_matches_eager_outputs_and_gradients():
     for name in g_eager:
         assert torch.allclose(g_eager[name], g_fused[name], atol=1e-5), name
     assert use_sdpa_attention(model) == 2  # idempotent
+
+
+def test_device_busy_counts_each_kernel_once():
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    from medenc.bench import device_busy_seconds
+
+    events = [
+        # aten::mm on the host carries the 30 us of the kernel it launched: not counted again
+        SimpleNamespace(device_type=DeviceType.CPU, self_device_time_total=30.0),
+        SimpleNamespace(device_type=DeviceType.CUDA, self_device_time_total=30.0),  # the gemm kernel
+        SimpleNamespace(device_type=DeviceType.CUDA, self_device_time_total=20.0),  # an elementwise kernel
+    ]
+    assert device_busy_seconds(events) == pytest.approx(50e-6)
+    assert device_busy_seconds([]) == 0.0
