@@ -12,7 +12,7 @@ from medenc.recipe import load_recipe, parse_override, recipe_sha256, to_yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["cpu", "cpu-v1", "gpu", "tiny"])
+@pytest.mark.parametrize("name", ["cpu", "cpu-r2", "cpu-v1", "gpu", "tiny"])
 def test_shipped_recipes_parse(name):
     recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml")
     assert recipe.phase2.loss == "mnrl"
