@@ -15,7 +15,7 @@ from typing import Any
 
 from medenc.base_model import BASE_MODEL_ID
 from medenc.errors import ReleaseError
-from medenc.layout import FINAL_DIR, PHASE_DIRS
+from medenc.layout import FINAL_DIR, PHASE_DIRS, training_seconds
 from medenc.paths import PROJECT_ROOT
 
 TEMPLATE_PATH = PROJECT_ROOT / "model_card" / "template.md"
@@ -65,7 +65,8 @@ SOURCES_FALLBACK: dict[str, dict[str, Any]] = {
         "license": "CC BY 4.0",
         "url": "https://github.com/abachaa/MedQuAD",
         "commit": "577bd37b96c02d1833b2c9eed2de9f96964e96cb",
-        "role": "train (question-answer, term-synonym pairs) + held-out retrieval test (split by document)",
+        "role": "train (question-answer, term-synonym pairs) + held-out retrieval and terms tests "
+        "(split by document)",
         "attribution": "Ben Abacha and Demner-Fushman, 2019, "
         "A question-entailment approach to question answering",
     },
@@ -100,7 +101,7 @@ SOURCES_FALLBACK: dict[str, dict[str, Any]] = {
         "license": "MIT",
         "url": "https://github.com/imantsm/medical_abbreviations",
         "commit": "ce0e8397e88afc953a18681100e75bcc145dd4b5",
-        "role": "train (abbreviation-expansion pairs)",
+        "role": "train (abbreviation-expansion pairs) + held-out terms test (10% of abbreviations)",
         "attribution": "imantsm/medical_abbreviations (a best-effort list; may contain inaccuracies)",
     },
 }
@@ -253,7 +254,12 @@ def training_context(run_info: dict, final_dir: Path) -> dict[str, Any]:
     """What the card says about training, straight from run.json, and the released model's length."""
     phases = run_info.get("phases", [])
     done = [p for p in phases if p.get("status") == "done"]
-    return {"phases": phases, "done_phases": done, "max_seq_length": inference_length(final_dir)}
+    return {
+        "phases": phases,
+        "done_phases": done,
+        "seconds": training_seconds(run_info),
+        "max_seq_length": inference_length(final_dir),
+    }
 
 
 def card_context(

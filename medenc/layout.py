@@ -24,7 +24,11 @@ TRAIN_SPLITS = ("train", "validation")
 # Held-out test sets under <prepared>/test/.
 TEST_STS = ("biosses", "stsb")  # sentence1, sentence2, score in [0, 1]
 TEST_CLASSIFICATION = ("rqe",)  # sentence1, sentence2, label (0/1)
-TEST_RETRIEVAL = ("medquad", "pubmedqa")  # <name>_queries (id, text), <name>_corpus (id, text), <name>_qrels
+TEST_RETRIEVAL = (
+    "medquad",
+    "pubmedqa",
+    "terms",
+)  # <name>_queries (id, text), <name>_corpus (id, text), <name>_qrels
 TEST_TRIPLETS = ("triplets",)  # anchor, positive, negative
 
 # The max_seq_length every saved model folder carries, and the passage cap of the evaluation: training may use
@@ -42,6 +46,14 @@ RUN_INFO = "run.json"  # precision, hardware, per-phase rows/steps/time/throughp
 LOSS_HISTORY = "loss_history.json"  # inside each phase folder: [{"step", "epoch", "loss"|"eval_loss"}...]
 EVAL_DIR = "eval"
 RELEASE_DIR = "release"
+
+
+def training_seconds(run_info: dict) -> float:
+    """A run's training time from its run.json: each phase's training plus phase 3's negative mining."""
+    phases = run_info.get("phases")
+    if not phases:  # a record without per-phase times
+        return float(run_info.get("total_seconds", 0.0))
+    return round(sum(p.get("seconds", 0.0) + p.get("mining_seconds", 0.0) for p in phases), 1)
 
 
 def phase_dir(run_dir: Path, phase: int) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from medenc.environment import device_name
 from medenc.errors import MedencError, RunError
-from medenc.layout import EVAL_DIR, MANIFEST, RELEASE_DIR, RUN_INFO, RUN_RECIPE
+from medenc.layout import EVAL_DIR, MANIFEST, RELEASE_DIR, RUN_INFO, RUN_RECIPE, training_seconds
 from medenc.paths import PROJECT_ROOT, outputs_dir, prepared_dir
 
 
@@ -183,7 +183,7 @@ def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path
         "```",
         "",
         f"- Machine: {_machine()}",
-        f"- Training: {run_info.get('total_seconds', 0) / 60:.1f} min "
+        f"- Training: {training_seconds(run_info) / 60:.1f} min, negative mining included "
         f"(precision used: {run_info['precision']['used']})",
         f"- Evaluation: {timing.get('total_s', 0) / 60:.1f} min; " + _encoding_summary(timing),
         f"- Released model: `{final_from}`",

@@ -42,6 +42,7 @@ from medenc.layout import (
     RUN_RECIPE,
     TRIPLETS,
     phase_dir,
+    training_seconds,
 )
 from medenc.modeling import RANDOM_SHAPES, use_sdpa_attention
 from medenc.paths import PROJECT_ROOT, outputs_dir
@@ -676,7 +677,7 @@ def run_training(
 
     def save_info() -> None:
         if is_main:
-            info["total_seconds"] = round(sum(p.get("seconds", 0.0) for p in phases), 1)
+            info["total_seconds"] = training_seconds(info)
             _write_json(run_dir / RUN_INFO, info)
 
     if is_main:

@@ -155,3 +155,43 @@ def test_device_busy_counts_each_kernel_once():
     ]
     assert device_busy_seconds(events) == pytest.approx(50e-6)
     assert device_busy_seconds([]) == 0.0
+
+
+@pytest.mark.slow
+def test_gpu_script_cpu_smoke(tmp_path):
+    """scripts/bench_gpu.sh end to end on the CPU with the tiny model (about 3 minutes): the one-shot device
+    script must not meet its first bug on the lent GPU machine, where a rerun may not fit the budget."""
+    import os
+
+    prepared = ROOT / "data" / "prepared"
+    if not (prepared / "train").is_dir():
+        pytest.skip("needs `make data` (the training step reads data/prepared)")
+    env = {
+        **os.environ,
+        "DEVICE": "cpu",
+        "MODEL": "tiny",
+        "STEPS": "2",
+        "WARMUP": "1",
+        "BENCH_ARGS": "--batch-size 4 --seq-len 16",
+        "TRAIN_ARGS": "--set model=tiny --set phase1.max_steps=2 --set phase2.max_steps=2 "
+        "--set phase3.max_steps=2 --set phase3.mining.anchors=50",
+        "WHEELS": str(tmp_path / "no-wheels"),  # the CPU venv has every package already
+        "PYTHON": sys.executable,
+        "OUT": str(tmp_path / "out"),
+    }
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "bench_gpu.sh")], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = tmp_path / "out"
+    assert "failed" not in proc.stdout, proc.stdout[-3000:]
+    bench = json.loads((out / "bench.json").read_text())
+    assert [p["phase"] for p in bench["phases"]] == [1, 2, 3]
+    assert all("profile_ours" in p for p in bench["phases"])
+    train = json.loads((out / "train_gpu.json").read_text())
+    assert [p["status"] for p in train["phases"]] == ["done", "done", "done"]
+    import tarfile
+
+    with tarfile.open(out / "bench_variants.tar") as tar:
+        names = {Path(n).name for n in tar.getnames()}
+    assert {"bench_workers.json", "bench_b256.json", "bench_sdpa.json"} <= names

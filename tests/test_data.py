@@ -82,6 +82,17 @@ def test_prepared_layout_and_loaders(prepared: Path) -> None:
     assert all(mq.relevant[q] <= set(mq.corpus) for q in mq.queries)
     pm = load_retrieval("pubmedqa")
     assert len(pm.queries) == len(pm.corpus) == 500
+    terms = load_retrieval("terms")
+    assert len(terms.queries) >= 800 and len(terms.corpus) >= 400
+    assert all(terms.relevant[q] <= set(terms.corpus) for q in terms.queries)
+    # Held-out abbreviations and synonyms never reach training, as queries or as answers.
+    train_keys = {
+        leakage.key(t)
+        for s in layout.TRAIN_SPLITS
+        for c in ("anchor", "positive")
+        for t in load_split(s, "pairs")[c]
+    }
+    assert not {leakage.key(t) for t in [*terms.queries.values(), *terms.corpus.values()]} & train_keys
     man = load_manifest()
     assert man["leakage"]["passed"] and len(manifest_hash()) == 64
     assert man["sources"]["medquad"]["commit"].startswith("577bd37")
@@ -96,6 +107,30 @@ def test_splits_are_stable(prepared: Path) -> None:
     for (split, name), rows in again.sets.items():
         on_disk = load_split(split, name).to_list()
         assert on_disk == [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], (split, name)
+
+
+def test_terms_test_set_holds_out_whole_abbreviations() -> None:
+    """Each meaning of a held-out abbreviation is relevant; a query equal to a corpus text is dropped."""
+    abbrevs = [sources.AbbreviationRow(f"x.csv:{i}", f"AB{i}", f"meaning {i}") for i in range(200)]
+    abbrevs += [sources.AbbreviationRow("x.csv:900", a.abbreviation, "second meaning") for a in abbrevs[:200]]
+    held = [a for a in abbrevs[:200] if prepare._abbreviation_held(a.abbreviation)]
+    assert 5 <= len(held) <= 50  # about 10% of 200
+    doc = sources.MedquadDoc("1_x/d1", 1, "Hypertension", ("High blood pressure", "meaning 0"), ())
+    other = sources.MedquadDoc("1_x/d2", 1, "Asthma", ("Wheezing disease",), ())
+    sets, skipped = prepare.build_terms_test([doc, other], {"1_x/d1"}, abbrevs)
+    queries = {r["id"]: r["text"] for r in sets[("test", "terms_queries")]}
+    corpus = {r["id"]: r["text"] for r in sets[("test", "terms_corpus")]}
+    rel: dict[str, set[str]] = {}
+    for r in sets[("test", "terms_qrels")]:
+        rel.setdefault(r["query_id"], set()).add(corpus[r["corpus_id"]])
+    by_text = {queries[q]: rel[q] for q in queries}
+    for a in held:
+        assert by_text[a.abbreviation] == {a.meaning, "second meaning"}
+    assert by_text["High blood pressure"] == {"Hypertension"}
+    assert "Wheezing disease" not in by_text  # its document is not held out
+    # "meaning 0" is a corpus text only if AB0 is held out; then the synonym query equal to it is skipped.
+    assert ("meaning 0" in by_text) == ("meaning 0" not in corpus.values())
+    assert skipped == int("meaning 0" in corpus.values())
 
 
 def test_load_split_missing_says_make_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

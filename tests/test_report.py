@@ -168,3 +168,12 @@ def test_publish_replaces_the_folder_and_keeps_the_log(tmp_path, monkeypatch):
             "run.json",
         ]
     )
+
+
+def test_training_seconds_counts_mining():
+    """Mining hard negatives is part of training time, in run.json, the run's README and the card alike."""
+    from medenc.layout import training_seconds
+
+    phases = [{"seconds": 100.0}, {"seconds": 700.0}, {"seconds": 200.0, "mining_seconds": 180.0}]
+    assert training_seconds({"phases": phases, "total_seconds": 1000.0}) == 1180.0
+    assert training_seconds({"total_seconds": 60}) == 60.0  # a record without per-phase times

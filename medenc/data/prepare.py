@@ -6,7 +6,7 @@ What it writes, under ``medenc.paths.prepared_dir()`` (layout in :mod:`medenc.la
   (MedQuAD question->answer, MedQuAD synonym->focus, abbreviation->meaning, MeQSum CHQ->summary, RQE true
   chq->faq) and ``triplets`` (RQE: chq, a true faq of the same chq, a false faq);
 * ``test/``: ``biosses``, ``stsb``, ``rqe``, ``medquad_{queries,corpus,qrels}``, ``pubmedqa_{...}``,
-  ``triplets``;
+  ``terms_{...}`` (held-out abbreviation -> meaning, synonym -> focus), ``triplets``;
 * ``manifest.json`` and ``leakage_report.json``.
 
 Decisions (also recorded in the manifest under ``notes``):
@@ -47,6 +47,9 @@ MEDQUAD_TEST_FRACTION = 0.05
 VALIDATION_FRACTION = 0.02
 VALIDATION_CAP = 300  # rows per format: validation is a loss sanity check, not a benchmark
 TEST_TRIPLETS_CAP = 500
+# Fraction of abbreviations (by hash of the normalised abbreviation, all its meanings together) held out of
+# training for the terms test: about 400 abbreviations, enough for a CI of a few points on a 2-core budget.
+TERMS_ABBREVIATION_FRACTION = 0.1
 MEDQUAD_TEST_SETS = frozenset({"medquad_queries", "medquad_corpus", "triplets"})
 
 SOURCES_INFO: dict[str, dict[str, str]] = {
@@ -57,7 +60,8 @@ SOURCES_INFO: dict[str, dict[str, str]] = {
     "biosses": {"license": "GPL-3.0 (repository license)", "role": "test only: biosses"},
     "medquad": {
         "license": "CC BY 4.0",
-        "role": "train+validation: pairs (question->answer, synonym->focus); test: retrieval, triplets",
+        "role": "train+validation: pairs (question->answer, synonym->focus); test: retrieval, triplets, "
+        "terms (synonyms of held-out documents)",
     },
     "pubmedqa": {"license": "MIT", "role": "test only: pubmedqa retrieval (500 official test PMIDs)"},
     "rqe_amia2016": {
@@ -65,7 +69,10 @@ SOURCES_INFO: dict[str, dict[str, str]] = {
         "role": "train+validation: graded_pairs (1.0/0.0), pairs, triplets; test: rqe",
     },
     "meqsum": {"license": "CC BY 4.0", "role": "train+validation: pairs (CHQ->summary)"},
-    "medical_abbreviations": {"license": "MIT", "role": "train+validation: pairs (abbreviation->meaning)"},
+    "medical_abbreviations": {
+        "license": "MIT",
+        "role": "train+validation: pairs (abbreviation->meaning); test: terms (10% of abbreviations)",
+    },
 }
 
 NOTES = [
@@ -76,6 +83,9 @@ NOTES = [
     "RQE false pairs become triplets (chq, first true faq of the same chq by pid that differs from the chq, "
     "false faq); skipped if none",
     "abbreviation rows grouped by abbreviation for the validation split",
+    "terms test: abbreviations held out by hash of the normalised abbreviation (all meanings together), "
+    "plus the synonyms of the held-out MedQuAD documents; queries are abbreviations and synonyms, the corpus "
+    "their meanings and focuses",
     "pairs with identical sides dropped; exact duplicate rows removed within each set",
     "training rows with a field equal to a test text (lowercased, whitespace collapsed) are dropped",
     "training rows with a field that alone contains > threshold of a test text's word 8-grams are dropped",
@@ -192,6 +202,54 @@ def build_medquad_test(
     }
 
 
+def _abbreviation_held(abbreviation: str) -> bool:
+    return bucket(f"terms-test:{leakage.key(abbreviation)}") < TERMS_ABBREVIATION_FRACTION
+
+
+def build_terms_test(
+    docs: list[sources.MedquadDoc], held_docs: set[str], abbrevs: list[sources.AbbreviationRow]
+) -> tuple[dict[tuple[str, str], list[dict]], int]:
+    """The terms retrieval test: held-out abbreviation -> its meanings, held-out document's synonym -> focus.
+
+    This is the set that asks the project's own question ("MI" next to "heart attack"). Queries share one
+    corpus of every held-out meaning and focus. A query whose text equals an unrelated corpus text would rank
+    that text first for free, and one equal to its own answer is trivial: both are left out (and counted).
+    """
+    pairs: list[tuple[str, str, str]] = []  # (query id prefix, query, answer)
+    for a in abbrevs:
+        if _abbreviation_held(a.abbreviation):
+            pairs.append((f"abbreviation:{leakage.key(a.abbreviation)}", a.abbreviation, a.meaning))
+    for d in docs:
+        if d.doc_id in held_docs and d.focus:
+            pairs.extend((f"synonym:{d.doc_id}#{n}", s, d.focus) for n, s in enumerate(d.synonyms, start=1))
+    corpus: dict[str, str] = {}  # answer key -> corpus id
+    corpus_rows = []
+    for _, _, answer in pairs:
+        k = leakage.key(answer)
+        if k not in corpus:
+            corpus[k] = f"t{len(corpus_rows)}"
+            corpus_rows.append({"id": corpus[k], "text": answer})
+    relevant: dict[str, set[str]] = defaultdict(set)  # query key -> corpus ids
+    first: dict[str, tuple[str, str]] = {}  # query key -> (query id, text), first seen
+    for qid, query, answer in pairs:
+        qk = leakage.key(query)
+        first.setdefault(qk, (qid, query))
+        relevant[qk].add(corpus[leakage.key(answer)])
+    query_rows, qrel_rows = [], []
+    skipped = 0
+    for qk, (qid, query) in first.items():
+        if qk in corpus:
+            skipped += 1
+            continue
+        query_rows.append({"id": qid, "text": query})
+        qrel_rows += [{"query_id": qid, "corpus_id": c} for c in sorted(relevant[qk])]
+    return {
+        ("test", "terms_queries"): query_rows,
+        ("test", "terms_corpus"): corpus_rows,
+        ("test", "terms_qrels"): qrel_rows,
+    }, skipped
+
+
 def build(root: Path, threshold: float = leakage.DEFAULT_THRESHOLD) -> Prepared:
     """Read every source under ``root`` and build all sets in memory; run the leakage guard."""
     out = Prepared()
@@ -232,6 +290,9 @@ def build(root: Path, threshold: float = leakage.DEFAULT_THRESHOLD) -> Prepared:
     sets[("test", "pubmedqa_queries")] = [{"id": i, "text": pubmed[i].question} for i in pubmed_test]
     sets[("test", "pubmedqa_corpus")] = [{"id": i, "text": pubmed[i].abstract} for i in pubmed_test]
     sets[("test", "pubmedqa_qrels")] = [{"query_id": i, "corpus_id": i} for i in pubmed_test]
+    terms_sets, skipped = build_terms_test(medquad, held_docs, abbrevs)
+    sets.update(terms_sets)
+    out.dropped["test: terms queries equal to a corpus text"]["terms"] = skipped
     for (split, name), rows in list(sets.items()):
         if split == "test" and not name.endswith("_qrels"):
             sets[(split, name)], n = _dedupe(rows, tuple(rows[0]) if rows else ())
@@ -258,6 +319,8 @@ def build(root: Path, threshold: float = leakage.DEFAULT_THRESHOLD) -> Prepared:
         elif d.synonyms:
             skips.add("medquad: synonyms of a document with an empty <Focus>", len(d.synonyms))
     for a in abbrevs:
+        if _abbreviation_held(a.abbreviation):
+            continue
         cand[layout.PAIRS].append(
             _row(
                 layout.PAIRS, "medical_abbreviations", leakage.key(a.abbreviation), a.abbreviation, a.meaning

@@ -48,6 +48,7 @@ SETS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "rqe": ("pair_classification", ("ap",), "RQE"),
     "medquad": ("retrieval", M.RETRIEVAL_METRICS, "MedQuAD"),
     "pubmedqa": ("retrieval", M.RETRIEVAL_METRICS, "PubMedQA"),
+    "terms": ("retrieval", M.RETRIEVAL_METRICS, "Medical terms"),
     "triplets": ("triplets", ("accuracy",), "Medical triplets"),
 }
 REQUIRED_CHECKPOINT_FILES = ("modules.json", "config.json", "model.safetensors")
