@@ -215,7 +215,7 @@ def build_terms_test(
     corpus of every held-out meaning and focus. A query whose text equals an unrelated corpus text would rank
     that text first for free, and one equal to its own answer is trivial: both are left out (and counted).
     """
-    pairs: list[tuple[str, str, str]] = []  # (query id prefix, query, answer)
+    pairs: list[tuple[str, str, str]] = []  # (query id, query, answer)
     for a in abbrevs:
         if _abbreviation_held(a.abbreviation):
             pairs.append((f"abbreviation:{leakage.key(a.abbreviation)}", a.abbreviation, a.meaning))
