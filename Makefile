@@ -58,13 +58,13 @@ train: setup $(MANIFEST) ## Fine-tune the phases with accelerate (RECIPE=gpu|cpu
 	$(ACCELERATE) scripts/train.py --recipe recipes/$(RECIPE).yaml --run $(RUN) $(TRAIN_ARGS)
 
 evaluate: setup $(MANIFEST) ## Score the base model and every phase of outputs/$(RUN) on the held-out suite
-	$(ACCELERATE) scripts/evaluate.py --run $(RUN) $(EVAL_ARGS)
+	$(ACCELERATE) scripts/evaluate_run.py --run $(RUN) $(EVAL_ARGS)
 
 release: setup ## Render the model card and push outputs/$(RUN) to HUB_REPO_ID (stages only, without a token)
 	$(PY) scripts/release.py --run $(RUN) --repo-id $(HUB_REPO_ID) $(RELEASE_ARGS)
 
 results: setup ## Publish outputs/$(RUN) (records, charts, card; no weights) into results/$(RUN) and check targets
-	$(PY) -m medenc.report --run $(RUN) --command "make train evaluate release RECIPE=$(RECIPE) RUN=$(RUN)" \
+	$(PY) scripts/publish_results.py --run $(RUN) --command "make train evaluate release RECIPE=$(RECIPE) RUN=$(RUN)" \
 		$(if $(LOG),--log $(LOG))
 
 bench: setup ## Measure training throughput and MFU per phase

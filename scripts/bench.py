@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from medenc.recipe import add_override_argument
+    from medenc.training.recipe import add_override_argument
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from medenc.bench import BenchConfig, format_table, run_bench, write_result
-    from medenc.errors import MedencError
+    from medenc.bench.run import BenchConfig, format_table, run_bench, write_result
+    from medenc.core.errors import MedencError
 
     cfg = BenchConfig(
         model=args.model,

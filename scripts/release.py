@@ -11,12 +11,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from medenc.errors import MedencError
-from medenc.paths import outputs_dir
+from medenc.core.errors import MedencError
+from medenc.core.paths import outputs_dir
 from medenc.release import release
 
 

@@ -16,8 +16,8 @@ import logging
 import sys
 from pathlib import Path
 
-from medenc.errors import MedencError
-from medenc.recipe import add_override_argument
+from medenc.core.errors import MedencError
+from medenc.training.recipe import add_override_argument
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,14 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from medenc.recipe import load_recipe
-    from medenc.train import run_training
+    from medenc.training.recipe import load_recipe
+    from medenc.training import run_training
 
     try:
         recipe = load_recipe(args.recipe, args.overrides)
         run_training(recipe, args.run, recipe_path=args.recipe, output_dir=args.output_dir, fresh=args.fresh)
     except MedencError as exc:
-        logging.getLogger("medenc.train").error("%s: %s", type(exc).__name__, exc)
+        logging.getLogger("medenc.training").error("%s: %s", type(exc).__name__, exc)
         return 2
     return 0
 

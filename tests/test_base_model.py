@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from medenc.base_model import (
+from medenc.core.base_model import (
     WEIGHTS_SHA256,
     assemble_from_parts,
     part_paths,
     resolve_base_model,
     sha256_file,
 )
-from medenc.errors import ModelError
+from medenc.core.errors import ModelError
 
 WEIGHTS = b"not really safetensors, but bytes with a known hash" * 1000
 
@@ -111,7 +111,7 @@ def test_real_base_model_offline_is_verified_and_ranks_the_paraphrase_first(monk
 @pytest.mark.integration
 def test_tokenizer_assets_are_the_base_models_own_files(monkeypatch):
     """Random-weight models (tests, GPU timing) use bench_assets/tokenizer: it must be the real tokenizer."""
-    from medenc.modeling import TOKENIZER_ASSETS
+    from medenc.core.modeling import TOKENIZER_ASSETS
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = resolve_base_model()

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
-from medenc.bench import (
+from medenc.bench.run import (
     controlled_texts,
     gpu_peak_flops,
     mfu,
     padding_waste,
 )
-from medenc.train import LengthGroupedBatchSampler
+from medenc.training.run import LengthGroupedBatchSampler
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +53,7 @@ def test_length_grouped_sampler_keeps_rows_and_no_duplicates():
 
 
 def test_controlled_texts_lengths():
-    from medenc.modeling import build_random_model
+    from medenc.core.modeling import build_random_model
 
     tok = build_random_model("tiny").tokenizer
     pool = ["Asthma is a chronic inflammatory disease of the airways.", "Metformin lowers blood glucose."]
@@ -113,7 +113,7 @@ def test_cpu_peak_counts_bf16_twice_where_the_cpu_has_bf16_dot_products(monkeypa
 def test_sdpa_attention_matches_eager_outputs_and_gradients():
     import torch
 
-    from medenc.modeling import build_random_model, use_sdpa_attention
+    from medenc.core.modeling import build_random_model, use_sdpa_attention
 
     texts = ["MI", "a much longer sentence about hypertension and heart attack in elderly patients", "gout"]
     results = []
@@ -145,7 +145,7 @@ def test_device_busy_counts_each_kernel_once():
 
     from torch.autograd import DeviceType
 
-    from medenc.bench import device_busy_seconds
+    from medenc.bench.run import device_busy_seconds
 
     events = [
         # aten::mm on the host carries the 30 us of the kernel it launched: not counted again

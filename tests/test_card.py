@@ -7,13 +7,13 @@ import re
 
 import pytest
 import yaml
+from fakes import REPO_ID, SETS, json_loader, make_manifest, make_run
 from huggingface_hub import ModelCard
-from test_release import REPO_ID, SETS, json_loader, make_manifest, make_run
 
-from medenc.card import SOURCES_FALLBACK, render_card
-from medenc.errors import ReleaseError
-from medenc.layout import RELEASE_DIR
-from medenc.release import stage_release
+from medenc.core.errors import ReleaseError
+from medenc.core.layout import RELEASE_DIR
+from medenc.release.card import SOURCES_FALLBACK, render_card
+from medenc.release.hub import stage_release
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from medenc import layout
+from medenc.core import layout
+from medenc.core.errors import DataError, LeakageError
+from medenc.core.paths import data_dir
 from medenc.data import leakage, prepare, sources
-from medenc.errors import DataError, LeakageError
-from medenc.paths import data_dir
 
 try:
     RAW = data_dir()

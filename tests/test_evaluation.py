@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from medenc.errors import ModelError, RunError
+from medenc.core.errors import ModelError, RunError
 from medenc.evaluation import load_results, run_evaluation
 from medenc.evaluation import metrics as M
 from medenc.evaluation.suite import EvalSet, score_set
@@ -176,7 +176,7 @@ def make_loader(manifest: str = "manifest-A"):
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory) -> Path:
-    from medenc.modeling import build_random_model
+    from medenc.core.modeling import build_random_model
 
     root = tmp_path_factory.mktemp("tiny-models")
     for seed, name in enumerate(["base", "phase-1-cosine", "phase-2-mnrl"]):
@@ -305,7 +305,7 @@ def test_missing_results_file_is_a_run_error(tmp_path):
 
 
 def test_the_script_scores_a_run_end_to_end(tmp_path, models_dir):
-    """scripts/evaluate.py as users run it: its own name must not shadow the `evaluate` library."""
+    """scripts/evaluate_run.py as users run it: its own name must not shadow the `evaluate` library."""
     import subprocess
     import sys
 
@@ -332,7 +332,7 @@ def test_the_script_scores_a_run_end_to_end(tmp_path, models_dir):
         "MEDENC_CACHE": str(tmp_path / "cache"),
         "HF_HUB_OFFLINE": "1",
     }
-    cmd = [sys.executable, "scripts/evaluate.py", "--run", str(run), "--sets", "biosses", "--bootstrap", "20"]
+    cmd = [sys.executable, "scripts/evaluate_run.py", "--run", str(run), "--sets", "biosses", "--bootstrap", "20"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (run / "eval" / "run_record.json").is_file()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from medenc.errors import RecipeError
-from medenc.recipe import load_recipe, parse_override, recipe_sha256, to_yaml
+from medenc.core.errors import RecipeError
+from medenc.training.recipe import load_recipe, parse_override, recipe_sha256, to_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 

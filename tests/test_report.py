@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from medenc.errors import RunError
-from medenc.report import TARGETS, check_targets, targets_markdown
+from medenc.core.errors import RunError
+from medenc.release.publish import TARGETS, check_targets, targets_markdown
 
 
 def _results(base: dict[tuple[str, str], float], model: dict[tuple[str, str], tuple[float, float]]) -> dict:
@@ -97,7 +97,7 @@ def test_ablation_table_reads_runs_and_lists_the_missing(tmp_path, monkeypatch):
 def test_ablation_variants_are_valid_recipes():
     """Every variant's overrides parse against its round's recipe (init_from needs the main run's folder)."""
     from medenc import ablation
-    from medenc.recipe import load_recipe
+    from medenc.training.recipe import load_recipe
 
     root = Path(__file__).resolve().parent.parent
     for rnd in ablation.ROUNDS:
@@ -107,21 +107,21 @@ def test_ablation_variants_are_valid_recipes():
 
 
 def test_clean_log_keeps_messages_and_drops_bars():
-    from medenc.report import clean_log
+    from medenc.release.publish import clean_log
 
     raw = (
         "resolved recipe:\n  phase1:\n    stsb: 1500\n"
         "  0%|          | 0/75 [00:00<?, ?it/s]  1%|▏         | 1/75 [00:23<28:55, 23.45s/it]"
         "                                   {'loss': '0.2668', 'epoch': '0.01'}\n"
         "\x1b[A 45%|████▌     | 34/75 [00:52<01:02,  1.50s/it]\r"
-        "                                             2026-11-26 18:04:46 INFO medenc.train: phase 1 done\n"
+        "                                             2026-11-26 18:04:46 INFO medenc.training: phase 1 done\n"
     )
     assert clean_log(raw).splitlines() == [
         "resolved recipe:",
         "  phase1:",
         "    stsb: 1500",
         "{'loss': '0.2668', 'epoch': '0.01'}",
-        "2026-11-26 18:04:46 INFO medenc.train: phase 1 done",
+        "2026-11-26 18:04:46 INFO medenc.training: phase 1 done",
     ]
 
 
@@ -172,7 +172,7 @@ def test_publish_replaces_the_folder_and_keeps_the_log(tmp_path, monkeypatch):
 
 def test_training_seconds_counts_mining():
     """Mining hard negatives is part of training time, in run.json, the run's README and the card alike."""
-    from medenc.layout import training_seconds
+    from medenc.core.layout import training_seconds
 
     phases = [{"seconds": 100.0}, {"seconds": 700.0}, {"seconds": 200.0, "mining_seconds": 180.0}]
     assert training_seconds({"phases": phases, "total_seconds": 1000.0}) == 1180.0

@@ -8,13 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 from datasets import Dataset
 
-from medenc.errors import DataError, RecipeError, RunError
-from medenc.layout import (
+from medenc.core.errors import DataError, RecipeError, RunError
+from medenc.core.layout import (
     FINAL_DIR,
     GRADED_PAIRS,
     INFERENCE_MAX_SEQ_LENGTH,
@@ -24,11 +21,12 @@ from medenc.layout import (
     RUN_INFO,
     TRIPLETS,
 )
-from medenc.recipe import load_recipe
-from medenc.train import decide_precision, requested_precision, run_training
+from medenc.core.paths import PROJECT_ROOT
+from medenc.training import run_training
+from medenc.training.precision import decide_precision, requested_precision
+from medenc.training.recipe import load_recipe
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY = ROOT / "recipes" / "tiny.yaml"
+TINY = PROJECT_ROOT / "recipes" / "tiny.yaml"
 
 TOPICS = [
     "asthma",
@@ -89,7 +87,7 @@ def _run(tmp_path: Path, overrides=(), **kw):
 def test_three_phases_save_loadable_folders_and_run_json(tmp_path, caplog, monkeypatch):
     from sentence_transformers import SentenceTransformer
 
-    caplog.set_level(logging.INFO, logger="medenc.train")
+    caplog.set_level(logging.INFO, logger="medenc.training")
     # A random-weight recipe needs no base model (GPU timing runs where the weights cannot travel).
     monkeypatch.setenv("MEDENC_BASE_MODEL", str(tmp_path / "no-such-model"))
     info = _run(tmp_path)
@@ -139,7 +137,7 @@ def test_resume_skips_done_phase_and_continues_from_checkpoint(tmp_path, caplog)
     weights = run_dir / PHASE_DIRS[1] / "model.safetensors"
     mtime, sha = weights.stat().st_mtime_ns, info["phases"][0]["model_sha256"]
 
-    caplog.set_level(logging.INFO, logger="medenc.train")
+    caplog.set_level(logging.INFO, logger="medenc.training")
     info = _run(tmp_path, ["phase3.enabled=false"])
     assert "phase 1 (cosine): done in an earlier run, skipped" in caplog.text
     assert "resuming from" in caplog.text
@@ -224,7 +222,7 @@ def _write_prepared(root: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_under_accelerate_launch(tmp_path):
+def test_cli_under_accelerate_launch(tmp_path, repo_root):
     """The real command line via `accelerate launch --cpu` with the fp16 accelerate config: trains in fp32.
 
     Multi-process on CPU is not covered: accelerate launch starts one process with --cpu unless MPI is set up.
@@ -236,11 +234,11 @@ def test_cli_under_accelerate_launch(tmp_path):
     env = {**os.environ, "PREPARED_DIR": str(tmp_path / "prepared"), "HF_HUB_OFFLINE": "1"}
     cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file"]
     cmd += [
-        str(ROOT / "accelerate_config.yaml"),
+        str(repo_root / "accelerate_config.yaml"),
         "--num_processes",
         "1",
         "--cpu",
-        str(ROOT / "scripts" / "train.py"),
+        str(repo_root / "scripts" / "train.py"),
     ]
     cmd += [
         "--recipe",
@@ -252,7 +250,7 @@ def test_cli_under_accelerate_launch(tmp_path):
         "--set",
         "precision=auto",
     ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=repo_root)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     info = json.loads((tmp_path / "out" / "mp" / RUN_INFO).read_text())
     assert [p["status"] for p in info["phases"]] == ["done", "done", "done"]
@@ -266,7 +264,7 @@ def test_cli_under_accelerate_launch(tmp_path):
 
 def test_init_from_starts_a_later_phase_from_an_earlier_folder(tmp_path):
     """Ablations of phase 3 start from another run's phase-2 folder instead of retraining phases 1 and 2."""
-    from medenc.modeling import build_random_model
+    from medenc.core.modeling import build_random_model
 
     start = tmp_path / "start"
     build_random_model("tiny", seed=7, device="cpu").save(str(start))

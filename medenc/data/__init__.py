@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from medenc import layout
-from medenc.errors import DataError
-from medenc.paths import prepared_dir
+from medenc.core import layout
+from medenc.core.errors import DataError
+from medenc.core.paths import prepared_dir
 
 if TYPE_CHECKING:
     from datasets import Dataset

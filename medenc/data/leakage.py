@@ -5,7 +5,7 @@ Two checks, both on lowercased, whitespace-collapsed text:
 * exact: a training row with a field equal to a test text is dropped by :func:`drop_exact` (prepare does this
   before the guard; e.g. STS-B repeats sentences across splits, MedQuAD repeats answers across documents);
 * near: a test text's *containment* is the fraction of its word 8-grams found anywhere in the training texts;
-  :func:`check_leakage` raises :class:`~medenc.errors.LeakageError` when it exceeds the threshold. Texts with
+  :func:`check_leakage` raises :class:`~medenc.core.errors.LeakageError` when it exceeds the threshold. Texts with
   fewer than 8 words are only checked exactly.
 
 The 8-grams are hashed and only the test side is kept in memory, so the full data checks in seconds.
@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from medenc.errors import LeakageError
+from medenc.core.errors import LeakageError
 
 NGRAM = 8
 DEFAULT_THRESHOLD = 0.5

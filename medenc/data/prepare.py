@@ -1,6 +1,6 @@
 """Build every prepared set from the raw sources: ``python scripts/prepare_data.py`` (``make data``).
 
-What it writes, under ``medenc.paths.prepared_dir()`` (layout in :mod:`medenc.layout`):
+What it writes, under ``medenc.core.paths.prepared_dir()`` (layout in :mod:`medenc.core.layout`):
 
 * ``train/`` and ``validation/``: ``graded_pairs`` (STS-B train+dev; RQE train as 1.0/0.0), ``pairs``
   (MedQuAD question->answer, MedQuAD synonym->focus, abbreviation->meaning, MeQSum CHQ->summary, RQE true
@@ -35,10 +35,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medenc import layout
+from medenc.core import layout
 from medenc.data import leakage, sources
-from medenc.errors import DataError, LeakageError, MedencError
-from medenc.paths import data_dir, prepared_dir
+from medenc.core.errors import DataError, LeakageError, MedencError
+from medenc.core.paths import data_dir, prepared_dir
 
 # Fraction of MedQuAD answered documents (subsets 1-9) held out for the retrieval test, by hash of the
 # document's topic (see _topic). 0.05 gives ~500 answers after removing templated ones: a corpus that

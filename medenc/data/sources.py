@@ -1,7 +1,7 @@
 """One small adapter per raw source: parse the unmodified upstream files into plain python records.
 
 Each adapter reads files exactly as they are shipped (see ``../shared/data/README.md``) and raises
-:class:`~medenc.errors.DataError` naming the file, the row or element, and what was expected whenever the
+:class:`~medenc.core.errors.DataError` naming the file, the row or element, and what was expected whenever the
 input does not look like the upstream format. Nothing is silently skipped except the few upstream quirks
 documented below (and counted in the manifest by :mod:`medenc.data.prepare`).
 """
@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medenc.errors import DataError
+from medenc.core.errors import DataError
 
 # The folder name of every source under the raw data root, and the files it must contain (for messages).
 SOURCE_FILES: dict[str, tuple[str, ...]] = {

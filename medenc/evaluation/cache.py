@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medenc.paths import cache_dir
+from medenc.core.paths import cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from medenc import layout
+from medenc.core import layout
 
 DPI = 120
 BASE_COLOR = "tab:blue"

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from medenc import layout
-from medenc.base_model import BASE_MODEL_ID, sha256_file
-from medenc.environment import PACKAGES, hardware, versions
-from medenc.errors import DataError, ModelError, RunError
+from medenc.core import layout
+from medenc.core.base_model import BASE_MODEL_ID, sha256_file
+from medenc.core.environment import PACKAGES, hardware, versions
+from medenc.core.errors import DataError, ModelError, RunError
 from medenc.evaluation import metrics as M
 from medenc.evaluation.cache import CachedEncoder, EmbeddingCache, ModelRef
 
@@ -169,8 +169,8 @@ def find_models(run_dir: Path, base_path: Path | None, device: str | None) -> tu
         check_checkpoint(p)
     refs: list[ModelRef] = []
     if base_path is None:
-        from medenc.base_model import resolve_base_model
-        from medenc.modeling import load_base
+        from medenc.core.base_model import resolve_base_model
+        from medenc.core.modeling import load_base
 
         base_path = resolve_base_model()
         base_load = lambda: load_base(device=device)  # noqa: E731 - the verified loader of the real model

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from medenc.errors import RecipeError
+from medenc.core.errors import RecipeError
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 

@@ -1,6 +1,6 @@
 """Training-step benchmark: throughput, padding waste, peak memory and MFU per phase (``make bench``).
 
-Each phase's step runs through the training code path (:func:`medenc.train.build_trainer`, the recipe's
+Each phase's step runs through the training code path (:func:`medenc.training.run.build_trainer`, the recipe's
 speed options, precision decided as in training) on synthetic batches whose texts come from the prepared
 data (or, when it is missing, a built-in list of medical sentences), cut and joined with the real tokenizer to
 controlled token lengths. The same batches also run through plain sentence-transformers defaults, and the
@@ -20,9 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from medenc import environment
-from medenc.layout import COLUMNS, GRADED_PAIRS, PAIRS, TRIPLETS
-from medenc.paths import PROJECT_ROOT
+from medenc.core import environment
+from medenc.core.layout import COLUMNS, GRADED_PAIRS, PAIRS, TRIPLETS
+from medenc.core.paths import PROJECT_ROOT
 
 SCHEMA_VERSION = 1
 PHASE_SETS = {1: GRADED_PAIRS, 2: PAIRS, 3: TRIPLETS}
@@ -138,7 +138,7 @@ def text_pool(phase: int) -> tuple[list[str], str]:
     """Distinct texts of the phase's prepared training set (else built-in ones), and their origin."""
     set_name = PHASE_SETS[phase]
     from medenc.data import load_split
-    from medenc.errors import MedencError
+    from medenc.core.errors import MedencError
 
     try:
         ds = load_split("train", set_name)
@@ -375,7 +375,7 @@ class BenchConfig:
 
 
 def _build_model(cfg: BenchConfig, seq_len: int):
-    from medenc.modeling import build_random_model, load_base
+    from medenc.core.modeling import build_random_model, load_base
 
     if cfg.model == "real":
         return load_base(device="cpu", max_seq_length=seq_len)
@@ -390,7 +390,7 @@ def _defaults_trainer(recipe, n, model, train, output_dir, batch_size: int, max_
     """Plain sentence-transformers: default arguments except output_dir, batch size and max_steps."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-    from medenc.train import make_loss
+    from medenc.training.run import make_loss
 
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir), per_device_train_batch_size=batch_size, max_steps=max_steps
@@ -408,8 +408,8 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
     """Measure every phase of ``cfg``; returns the bench.json record."""
     import torch
 
-    from medenc.recipe import load_recipe
-    from medenc.train import PHASES, build_trainer, decide_precision, requested_precision
+    from medenc.training.recipe import load_recipe
+    from medenc.training.run import PHASES, build_trainer, decide_precision, requested_precision
 
     if cfg.steps < 1 or cfg.warmup < 1:
         raise ValueError("--steps and --warmup must be at least 1")

@@ -42,7 +42,12 @@ RUN_RECIPE = "recipe.yaml"  # the resolved recipe
 RUN_INFO = "run.json"  # precision, hardware, per-phase rows/steps/time/throughput, base model hash, data hash
 LOSS_HISTORY = "loss_history.json"  # inside each phase folder: [{"step", "epoch", "loss"|"eval_loss"}...]
 EVAL_DIR = "eval"
+RESULTS_FILE = "results.json"  # inside EVAL_DIR, and at the top of a release (docs/results_schema.md)
 RELEASE_DIR = "release"
+WEIGHTS_FILE = "model.safetensors"  # the weights file of every saved model folder
+
+# The released model's name, in the card, the sentence-transformers card data and the results.
+MODEL_NAME = "MPNet-medical"
 
 
 def training_seconds(run_info: dict) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medenc.paths import PROJECT_ROOT
+from medenc.core.paths import PROJECT_ROOT
 
 # hidden, layers, heads, intermediate: "tiny" keeps unit tests to seconds on 2 cores; "base" is the shape of
 # all-mpnet-base-v2, for benchmarks on machines where the real weights cannot travel.
@@ -24,7 +24,7 @@ def load_base(device: str | None = None, max_seq_length: int | None = None):
     """The real, verified all-mpnet-base-v2 as a SentenceTransformer."""
     from sentence_transformers import SentenceTransformer
 
-    from medenc.base_model import resolve_base_model
+    from medenc.core.base_model import resolve_base_model
 
     model = SentenceTransformer(str(resolve_base_model()), device=device)
     if max_seq_length:

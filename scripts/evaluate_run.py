@@ -1,6 +1,6 @@
 """Score the base model and every phase checkpoint of a run on the held-out medical suite.
 
-    accelerate launch --config_file accelerate_config.yaml scripts/evaluate.py --run cpu
+    accelerate launch --config_file accelerate_config.yaml scripts/evaluate_run.py --run cpu
 
 Writes outputs/<run>/eval/results.json (docs/results_schema.md), results.md and charts. Embeddings are cached
 under $MEDENC_CACHE/embeddings, so a rerun re-encodes only what changed (--no-cache to bypass).
@@ -14,9 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from medenc.errors import MedencError
+from medenc.core.errors import MedencError
 from medenc.evaluation import SETS, run_evaluation
-from medenc.paths import outputs_dir
+from medenc.core.paths import outputs_dir
 
 # Python puts this script's folder first on sys.path, where this very file would shadow the `evaluate`
 # library that medenc.evaluation imports when it saves the run record.

@@ -21,16 +21,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from medenc.base_model import sha256_file
-from medenc.card import render_card
-from medenc.errors import ReleaseError, RunError
-from medenc.layout import EVAL_DIR, FINAL_DIR, MANIFEST, RELEASE_DIR, RUN_INFO, RUN_RECIPE
-from medenc.paths import prepared_dir
+from medenc.core.errors import ReleaseError, RunError
+from medenc.core.io import sha256_file
+from medenc.core.layout import (
+    EVAL_DIR,
+    FINAL_DIR,
+    MANIFEST,
+    RELEASE_DIR,
+    RESULTS_FILE,
+    RUN_INFO,
+    RUN_RECIPE,
+    WEIGHTS_FILE,
+)
+from medenc.core.paths import prepared_dir
+from medenc.release.card import render_card
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.json"
-WEIGHTS = "model.safetensors"
 ASSETS_DIR = "assets"
 # Never ship pickled weights or training state: the release is safetensors only.
 _SKIP_FROM_FINAL = (
@@ -76,7 +83,7 @@ def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReleaseError(f"{run_dir}: no such run folder; train first: make train RUN={run_dir.name}")
-    weights = run_dir / FINAL_DIR / WEIGHTS
+    weights = run_dir / FINAL_DIR / WEIGHTS_FILE
     if not weights.is_file():
         raise ReleaseError(
             f"{weights}: no final model in safetensors; finish training first: make train RUN={run_dir.name}"
@@ -170,8 +177,8 @@ def stage_release(
         shutil.copy2(run_dir / RUN_RECIPE, staged / RUN_RECIPE)
         shutil.copy2(run_dir / RUN_INFO, staged / RUN_INFO)
         card.save(staged / "README.md")  # replaces the generic card sentence-transformers wrote into final/
-        if sha256_file(staged / WEIGHTS) != results["models"]["final"]["sha256"]:
-            raise ReleaseError(f"{staged / WEIGHTS}: copy differs from the evaluated weights (disk problem?)")
+        if sha256_file(staged / WEIGHTS_FILE) != results["models"]["final"]["sha256"]:
+            raise ReleaseError(f"{staged / WEIGHTS_FILE}: copy differs from the evaluated weights (disk problem?)")
         if target.exists():
             target.rename(tmp / "previous")  # removed with tmp below
         staged.rename(target)

@@ -16,10 +16,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from medenc.environment import device_name
-from medenc.errors import MedencError, RunError
-from medenc.layout import EVAL_DIR, MANIFEST, RELEASE_DIR, RUN_INFO, RUN_RECIPE, training_seconds
-from medenc.paths import PROJECT_ROOT, outputs_dir, prepared_dir
+from medenc.core.environment import device_name
+from medenc.core.errors import MedencError, RunError
+from medenc.core.layout import (
+    EVAL_DIR,
+    MANIFEST,
+    RELEASE_DIR,
+    RESULTS_FILE,
+    RUN_INFO,
+    RUN_RECIPE,
+    training_seconds,
+)
+from medenc.core.paths import PROJECT_ROOT, outputs_dir, prepared_dir
 
 
 @dataclass(frozen=True)
@@ -140,36 +148,36 @@ def clean_log(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path:
-    """Copy a run's records (results, charts, card, recipe, run.json, manifest) into ``dest``; no weights.
-
-    ``dest`` is replaced as a whole, so nothing of an earlier run survives beside the new records. ``log``,
-    the console output of the command, is kept as ``logs/run.log`` without its progress bars.
-    """
-    run_dir = outputs_dir() / run
-    eval_dir = run_dir / EVAL_DIR
-    results_path = eval_dir / "results.json"
-    card = run_dir / RELEASE_DIR / "README.md"
-    needs = ((results_path, "make evaluate"), (card, "make release"), (run_dir / RUN_INFO, "make train"))
+def _require(run_dir: Path, run: str, log: Path | None) -> None:
+    """Refuse to publish a run that lacks a stage's records, naming the command that makes them."""
+    needs = (
+        (run_dir / EVAL_DIR / RESULTS_FILE, "make evaluate"),
+        (run_dir / RELEASE_DIR / "README.md", "make release"),
+        (run_dir / RUN_INFO, "make train"),
+    )
     for needed, how in needs:
         if not needed.is_file():
             raise RunError(f"{needed}: missing; run `{how} RUN={run}` first")
     if log is not None and not log.is_file():
         raise RunError(f"{log}: the log to publish does not exist")
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    run_info = json.loads((run_dir / RUN_INFO).read_text(encoding="utf-8"))
-    final_dest, dest = dest, dest.with_name(f".{dest.name}.tmp")
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
+
+
+def _copy_records(run_dir: Path, dest: Path, log: Path | None) -> None:
+    """The records a reader needs (no weights): results, charts, card, recipe, run.json, manifest, log."""
+    eval_dir = run_dir / EVAL_DIR
     if log is not None:
         (dest / "logs").mkdir()
         (dest / "logs" / "run.log").write_text(clean_log(log.read_text(errors="replace")), encoding="utf-8")
-    for src in [results_path, eval_dir / "results.md", *sorted(eval_dir.glob("*.png"))]:
+    for src in [eval_dir / RESULTS_FILE, eval_dir / "results.md", *sorted(eval_dir.glob("*.png"))]:
         shutil.copy2(src, dest / src.name)
-    shutil.copy2(card, dest / "model_card.md")
+    shutil.copy2(run_dir / RELEASE_DIR / "README.md", dest / "model_card.md")
     shutil.copy2(run_dir / RUN_RECIPE, dest / "recipe.yaml")
     shutil.copy2(run_dir / RUN_INFO, dest / "run.json")
     shutil.copy2(prepared_dir() / MANIFEST, dest / "manifest.json")
+
+
+def _readme(run: str, command: str, results: dict, run_info: dict, with_log: bool) -> str:
+    """results/<run>/README.md: how to reproduce, what it cost, and the quality targets."""
     rows = check_targets(results)
     final_from = results["models"]["final"]["from"]
     timing = results.get("timing", {})
@@ -196,17 +204,35 @@ def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path
         "when its paired 95% CI excludes zero.",
         "",
     ]
-    if log is not None:
+    if with_log:
         text += ["The command's console output, without progress bars: [`logs/run.log`](logs/run.log).", ""]
-    (dest / "README.md").write_text("\n".join(text) + "\n", encoding="utf-8")
-    shutil.rmtree(final_dest, ignore_errors=True)
-    dest.rename(final_dest)
-    return final_dest
+    return "\n".join(text) + "\n"
+
+
+def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path:
+    """Copy a run's records (results, charts, card, recipe, run.json, manifest) into ``dest``; no weights.
+
+    ``dest`` is replaced as a whole, so nothing of an earlier run survives beside the new records. ``log``,
+    the console output of the command, is kept as ``logs/run.log`` without its progress bars.
+    """
+    run_dir = outputs_dir() / run
+    _require(run_dir, run, log)
+    results = json.loads((run_dir / EVAL_DIR / RESULTS_FILE).read_text(encoding="utf-8"))
+    run_info = json.loads((run_dir / RUN_INFO).read_text(encoding="utf-8"))
+    # Built beside the destination and renamed, so a failure leaves the published records as they were.
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _copy_records(run_dir, tmp, log)
+    (tmp / "README.md").write_text(_readme(run, command, results, run_info, log is not None), encoding="utf-8")
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m medenc.report --run cpu``: publish outputs/<run>/ into results/<run>/."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Publish outputs/<run>/ into results/<run>/ (``make results``); a MedencError exits 1 with its message."""
+    ap = argparse.ArgumentParser(description="Publish a run's records into results/<run>/, check its targets.")
     ap.add_argument("--run", required=True)
     ap.add_argument("--dest", type=Path, default=None, help="default: results/<run>")
     ap.add_argument("--command", default=None, help="the command that produced the run (recorded)")
@@ -220,7 +246,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print((dest / "README.md").read_text(encoding="utf-8"))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,13 +13,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from medenc.base_model import BASE_MODEL_ID
-from medenc.errors import ReleaseError
-from medenc.layout import FINAL_DIR, PHASE_DIRS, training_seconds
-from medenc.paths import PROJECT_ROOT
+from medenc.core.base_model import BASE_MODEL_ID
+from medenc.core.errors import ReleaseError
+from medenc.core.io import fmt, fmt_delta
+from medenc.core.layout import FINAL_DIR, MODEL_NAME, PHASE_DIRS, training_seconds
+from medenc.core.paths import PROJECT_ROOT
 
 TEMPLATE_PATH = PROJECT_ROOT / "model_card" / "template.md"
-MODEL_NAME = "MPNet-medical"
 
 TAGS = [
     "sentence-transformers",
@@ -147,7 +147,7 @@ def data_sources(manifest: dict | None) -> list[dict[str, Any]]:
         src["name"] = src["name"] or key
         if not src["license"]:
             raise ReleaseError(
-                f"data source '{key}': no license in the manifest nor in medenc/card.py SOURCES_FALLBACK; "
+                f"data source '{key}': no license in the manifest nor in medenc/release/card.py SOURCES_FALLBACK; "
                 "a model card must state every source's license"
             )
         role = str(src["role"] or "")
@@ -196,12 +196,6 @@ def eval_results(results: dict) -> list:
     return out
 
 
-def _fmt(x: float | None, signed: bool = False) -> str:
-    if x is None:
-        return "–"
-    return f"{x:+.3f}" if signed else f"{x:.3f}"
-
-
 def results_table(results: dict) -> dict[str, Any]:
     """Rows for the body's results table: base and every phase with 95% CIs, deltas vs base marked by CI."""
     models = [m for m in results["models"] if m != "final" and m in results["results"]]
@@ -214,13 +208,11 @@ def results_table(results: dict) -> dict[str, Any]:
                 if cell is None:
                     cells.append("–")
                     continue
-                text = f"{_fmt(cell['value'])} [{_fmt(cell['ci_low'])}, {_fmt(cell['ci_high'])}]"
+                lo, hi = fmt(cell["ci_low"], digits=3), fmt(cell["ci_high"], digits=3)
+                text = f"{fmt(cell['value'], digits=3)} [{lo}, {hi}]"
                 delta = results.get("deltas", {}).get(model, {}).get(set_name, {}).get(metric)
                 if delta is not None:
-                    # The marker follows the CI itself, so the table cannot contradict its own brackets.
-                    mark = "†" if delta["ci_low"] <= 0 <= delta["ci_high"] else ""
-                    lo, hi = _fmt(delta["ci_low"], True), _fmt(delta["ci_high"], True)
-                    text += f"<br>Δ {_fmt(delta['diff'], True)} [{lo}, {hi}]{mark}"
+                    text += f"<br>Δ {fmt_delta(delta, digits=3)}"
                 cells.append(text)
             rows.append(
                 {"set": info.get("title", set_name), "metric": metric, "n": info.get("n"), "cells": cells}

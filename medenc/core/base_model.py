@@ -9,7 +9,6 @@ Order of preference:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -18,8 +17,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from medenc.errors import ModelError
-from medenc.paths import cache_dir
+from medenc.core.errors import ModelError
+from medenc.core.io import sha256_file
+from medenc.core.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +29,6 @@ WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
 N_PARTS = 5
 _ZIP_ROOT = "all-mpnet-base-v2/"
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks (the weights are 438 MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_weights(folder: Path, expected: str = WEIGHTS_SHA256) -> None:

@@ -1,0 +1,120 @@
+"""The models a run is scored with: the base model and each phase folder, checked and hashed; ``final/`` is
+recorded (it is a copy of a phase), not scored again."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from medenc.core import layout
+from medenc.core.base_model import BASE_MODEL_ID
+from medenc.core.errors import ModelError, RunError
+from medenc.core.io import sha256_file
+from medenc.evaluation.cache import ModelRef
+
+log = logging.getLogger(__name__)
+
+REQUIRED_CHECKPOINT_FILES = ("modules.json", "config.json", layout.WEIGHTS_FILE)
+
+
+def check_checkpoint(path: Path) -> None:
+    """Refuse a folder that is not a complete sentence-transformers model."""
+    if not path.is_dir():
+        raise ModelError(f"{path}: expected a sentence-transformers model folder, found no such folder")
+    missing = [f for f in REQUIRED_CHECKPOINT_FILES if not (path / f).is_file()]
+    if missing:
+        raise ModelError(
+            f"{path}: expected a sentence-transformers model folder with "
+            f"{', '.join(REQUIRED_CHECKPOINT_FILES)}; missing {', '.join(missing)}"
+        )
+
+
+def read_run_json(run_dir: Path) -> dict:
+    """The run's run.json (docs/run_folder.md), or {} when there is none."""
+    path = run_dir / layout.RUN_INFO
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path}: expected JSON (docs/run_folder.md), found a parse error: {exc}") from exc
+
+
+def _st_loader(path: Path, device: str | None) -> Callable[[], object]:
+    """A loader of the model folder, called only when the embedding cache misses."""
+
+    def load() -> object:
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(path), device=device)
+
+    return load
+
+
+def _phase_folders(run_dir: Path) -> list[Path]:
+    """The run's phase folders that exist, in phase order, each a complete model."""
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: expected a run folder written by `make train`, found no such folder")
+    phases = [run_dir / d for d in layout.PHASE_DIRS.values() if (run_dir / d).exists()]
+    if not phases:
+        raise RunError(
+            f"{run_dir}: expected at least one phase checkpoint folder "
+            f"({', '.join(layout.PHASE_DIRS.values())}), found none. Run `make train` first."
+        )
+    for p in phases:
+        check_checkpoint(p)
+    return phases
+
+
+def _base_ref(base_path: Path | None, device: str | None) -> ModelRef:
+    """The real base model (verified download), or the folder ``base_path`` (tests use a tiny one)."""
+    if base_path is None:
+        from medenc.core.base_model import resolve_base_model
+        from medenc.core.modeling import load_base
+
+        base_path = resolve_base_model()
+        base_load = lambda: load_base(device=device)  # noqa: E731 - the verified loader of the real model
+    else:
+        check_checkpoint(base_path)
+        base_load = _st_loader(base_path, device)
+    return ModelRef("base", base_path, sha256_file(base_path / layout.WEIGHTS_FILE), base_load)
+
+
+def _final_record(run_dir: Path, phases: list[Path], info: dict[str, dict]) -> dict | None:
+    """Which phase ``final/`` is a copy of, and whether the weights hashes agree; None without ``final/``."""
+    final = run_dir / layout.FINAL_DIR
+    if not final.is_dir():
+        return None
+    # final/ is a copy of the last phase: record which one and its hash instead of encoding it again.
+    src = (read_run_json(run_dir).get("final") or {}).get("from") or phases[-1].name
+    weights = final / layout.WEIGHTS_FILE
+    sha = sha256_file(weights) if weights.is_file() else None
+    record: dict = {"from": src, "sha256": sha, "path": str(final)}
+    if src in info and sha is not None and info[src]["sha256"] != sha:
+        log.warning("%s differs from %s (sha256 %s vs %s)", final, src, sha, info[src]["sha256"])
+        record["matches_from"] = False
+    elif src in info:
+        record["matches_from"] = True
+    return record
+
+
+def find_models(run_dir: Path, base_path: Path | None, device: str | None) -> tuple[list[ModelRef], dict]:
+    """The base model and each existing phase folder, plus the record of ``final/``."""
+    phases = _phase_folders(run_dir)
+    refs = [_base_ref(base_path, device)]
+    for p in phases:
+        refs.append(ModelRef(p.name, p, sha256_file(p / layout.WEIGHTS_FILE), _st_loader(p, device)))
+
+    base = refs[0]
+    info: dict[str, dict] = {
+        "base": {"path": str(base.path), "sha256": base.sha256, "phase": 0, "id": BASE_MODEL_ID}
+    }
+    phase_num = {v: k for k, v in layout.PHASE_DIRS.items()}
+    for r in refs[1:]:
+        info[r.name] = {"path": str(r.path), "sha256": r.sha256, "phase": phase_num[r.name]}
+    final = _final_record(run_dir, phases, info)
+    if final is not None:
+        info["final"] = final
+    return refs, info

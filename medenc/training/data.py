@@ -1,0 +1,143 @@
+"""Each phase's training and validation rows, selected from the prepared sets as the recipe says.
+
+Phase 3's mined triplets need the phase-2 model; ``medenc.training.mining`` adds them when phase 3 starts.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from medenc.core.errors import DataError, RecipeError
+from medenc.core.layout import COLUMNS, PAIRS
+from medenc.training.phases import PHASES
+from medenc.training.recipe import Recipe
+
+# (split, set name) -> Dataset; the default reads the prepared data (medenc.data); tests inject sets.
+Loader = Callable[[str, str], Any]
+
+
+def default_loader(split: str, name: str):
+    """The prepared set ``<prepared>/<split>/<name>`` (written by ``make data``)."""
+    from medenc.data import load_split
+
+    return load_split(split, name)
+
+
+def _check_columns(ds, columns: tuple[str, ...], phase: int, split: str, set_name: str) -> None:
+    for col in (*columns, "source"):
+        if col not in ds.column_names:
+            raise DataError(
+                f"prepared {split}/{set_name}",
+                f"phase {phase}",
+                f"column '{col}' (needs {', '.join(columns)}, source)",
+                f"columns {ds.column_names}",
+            )
+
+
+def select_sources(
+    ds,
+    sources: dict[str, int | None],
+    columns: tuple[str, ...],
+    *,
+    phase: int,
+    set_name: str,
+    split: str,
+    seed: int,
+    required: bool = True,
+    cap: int | None = None,
+):
+    """Rows of the named sources (each capped at its max rows), only ``columns``; returns (dataset, counts).
+
+    ``required``: a named source without rows is a RecipeError (training); else it is skipped (validation).
+    ``cap``: a random subset of at most this many rows overall.
+    """
+    _check_columns(ds, columns, phase, split, set_name)
+    by_source: dict[str, list[int]] = {}
+    for i, name in enumerate(ds["source"]):
+        by_source.setdefault(name, []).append(i)
+    rng = random.Random(seed)
+    picked: list[int] = []
+    counts: dict[str, int] = {}
+    for name, max_rows in sources.items():
+        idx = by_source.get(name, [])
+        if not idx:
+            if required:
+                raise RecipeError(
+                    f"phase{phase}.sources: source '{name}' has no rows in prepared {split}/{set_name} "
+                    f"(sources there: {', '.join(sorted(by_source)) or 'none'})"
+                )
+            continue
+        if max_rows is not None and len(idx) > max_rows:
+            idx = sorted(rng.sample(idx, max_rows))
+        picked.extend(idx)
+        counts[name] = len(idx)
+    if cap is not None and len(picked) > cap:
+        picked = sorted(rng.sample(picked, cap))
+        counts = {}
+        for i in picked:
+            counts[ds[i]["source"]] = counts.get(ds[i]["source"], 0) + 1
+    # ST treats every non-label column as an input, so `source` (and anything else) must go.
+    return ds.select(picked).select_columns(list(columns)), counts
+
+
+@dataclass
+class PhaseData:
+    """The training and validation sets of a phase, before any mining."""
+
+    train: Any
+    validation: Any
+    rows: dict[str, int]
+    validation_rows: int
+
+
+def prepare_phase_data(recipe: Recipe, n: int, loader: Loader) -> PhaseData | None:
+    """Load and check phase ``n``'s sets; phase 3's mined part is added later (it needs the phase-2 model)."""
+    spec, cfg = PHASES[n], recipe.phase(n)
+    include = cfg.used_sources()
+    if n == 3 and recipe.phase3.negatives == "mined":
+        include = {}
+    if not include:
+        return None
+    train, rows = select_sources(
+        loader("train", spec.data_set),
+        include,
+        spec.columns,
+        phase=n,
+        set_name=spec.data_set,
+        split="train",
+        seed=recipe.seed,
+    )
+    if len(train) == 0:
+        raise DataError(f"prepared train/{spec.data_set}", f"phase {n}", "at least one training row", "none")
+    val, _ = select_sources(
+        loader("validation", spec.data_set),
+        include,
+        spec.columns,
+        phase=n,
+        set_name=spec.data_set,
+        split="validation",
+        seed=recipe.seed,
+        required=False,
+        cap=cfg.validation_rows,
+    )
+    return PhaseData(train, val, rows, len(val))
+
+
+def mining_pairs(recipe: Recipe, loader: Loader, split: str, cap: int | None):
+    """The phase-2 pairs that phase 3 mines over (the same selection phase 2 trains on, for ``train``)."""
+    cfg = recipe.phase2
+    ds, _ = select_sources(
+        loader(split, PAIRS),
+        cfg.used_sources(),
+        COLUMNS[PAIRS],
+        phase=3,
+        set_name=PAIRS,
+        split=split,
+        seed=recipe.seed,
+        required=split == "train",
+        cap=cap,
+    )
+    return ds

@@ -1,0 +1,303 @@
+"""Fine-tune all-mpnet-base-v2 in up to three phases, one code path for all of them (``make train``).
+
+Phases differ only in their data set, loss and arguments (``medenc.training.phases`` plus the recipe):
+
+1. graded pairs (STS-B) with CosineSimilarityLoss / CoSENTLoss,
+2. (anchor, positive) pairs with MultipleNegativesRankingLoss (in-batch negatives, no duplicates per batch),
+3. (anchor, positive, negative) triplets with TripletLoss; negatives mined with the phase-2 model
+   and/or curated.
+
+This module owns the run: its folder, resuming, and ``run.json``; ``medenc.training.phase`` trains one phase.
+Phase N starts from phase N-1's saved folder. Every phase writes a complete sentence-transformers folder and
+``run.json`` is rewritten after each step, so a killed run leaves a consistent record and a rerun skips
+finished phases and resumes the unfinished one from its last Trainer checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from medenc.core.base_model import BASE_MODEL_ID, BASE_MODEL_REVISION, resolve_base_model
+from medenc.core.environment import hardware, versions
+from medenc.core.errors import DataError, RunError
+from medenc.core.io import fmt, write_json
+from medenc.core.layout import (
+    FINAL_DIR,
+    PAIRS,
+    PHASE_DIRS,
+    RUN_INFO,
+    RUN_RECIPE,
+    WEIGHTS_FILE,
+    phase_dir,
+    training_seconds,
+)
+from medenc.core.modeling import RANDOM_SHAPES
+from medenc.core.paths import outputs_dir
+from medenc.training.data import Loader, PhaseData, default_loader, mining_pairs, prepare_phase_data
+from medenc.training.phase import CHECKPOINTS_DIR, RunContext, model_sha, train_phase
+from medenc.training.phases import PHASES
+from medenc.training.precision import decide_precision, requested_precision, tell_accelerate
+from medenc.training.recipe import Recipe, load_recipe, recipe_sha256, to_yaml
+
+log = logging.getLogger("medenc.training")
+
+SCHEMA_VERSION = 1
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _phase_done(run_dir: Path, record: dict | None) -> bool:
+    if not record or record.get("status") != "done":
+        return False
+    folder = run_dir / record.get("dir", "")
+    return (folder / WEIGHTS_FILE).is_file() and (folder / "modules.json").is_file()
+
+
+# --- The run --------------------------------------------------------------------------------------------
+
+
+def check_run_folder(run_dir: Path, recipe: Recipe, data_hash: str | None, fresh: bool) -> None:
+    """Refuse a run folder holding a different run (recipe or data changed) unless ``fresh`` wipes it."""
+    if not run_dir.exists():
+        return
+    if fresh:
+        log.info("--fresh: removing %s", run_dir)
+        shutil.rmtree(run_dir)
+        return
+    saved = run_dir / RUN_RECIPE
+    if not saved.is_file():
+        if any(run_dir.iterdir()):
+            raise RunError(
+                f"{run_dir}: holds files but no {RUN_RECIPE}, so it is not a run of this recipe; "
+                "pass --fresh to wipe it or choose another --run"
+            )
+        return
+    # Compared as parsed recipes, not as texts: a key added later with a default that keeps the old behaviour
+    # (say phaseN.attention) must not make every earlier run folder look like a different recipe.
+    old = recipe_sha256(load_recipe(saved, []))
+    new = recipe_sha256(recipe)
+    if old != new:
+        raise RunError(
+            f"{run_dir}: holds a run of a different recipe (sha256 {old[:12]}, this recipe {new[:12]}); "
+            f"compare with {saved}. Pass --fresh to wipe the folder and start over, or choose another --run"
+        )
+    info_path = run_dir / RUN_INFO
+    if info_path.is_file() and data_hash is not None:
+        old_data = json.loads(info_path.read_text(encoding="utf-8")).get("data_manifest_sha256")
+        if old_data is not None and old_data != data_hash:
+            raise RunError(
+                f"{run_dir}: was trained on different prepared data (manifest sha256 {old_data[:12]}, now "
+                f"{data_hash[:12]}). Pass --fresh to start over, or choose another --run"
+            )
+
+
+def _default_data_hash() -> str | None:
+    from medenc.data import manifest_hash
+
+    return manifest_hash()
+
+
+def _precision(recipe: Recipe, cuda: bool) -> dict[str, str]:
+    """The precision decision (requested, used, reason), logged where it differs from the request."""
+    requested = requested_precision(recipe.precision)
+    used, reason = decide_precision(requested, cuda)
+    # accelerate launch exports its config's mixed precision, which the Trainer would otherwise pick up even
+    # where it cannot run (fp16 on a CPU): the decision above is the one that counts.
+    tell_accelerate(used)
+    if requested != used:
+        log.warning("precision: %s requested, training in %s: %s", requested, used, reason)
+    return {"requested": requested, "used": used, "reason": reason}
+
+
+def _load_data(recipe: Recipe, loader: Loader) -> tuple[dict[int, PhaseData | None], Any]:
+    """Every enabled phase's sets, and the pairs phase 3 mines over: all checked before any training."""
+    data = {n: prepare_phase_data(recipe, n, loader) for n in (1, 2, 3) if recipe.phase(n).enabled}
+    mine = recipe.phase3.enabled and recipe.phase3.negatives != "curated"
+    mine_train = mining_pairs(recipe, loader, "train", None) if mine else None
+    if mine_train is not None and len(mine_train) == 0:
+        raise DataError(f"prepared train/{PAIRS}", "phase 3 mining", "at least one pair", "none")
+    return data, mine_train
+
+
+def _base_record(recipe: Recipe, base_path: Path | None, old: dict) -> dict[str, Any]:
+    """run.json's ``base_model``: the verified base (hashed once per run folder), or a random-weight shape."""
+    if base_path is None:
+        shape = RANDOM_SHAPES[recipe.model]
+        return {
+            "id": f"random-weight MPNet, {shape} shape (tests and timing; not a model)",
+            "revision": None,
+            "path": None,
+            "sha256": None,
+        }
+    return {
+        "id": BASE_MODEL_ID,
+        "revision": BASE_MODEL_REVISION,
+        "path": str(base_path),
+        "sha256": old.get("base_model", {}).get("sha256") or model_sha(base_path),
+    }
+
+
+def _phase_records(recipe: Recipe, old: dict) -> list[dict[str, Any]]:
+    """One run.json entry per phase: kept from an earlier attempt, else pending (or skipped if disabled)."""
+    old_phases = {p["phase"]: p for p in old.get("phases", [])}
+    phases = []
+    for n in (1, 2, 3):
+        rec = old_phases.get(n) or {"phase": n, "name": PHASES[n].name, "dir": PHASE_DIRS[n]}
+        if not recipe.phase(n).enabled:
+            rec = {"phase": n, "name": PHASES[n].name, "dir": PHASE_DIRS[n], "status": "skipped"}
+        rec.setdefault("status", "pending")
+        phases.append(rec)
+    return phases
+
+
+def _start_record(recipe: Recipe, run: str, run_dir: Path, **fields: Any) -> dict[str, Any]:
+    """run.json at the start of an attempt: an earlier attempt's record updated with this one's facts."""
+    info_path = run_dir / RUN_INFO
+    info: dict[str, Any] = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    base_path, recipe_path = fields.pop("base_path"), fields.pop("recipe_path")
+    info.update(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "run": run,
+            "recipe_path": str(recipe_path) if recipe_path else None,
+            "recipe_sha256": recipe_sha256(recipe),
+            "base_model": _base_record(recipe, base_path, info),
+            "data_manifest_sha256": fields.pop("data_hash"),
+            "precision": fields.pop("precision"),
+            "hardware": hardware(fields.pop("device"), fields.pop("num_processes")),
+            "versions": versions(),
+            "started": info.get("started") or _now(),
+            "finished": None,
+        }
+    )
+    info["phases"] = _phase_records(recipe, info)
+    return info
+
+
+class _Record:
+    """run.json, written atomically by the main process after every step."""
+
+    def __init__(self, run_dir: Path, info: dict[str, Any], is_main: bool) -> None:
+        self.path, self.info, self.is_main = run_dir / RUN_INFO, info, is_main
+
+    def save(self) -> None:
+        if self.is_main:
+            self.info["total_seconds"] = training_seconds(self.info)
+            write_json(self.path, self.info)
+
+
+def _train_phases(ctx: RunContext, record: _Record, data: dict, callbacks: dict[int, list]) -> None:
+    """Train every enabled phase not done yet; a retrained phase retrains every later one too."""
+    previous: Path | None = None
+    upstream_retrained = False
+    for n in (1, 2, 3):
+        rec = record.info["phases"][n - 1]
+        if not ctx.recipe.phase(n).enabled:
+            log.info("phase %d (%s): disabled in the recipe", n, PHASES[n].name)
+            continue
+        folder = phase_dir(ctx.run_dir, n)
+        if not upstream_retrained and _phase_done(ctx.run_dir, rec):
+            log.info("phase %d (%s): done in an earlier run, skipped (%s)", n, PHASES[n].name, folder)
+            previous = folder
+            continue
+        upstream_retrained = True  # later phases must start from this phase's new weights
+        rec.clear()
+        rec.update({"phase": n, "name": PHASES[n].name, "dir": PHASE_DIRS[n], "status": "running"})
+        record.save()
+        train_phase(ctx, n, previous=previous, data=data.get(n), rec=rec, callbacks=callbacks.get(n, []))
+        rec["status"] = "done"
+        record.save()
+        previous = folder
+
+
+def _finish(ctx: RunContext, record: _Record) -> int:
+    """``final/`` = a copy of the last enabled phase; checkpoints go. Returns that phase's number."""
+    last = max(n for n in (1, 2, 3) if ctx.recipe.phase(n).enabled)
+    if record.is_main:
+        final = ctx.run_dir / FINAL_DIR
+        if final.exists():
+            shutil.rmtree(final)
+        shutil.copytree(phase_dir(ctx.run_dir, last), final)
+        record.info["final"] = {"from": PHASE_DIRS[last], "model_sha256": model_sha(final)}
+        record.info["finished"] = _now()
+        record.save()
+        shutil.rmtree(ctx.run_dir / CHECKPOINTS_DIR, ignore_errors=True)
+    ctx.state.wait_for_everyone()
+    return last
+
+
+def _log_summary(info: dict[str, Any], run_dir: Path, last: int) -> None:
+    for rec in info["phases"]:
+        if rec["status"] != "done":
+            log.info("summary: phase %d %-8s %s", rec["phase"], rec["name"], rec["status"])
+            continue
+        log.info(
+            "summary: phase %d %-8s %5s rows %4s steps %7.1f s %6.2f samples/s, loss %s, eval loss %s",
+            rec["phase"], rec["name"], rec.get("train_rows"), rec.get("steps"), rec.get("seconds") or 0.0,
+            rec.get("samples_per_second") or 0.0, fmt(rec.get("final_train_loss"), missing="n/a"),
+            fmt(rec.get("final_eval_loss"), missing="n/a"),
+        )  # fmt: skip
+    log.info("final model: %s (from %s)", run_dir / FINAL_DIR, PHASE_DIRS[last])
+
+
+def run_training(
+    recipe: Recipe,
+    run: str,
+    *,
+    recipe_path: str | Path | None = None,
+    output_dir: str | Path | None = None,
+    fresh: bool = False,
+    loader: Loader | None = None,
+    data_hash: str | None = None,
+    callbacks: dict[int, list] | None = None,
+) -> dict[str, Any]:
+    """Train every enabled phase of ``recipe`` into ``<output_dir>/<run>/``; returns the run.json record.
+
+    ``loader`` (default: the prepared data) and ``data_hash`` (default: the manifest's sha256) are injectable
+    for tests, as are extra Trainer ``callbacks`` per phase number.
+    """
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState()
+    run_dir = Path(output_dir or outputs_dir()) / run
+    loader = loader or default_loader
+
+    # 1. Everything that can be refused is refused before any training starts. Random weights need no base.
+    base_path = resolve_base_model() if recipe.model == "base" else None
+    data_hash = _default_data_hash() if data_hash is None else data_hash
+    if state.is_main_process:
+        check_run_folder(run_dir, recipe, data_hash, fresh)
+    state.wait_for_everyone()
+    cuda = torch.cuda.is_available()
+    precision = _precision(recipe, cuda)
+    data, mine_train = _load_data(recipe, loader)
+
+    # 2. The run folder and its records.
+    info = _start_record(
+        recipe, run, run_dir, base_path=base_path, recipe_path=recipe_path, data_hash=data_hash,
+        precision=precision, device="cuda" if cuda else "cpu", num_processes=state.num_processes,
+    )  # fmt: skip
+    record = _Record(run_dir, info, state.is_main_process)
+    recipe_text = to_yaml(recipe)
+    if state.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / RUN_RECIPE).write_text(recipe_text, encoding="utf-8")
+        record.save()
+    log.info("run %s -> %s\nresolved recipe:\n%s", run, run_dir, recipe_text.rstrip())
+    if precision["requested"] == precision["used"]:
+        log.info("precision: %s (%s)", precision["used"], precision["reason"])
+
+    # 3. The phases, then final/.
+    ctx = RunContext(recipe, run_dir, loader, precision["used"], cuda, state, mine_train)
+    _train_phases(ctx, record, data, callbacks or {})
+    last = _finish(ctx, record)
+    _log_summary(info, run_dir, last)
+    return info

@@ -1,0 +1,221 @@
+"""Models, losses, batch samplers and the Trainer of a phase: shared by training and the benchmark."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+from medenc.core.base_model import BASE_MODEL_ID, BASE_MODEL_REVISION, resolve_base_model
+from medenc.core.layout import MODEL_NAME
+from medenc.core.modeling import RANDOM_SHAPES, use_sdpa_attention
+from medenc.training.phases import PHASES
+from medenc.training.recipe import Recipe
+
+# --- Models and losses ----------------------------------------------------------------------------------
+
+
+def card_data():
+    """Model card data that keeps the base model offline (the generator drops what it cannot verify)."""
+    from sentence_transformers import SentenceTransformerModelCardData
+
+    card = SentenceTransformerModelCardData(
+        language="en", license="apache-2.0", model_name=MODEL_NAME, local_files_only=True
+    )
+    # init=False fields in the installed version: set after construction.
+    card.base_model = BASE_MODEL_ID
+    card.base_model_revision = BASE_MODEL_REVISION
+    return card
+
+
+def load_model(recipe: Recipe, source: Path | None, max_seq_length: int):
+    """Phase N's starting model: the previous phase's folder, else the base (or a random-weight) model."""
+    from sentence_transformers import SentenceTransformer
+
+    card = card_data()
+    source = source or (Path(recipe.init_from) if recipe.init_from else None)
+    if source is not None:
+        model = SentenceTransformer(str(source), model_card_data=card, device="cpu")
+    elif recipe.model != "base":
+        from medenc.core.modeling import build_random_model
+
+        shape = RANDOM_SHAPES[recipe.model]
+        model = build_random_model(shape, max_seq_length=max_seq_length, seed=recipe.seed, device="cpu")
+        model.model_card_data = card
+        card.register_model(model)
+    else:
+        model = SentenceTransformer(str(resolve_base_model()), model_card_data=card, device="cpu")
+    # The Trainer moves the model to the right device; loading on CPU keeps every process identical.
+    model.max_seq_length = max_seq_length
+    return model
+
+
+def make_loss(recipe: Recipe, n: int, model, num_processes: int):
+    """The phase's loss, chosen by the recipe."""
+    from sentence_transformers.sentence_transformer import losses
+
+    cfg = recipe.phase(n)
+    name = PHASES[n].losses[cfg.loss]
+    if n == 1:
+        return getattr(losses, name)(model)
+    if n == 2:
+        # With several processes, gather embeddings so every process sees all in-batch negatives.
+        kwargs: dict[str, Any] = {"gather_across_devices": num_processes > 1}
+        if cfg.loss == "cached_mnrl":
+            kwargs["mini_batch_size"] = recipe.phase2.mini_batch_size
+        return getattr(losses, name)(model, **kwargs)
+    metric = {
+        "cosine": losses.TripletDistanceMetric.COSINE,
+        "euclidean": losses.TripletDistanceMetric.EUCLIDEAN,
+    }[recipe.phase3.distance]
+    return losses.TripletLoss(model, distance_metric=metric, triplet_margin=recipe.phase3.margin)
+
+
+# --- Trainer (shared by training and the benchmark, medenc.bench.run) -------------------------------------
+
+
+class LengthGroupedBatchSampler:
+    """Batches of similar length (less padding), in random order; optionally without duplicate texts.
+
+    Rows are shuffled, cut into mega-batches of ``MEGA`` batches, sorted by length (sum of the characters of
+    the text columns) inside each mega-batch and then batched; the batch order is shuffled again. With
+    ``no_duplicates`` the batches are filled greedily as ST's NoDuplicatesBatchSampler does (a row whose text
+    is already in the batch waits for a later one), so MNRL keeps its no-false-negative guarantee.
+    """
+
+    MEGA = 16
+
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        drop_last: bool,
+        valid_label_columns: list[str] | None = None,
+        generator=None,
+        seed: int = 0,
+        no_duplicates: bool = False,
+    ) -> None:
+        skip = set(valid_label_columns or []) | {"dataset_name"}
+        cols = [c for c in dataset.column_names if c not in skip]
+        values = [list(dataset[c]) for c in cols]
+        self.lengths = [sum(len(str(v[i])) for v in values) for i in range(len(dataset))]
+        self.texts = (
+            [frozenset(str(v[i]) for v in values) for i in range(len(dataset))] if no_duplicates else None
+        )
+        self.batch_size, self.drop_last, self.seed, self.epoch = batch_size, drop_last, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.lengths)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _batches(self, order: list[int]) -> list[list[int]]:
+        bs = self.batch_size
+        if self.texts is None:
+            return [order[i : i + bs] for i in range(0, len(order), bs)]
+        batches, remaining = [], order
+        while remaining:
+            batch, seen, later = [], set(), []
+            for i in remaining:
+                if len(batch) == bs or not self.texts[i].isdisjoint(seen):
+                    later.append(i)
+                else:
+                    batch.append(i)
+                    seen |= self.texts[i]
+            batches.append(batch)
+            remaining = later
+        return batches
+
+    def __iter__(self):
+        rng = random.Random(self.seed + self.epoch)
+        perm = list(range(len(self.lengths)))
+        rng.shuffle(perm)
+        mega = self.batch_size * self.MEGA
+        order = []
+        for s in range(0, len(perm), mega):
+            order.extend(sorted(perm[s : s + mega], key=self.lengths.__getitem__, reverse=True))
+        batches = self._batches(order)
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        rng.shuffle(batches)
+        yield from batches
+
+
+def batch_sampler(n: int, group_by_length: bool):
+    """The phase's batch sampler: ST's (no duplicates for in-batch negatives), or the length-grouped one."""
+    import functools
+
+    spec = PHASES[n]
+    if not group_by_length:
+        return spec.batch_sampler
+    return functools.partial(LengthGroupedBatchSampler, no_duplicates=spec.batch_sampler == "no_duplicates")
+
+
+def build_trainer(
+    recipe: Recipe,
+    n: int,
+    model,
+    train,
+    val,
+    *,
+    precision: str,
+    cuda: bool,
+    output_dir: str | Path,
+    num_processes: int,
+    max_steps: int | None = None,
+    callbacks=(),
+    loss=None,
+    run_name: str | None = None,
+    save_checkpoints: bool = True,
+):
+    """The SentenceTransformerTrainer of phase ``n`` as the recipe says (loss from make_loss unless given).
+
+    ``max_steps`` overrides the recipe's; ``save_checkpoints=False`` turns checkpoints off (benchmark).
+    """
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    cfg = recipe.phase(n)
+    if cfg.attention == "sdpa":
+        use_sdpa_attention(model)
+    if loss is None:
+        loss = make_loss(recipe, n, model, num_processes)
+    workers = cfg.dataloader_workers
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=max_steps or cfg.max_steps or -1,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        fp16=precision == "fp16",
+        bf16=precision == "bf16",
+        use_cpu=not cuda,
+        eval_strategy="steps" if val is not None else "no",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps" if save_checkpoints else "no",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        batch_sampler=batch_sampler(n, cfg.group_by_length),
+        dataloader_num_workers=workers,
+        dataloader_persistent_workers=workers > 0,
+        dataloader_pin_memory=cuda,
+        torch_compile=cfg.torch_compile,
+        report_to="none",
+        run_name=run_name,
+    )
+    return SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=val,
+        loss=loss,
+        callbacks=list(callbacks) or None,
+    )

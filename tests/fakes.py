@@ -1,0 +1,203 @@
+"""Builders of fake run folders for the release and card tests: records in the shapes the stages write.
+
+Plain data builders, not tests; imported by the test modules that need a run to release.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from medenc.core.layout import EVAL_DIR, FINAL_DIR, PHASE_DIRS, RUN_INFO, RUN_RECIPE
+
+REPO_ID = "org/mpnet-medical"
+TOKEN = "hf_FAKEtoken_d0_not_leak_4815162342"
+# A 1x1 PNG: the card only links charts, their content does not matter.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
+SETS = {
+    "biosses": {"task": "sts", "n": 100, "metrics": ["spearman"], "title": "BIOSSES"},
+    "stsb": {"task": "sts", "n": 1379, "metrics": ["spearman"], "title": "STS Benchmark"},
+    "medquad": {
+        "task": "retrieval",
+        "n": 500,
+        "metrics": ["recall@5", "ndcg@10", "mrr@10"],
+        "title": "MedQuAD",
+    },
+    "pubmedqa": {
+        "task": "retrieval",
+        "n": 500,
+        "metrics": ["recall@5", "ndcg@10", "mrr@10"],
+        "title": "PubMedQA",
+    },
+    "rqe": {"task": "classification", "n": 302, "metrics": ["ap"], "title": "RQE"},
+    "triplets": {"task": "triplet", "n": 400, "metrics": ["accuracy"], "title": "Medical triplets"},
+}
+MODELS = ["base", *PHASE_DIRS.values()]
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_manifest() -> dict:
+    """A data manifest as the data layer writes it (licenses, roles, upstreams, rows per source)."""
+    from medenc.release.card import SOURCES_FALLBACK
+
+    return {
+        "schema_version": 1,
+        "sources": {
+            name: {
+                "license": info["license"],
+                "role": info["role"],
+                "url": info["url"],
+                "commit": info["commit"],
+                "rows": {"train": 10},
+            }
+            for name, info in SOURCES_FALLBACK.items()
+        },
+    }
+
+
+def make_results(final_sha: str, manifest_sha: str = "0" * 64) -> dict:
+    """A results.json in the evaluation package's shape; phase 3 (the final) beats base except on BIOSSES."""
+    results: dict = {}
+    deltas: dict = {}
+    for i, model in enumerate(MODELS):
+        results[model] = {}
+        for j, (name, info) in enumerate(SETS.items()):
+            results[model][name] = {}
+            for k, metric in enumerate(info["metrics"]):
+                value = 0.5 + 0.05 * i + 0.01 * j + 0.001 * k + 1e-7 * (i + j + k)
+                results[model][name][metric] = {
+                    "value": value,
+                    "ci_low": value - 0.03,
+                    "ci_high": value + 0.03,
+                }
+    for model in MODELS[1:]:
+        deltas[model] = {}
+        for name, info in SETS.items():
+            deltas[model][name] = {}
+            for metric in info["metrics"]:
+                diff = results[model][name][metric]["value"] - results["base"][name][metric]["value"]
+                # BIOSSES is too small to carry any claim: its CI straddles zero.
+                lo, hi = (diff - 0.2, diff + 0.2) if name == "biosses" else (diff - 0.01, diff + 0.01)
+                deltas[model][name][metric] = {
+                    "diff": diff,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "significant": lo > 0,
+                }
+    models: dict = {"base": {"path": "base", "sha256": "b" * 64}}
+    for phase, name in PHASE_DIRS.items():
+        models[name] = {"path": name, "sha256": final_sha, "phase": phase}
+    models["final"] = {"from": PHASE_DIRS[3], "sha256": final_sha}
+    return {
+        "schema_version": 1,
+        "run": "tiny",
+        "data_manifest_sha256": manifest_sha,
+        "models": models,
+        "sets": SETS,
+        "results": results,
+        "deltas": deltas,
+        "environment": {"device": "cpu"},
+        "timing": {"total_seconds": 12.0},
+    }
+
+
+def make_run_info(final_sha: str) -> dict:
+    """A run.json per docs/run_folder.md."""
+    phases = []
+    for phase, name in PHASE_DIRS.items():
+        phases.append(
+            {
+                "phase": phase,
+                "name": name.split("-", 2)[2],
+                "dir": name,
+                "status": "done",
+                "loss": ["CosineSimilarityLoss", "MultipleNegativesRankingLoss", "TripletLoss"][phase - 1],
+                "rows": {"stsb": 100} if phase == 1 else {"medquad": 60, "meqsum": 40},
+                "train_rows": 100,
+                "validation_rows": 10,
+                "epochs": 1,
+                "steps": 7,
+                "batch_size": 16,
+                "learning_rate": 2e-5,
+                "warmup_ratio": 0.1,
+                "max_seq_length": 128,
+                "seconds": 12.5 * phase,
+                "samples_per_second": 8.1,
+                "final_train_loss": 0.03,
+                "final_eval_loss": 0.02,
+                "model_sha256": final_sha,
+            }
+        )
+    return {
+        "schema_version": 1,
+        "run": "tiny",
+        "recipe_path": "recipes/tiny.yaml",
+        "recipe_sha256": "c" * 64,
+        "base_model": {
+            "id": "sentence-transformers/all-mpnet-base-v2",
+            "revision": "e8c3b32edf5434bc2275fc9bab85f82640a19130",
+            "path": "/cache/base",
+            "sha256": "78c0",
+        },
+        "data_manifest_sha256": "0" * 64,
+        "precision": {"requested": "fp16", "used": "fp32", "reason": "fp16 needs CUDA; this is a CPU"},
+        "hardware": {
+            "device": "cpu",
+            "name": "Test CPU 9000",
+            "cores": 2,
+            "num_processes": 1,
+            "memory_gb": 24,
+        },
+        "versions": {"torch": "2.13.0", "sentence_transformers": "6.2.0"},
+        "phases": phases,
+        "final": {"from": PHASE_DIRS[3], "model_sha256": final_sha},
+        "total_seconds": 75.0,
+        "started": "2026-11-26T15:00:00Z",
+        "finished": "2026-11-26T15:01:15Z",
+    }
+
+
+def make_run(root: Path, model=None, run: str = "tiny") -> Path:
+    """outputs/<run>/ with phases, final/, recipe.yaml, run.json, eval/results.json and two charts.
+
+    With ``model`` (a SentenceTransformer) the folders are real models; without, final/ holds stand-in weights
+    (enough for everything but loading the model).
+    """
+    run_dir = root / "outputs" / run
+    final = run_dir / FINAL_DIR
+    if model is not None:
+        model.save(str(final))
+    else:
+        final.mkdir(parents=True)
+        (final / "model.safetensors").write_bytes(b"stand-in weights " * 64)
+        (final / "modules.json").write_text("[]")
+        (final / "tokenizer_config.json").write_text('{"model_max_length": 256}')
+        (final / "pytorch_model.bin").write_bytes(b"pickle: must not be released")
+    for name in PHASE_DIRS.values():
+        shutil.copytree(final, run_dir / name)
+    final_sha = sha256_bytes((final / "model.safetensors").read_bytes())
+    manifest = make_manifest()
+    prepared = root / "prepared"
+    prepared.mkdir(exist_ok=True)
+    (prepared / "manifest.json").write_text(json.dumps(manifest))
+    manifest_sha = sha256_bytes((prepared / "manifest.json").read_bytes())
+    (run_dir / RUN_RECIPE).write_text("name: tiny\nphases: [1, 2, 3]\n")
+    (run_dir / RUN_INFO).write_text(json.dumps(make_run_info(final_sha), indent=1))
+    (run_dir / EVAL_DIR).mkdir()
+    (run_dir / EVAL_DIR / "results.json").write_text(json.dumps(make_results(final_sha, manifest_sha)))
+    for chart in ("deltas.png", "phases.png"):
+        (run_dir / EVAL_DIR / chart).write_bytes(PNG)
+    return run_dir
+
+
+def json_loader(run_dir: Path) -> dict:
+    """Reads results.json directly, so these tests do not depend on the evaluation package."""
+    return json.loads((run_dir / EVAL_DIR / "results.json").read_text())
