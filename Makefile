@@ -19,6 +19,9 @@ TRAIN_ARGS     ?=
 EVAL_ARGS      ?=
 RELEASE_ARGS   ?=
 BENCH_ARGS     ?=
+# VERBOSE=1 shows full tracebacks; by default a failure is one line that names the problem and the fix.
+VERBOSE        ?=
+export MEDENC_VERBOSE := $(VERBOSE)
 # `make results LOG=run.txt` keeps the main job's console output (without progress bars) beside its records.
 LOG            ?=
 export PREPARED_DIR ?= data/prepared
@@ -27,14 +30,15 @@ MANIFEST       := $(PREPARED_DIR)/manifest.json
 MULTI_GPU      := $(if $(filter-out 1,$(NUM_PROCESSES)),--multi_gpu,)
 # accelerate sets OMP_NUM_THREADS=1 unless told otherwise, which halves CPU training: give each process its cores.
 CPU_THREADS    := $(shell echo $$(( $$(nproc) / $(NUM_PROCESSES) > 0 ? $$(nproc) / $(NUM_PROCESSES) : 1 )))
+# --quiet: the launcher's own traceback after a clean error from the script says nothing more.
 ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.yaml --num_processes $(NUM_PROCESSES) \
-                  --num_cpu_threads_per_process $(CPU_THREADS) $(MULTI_GPU)
+                  --num_cpu_threads_per_process $(CPU_THREADS) $(MULTI_GPU) $(if $(VERBOSE),,--quiet)
 
 .PHONY: help setup data train evaluate release results bench test test-slow lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  Variables: RECIPE=$(RECIPE) RUN=$(RUN) NUM_PROCESSES=$(NUM_PROCESSES) HUB_REPO_ID=$(HUB_REPO_ID)"
+	@echo "  Variables: RECIPE=$(RECIPE) RUN=$(RUN) NUM_PROCESSES=$(NUM_PROCESSES) HUB_REPO_ID=$(HUB_REPO_ID) VERBOSE=1"
 	@echo "             TRAIN_ARGS, EVAL_ARGS, RELEASE_ARGS, BENCH_ARGS: extra arguments, e.g. TRAIN_ARGS=--fresh"
 
 setup: $(STAMP) ## Create .venv and install torch (pinned), the project, the offline base model and dev tools
@@ -55,13 +59,13 @@ $(MANIFEST): | $(STAMP)
 	$(PY) scripts/prepare_data.py
 
 train: setup $(MANIFEST) ## Fine-tune the phases with accelerate (RECIPE=gpu|cpu|tiny, NUM_PROCESSES=N)
-	$(ACCELERATE) scripts/train.py --recipe recipes/$(RECIPE).yaml --run $(RUN) $(TRAIN_ARGS)
+	$(ACCELERATE) scripts/train.py --recipe 'recipes/$(RECIPE).yaml' --run '$(RUN)' $(TRAIN_ARGS)
 
 evaluate: setup $(MANIFEST) ## Score the base model and every phase of outputs/$(RUN) on the held-out suite
-	$(ACCELERATE) scripts/evaluate_run.py --run $(RUN) $(EVAL_ARGS)
+	$(ACCELERATE) scripts/evaluate_run.py --run '$(RUN)' $(EVAL_ARGS)
 
 release: setup ## Render the model card and push outputs/$(RUN) to HUB_REPO_ID (stages only, without a token)
-	$(PY) scripts/release.py --run $(RUN) --repo-id $(HUB_REPO_ID) $(RELEASE_ARGS)
+	$(PY) scripts/release.py --run '$(RUN)' --repo-id '$(HUB_REPO_ID)' $(RELEASE_ARGS)
 
 results: setup ## Publish outputs/$(RUN) (records, charts, card; no weights) into results/$(RUN) and check targets
 	$(PY) scripts/publish_results.py --run $(RUN) --command "make train evaluate release RECIPE=$(RECIPE) RUN=$(RUN)" \

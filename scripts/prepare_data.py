@@ -11,9 +11,6 @@ the rows per split/set/source and the leakage summary; exits 1 with the message 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from medenc.data.prepare import main
 

@@ -12,7 +12,7 @@ import argparse
 import shlex
 import sys
 
-from medenc.core.errors import MedencError
+from medenc.core.errors import MedencError, fail
 from medenc.core.paths import outputs_dir
 from medenc.release import release
 
@@ -26,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", help="tag the release commit, e.g. v0.1.0")
     parser.add_argument("--private", action="store_true", help="create the repo as private")
     parser.add_argument("--dry-run", action="store_true", help="stage only, never contact the Hub")
+    parser.add_argument(
+        "--test-release",
+        action="store_true",
+        help="tests only: let a random-weight model through; its card's first line says so",
+    )
     args = parser.parse_args(argv)
     # The exact command to repeat, for the "no token" and "push failed" hints.
     command = shlex.join([sys.executable, "scripts/release.py", *(sys.argv[1:] if argv is None else argv)])
@@ -36,11 +41,11 @@ def main(argv: list[str] | None = None) -> int:
             tag=args.tag,
             private=args.private,
             dry_run=args.dry_run,
+            test_release=args.test_release,
             command=command,
         )
     except MedencError as exc:
-        print(f"release failed: {exc}", file=sys.stderr)
-        return 1
+        return fail(exc, code=1)
     return 0
 
 

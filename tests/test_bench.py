@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -10,13 +11,15 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
-from medenc.bench.run import (
+from medenc.bench import (
     controlled_texts,
+    device_busy_seconds,
     gpu_peak_flops,
     mfu,
     padding_waste,
+    parse_args,
 )
-from medenc.training.run import LengthGroupedBatchSampler
+from medenc.training.trainer import LengthGroupedBatchSampler
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,6 +42,33 @@ def test_gpu_peak_flops_by_name():
     assert gpu_peak_flops("NVIDIA H100 80GB HBM3") == 989.4e12
     assert gpu_peak_flops("NVIDIA H100 PCIe") == 756e12
     assert gpu_peak_flops("Some GPU") is None
+
+
+def test_command_line_takes_every_documented_flag():
+    # README, docs/bench.md, scripts/bench_gpu.sh: dashed flags, comma-separated phases, repeatable --set
+    cfg = parse_args(
+        shlex.split(
+            "--model base --device cuda --recipe recipes/gpu.yaml --phases 1,3 --steps 4 --warmup 1 "
+            "--batch-size 16 --seq-len 128 --spread 0.5 --set phase2.group_by_length=true "
+            "--set phase2.attention=sdpa --precision bf16 --tokenizer bench_assets/tokenizer "
+            "--peak-flops 1e12 --no-defaults --profile-steps 5 --out results/bench/x.json"
+        )
+    )
+    assert (cfg.model, cfg.device, cfg.recipe, cfg.phases) == ("base", "cuda", "recipes/gpu.yaml", (1, 3))
+    assert (cfg.steps, cfg.warmup, cfg.batch_size, cfg.seq_len, cfg.spread) == (4, 1, 16, 128, 0.5)
+    assert cfg.overrides == ("phase2.group_by_length=true", "phase2.attention=sdpa")
+    assert (cfg.precision, cfg.tokenizer, cfg.peak_flops) == ("bf16", "bench_assets/tokenizer", 1e12)
+    assert (cfg.defaults, cfg.profile_steps, cfg.out) == (False, 5, "results/bench/x.json")
+    default = parse_args([])
+    assert (default.model, default.phases, default.overrides, default.defaults) == (
+        "real",
+        (1, 2, 3),
+        (),
+        True,
+    )
+    assert (default.batch_size, default.precision, default.out) == (None, None, "outputs/bench/bench.json")
+    with pytest.raises(SystemExit):
+        parse_args(["--precision", "fp8"])
 
 
 def test_length_grouped_sampler_keeps_rows_and_no_duplicates():
@@ -99,15 +129,15 @@ def _env() -> dict[str, str]:
 
 
 def test_cpu_peak_counts_bf16_twice_where_the_cpu_has_bf16_dot_products(monkeypatch):
-    from medenc import bench
+    from medenc.bench import measure
 
     flags = {"avx512f", "avx512_bf16"}
-    monkeypatch.setattr(bench.environment, "cpu_flags", lambda: ("AuthenticAMD", flags, 2000.0))
-    fp32, _ = bench.cpu_peak_flops(cores=2)
-    bf16, why16 = bench.cpu_peak_flops(cores=2, precision="bf16")
+    monkeypatch.setattr(measure.environment, "cpu_flags", lambda: ("AuthenticAMD", flags, 2000.0))
+    fp32, _ = measure.cpu_peak_flops(cores=2)
+    bf16, why16 = measure.cpu_peak_flops(cores=2, precision="bf16")
     assert fp32 == 2 * 2.0e9 * 32 and bf16 == 2 * fp32 and "avx512_bf16" in why16
-    monkeypatch.setattr(bench.environment, "cpu_flags", lambda: ("AuthenticAMD", {"avx512f"}, 2000.0))
-    assert bench.cpu_peak_flops(cores=2, precision="bf16")[0] == fp32
+    monkeypatch.setattr(measure.environment, "cpu_flags", lambda: ("AuthenticAMD", {"avx512f"}, 2000.0))
+    assert measure.cpu_peak_flops(cores=2, precision="bf16")[0] == fp32
 
 
 def test_sdpa_attention_matches_eager_outputs_and_gradients():
@@ -144,8 +174,6 @@ def test_device_busy_counts_each_kernel_once():
     from types import SimpleNamespace
 
     from torch.autograd import DeviceType
-
-    from medenc.bench.run import device_busy_seconds
 
     events = [
         # aten::mm on the host carries the 30 us of the kernel it launched: not counted again

@@ -46,8 +46,8 @@ def test_model_index_equals_final_results(staged):
     want = {(s, m): final[s][m]["value"] for s, info in SETS.items() for m in info["metrics"]}
     assert got == want
     tasks = {r.dataset_type: r.task_type for r in card.data.eval_results}
-    assert tasks["biosses"] == "sentence-similarity" and tasks["medquad"] == "retrieval"
-    assert tasks["rqe"] == "pair-classification"
+    assert tasks["biosses"] == "semantic-similarity" and tasks["medquad"] == "information-retrieval"
+    assert tasks["rqe"] == "binary-classification" and tasks["triplets"] == "triplet"
 
 
 def test_referenced_images_exist(staged):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +13,7 @@ import pytest
 from medenc.core import layout
 from medenc.core.errors import DataError, LeakageError
 from medenc.core.paths import data_dir
-from medenc.data import leakage, prepare, sources
+from medenc.data import catalog, leakage, prepare, sources
 
 try:
     RAW = data_dir()
@@ -28,16 +28,11 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if RAW is None:
         pytest.skip("raw data not available")
     out = tmp_path_factory.mktemp("prep") / "prepared"
-    old = os.environ.get("PREPARED_DIR")
-    os.environ["PREPARED_DIR"] = str(out)
-    try:
+    # A module-scoped fixture cannot take the function-scoped monkeypatch; this context restores the variable.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREPARED_DIR", str(out))
         prepare.prepare(out)
         yield out
-    finally:
-        if old is None:
-            os.environ.pop("PREPARED_DIR", None)
-        else:
-            os.environ["PREPARED_DIR"] = old
 
 
 # --- adapters on the real files -----------------------------------------------------------------------------
@@ -96,6 +91,9 @@ def test_prepared_layout_and_loaders(prepared: Path) -> None:
     man = load_manifest()
     assert man["leakage"]["passed"] and len(manifest_hash()) == 64
     assert man["sources"]["medquad"]["commit"].startswith("577bd37")
+    assert {k: (v["license"], v["role"]) for k, v in man["sources"].items()} == {
+        k: (v.license, v.role) for k, v in catalog.CATALOG.items()
+    }
     assert (prepared / layout.LEAKAGE_REPORT).is_file()
 
 
@@ -131,6 +129,14 @@ def test_terms_test_set_holds_out_whole_abbreviations() -> None:
     # "meaning 0" is a corpus text only if AB0 is held out; then the synonym query equal to it is skipped.
     assert ("meaning 0" in by_text) == ("meaning 0" not in corpus.values())
     assert skipped == int("meaning 0" in corpus.values())
+
+
+def test_catalog_covers_every_source() -> None:
+    """One catalog entry per raw source folder, each with every field the manifest and the card need."""
+    assert list(catalog.CATALOG) == list(sources.SOURCE_FILES)
+    for folder, info in catalog.CATALOG.items():
+        assert info.folder == folder
+        assert all(getattr(info, f.name) for f in dataclasses.fields(info)), folder
 
 
 def test_load_split_missing_says_make_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,12 +13,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from medenc.core.errors import ModelError, RunError
+from medenc.core.errors import DataError, ModelError, RunError
+from medenc.core.io import NOT_SIGNIFICANT
+from medenc.core.paths import PROJECT_ROOT
+from medenc.core.runs import RUN_SCHEMA_VERSION
 from medenc.evaluation import load_results, run_evaluation
 from medenc.evaluation import metrics as M
-from medenc.evaluation.suite import EvalSet, score_set
-
-ROOT = Path(__file__).resolve().parent.parent
+from medenc.evaluation.results import results_markdown
+from medenc.evaluation.scoring import score_set
+from medenc.evaluation.sets import EvalSet, select_sets
 
 # --- metric code vs hand-computed values --------------------------------------------------------------------
 
@@ -130,6 +133,41 @@ def test_per_item_aggregates_equal_st_evaluator_figures():
             )  # ST averages in float32
 
 
+# --- results.md ---------------------------------------------------------------------------------------------
+
+
+def test_results_md_marks_a_delta_whose_ci_includes_zero_with_the_shared_marker():
+    def r(v):
+        return {"value": v, "ci_low": v - 0.05, "ci_high": v + 0.05, "n": 10}
+
+    doc = {
+        "run": "toy",
+        "data_manifest_sha256": "m",
+        "precision": "fp32",
+        "max_seq_lengths": {"short": 128, "passage": 256},
+        "bootstrap": {"resamples": 50},
+        "models": {"final": {"from": "phase-2-mnrl", "sha256": "abc"}},
+        "sets": {"biosses": {"task": "sts", "n": 10, "metrics": ["spearman"], "title": "BIOSSES"}},
+        "results": {m: {"biosses": {"spearman": r(0.8)}} for m in ("base", "phase-1-cosine", "phase-2-mnrl")},
+        "deltas": {
+            "phase-1-cosine": {"biosses": {"spearman": {"diff": 0.01, "ci_low": -0.02, "ci_high": 0.04}}},
+            "phase-2-mnrl": {"biosses": {"spearman": {"diff": 0.05, "ci_low": 0.01, "ci_high": 0.09}}},
+        },
+    }
+    lines = results_markdown(doc).splitlines()
+    assert f"{NOT_SIGNIFICANT} = the CI includes zero." in "\n".join(lines)
+    row = {line.split(" | ")[0]: line for line in lines if line.startswith("| ")}
+    assert row["| base"] == "| base | 0.8000 [0.7500, 0.8500] |  |"
+    assert row["| phase-1-cosine"].endswith(f"| +0.0100 [-0.0200, +0.0400] {NOT_SIGNIFICANT} |")
+    assert row["| phase-2-mnrl (final)"].endswith("| +0.0500 [+0.0100, +0.0900] |")
+
+
+def test_unknown_set_names_are_refused_and_known_ones_put_in_table_order():
+    assert select_sets(["triplets", "biosses"]) == ["biosses", "triplets"]
+    with pytest.raises(DataError, match="nosuchset"):
+        select_sets(["biosses", "nosuchset"])
+
+
 # --- the whole suite on a tiny model ------------------------------------------------------------------------
 
 N_PAIRS = 12
@@ -194,7 +232,13 @@ def make_run(tmp_path: Path, models_dir: Path, phases=("phase-1-cosine", "phase-
         (run / p / "loss_history.json").write_text(json.dumps(history))
     shutil.copytree(models_dir / phases[-1], run / "final")
     (run / "run.json").write_text(
-        json.dumps({"final": {"from": phases[-1]}, "data_manifest_sha256": "manifest-A"})
+        json.dumps(
+            {
+                "schema_version": RUN_SCHEMA_VERSION,
+                "final": {"from": phases[-1]},
+                "data_manifest_sha256": "manifest-A",
+            }
+        )
     )
     return run
 
@@ -332,8 +376,17 @@ def test_the_script_scores_a_run_end_to_end(tmp_path, models_dir):
         "MEDENC_CACHE": str(tmp_path / "cache"),
         "HF_HUB_OFFLINE": "1",
     }
-    cmd = [sys.executable, "scripts/evaluate_run.py", "--run", str(run), "--sets", "biosses", "--bootstrap", "20"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    cmd = [
+        sys.executable,
+        "scripts/evaluate_run.py",
+        "--run",
+        str(run),
+        "--sets",
+        "biosses",
+        "--bootstrap",
+        "20",
+    ]
+    proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (run / "eval" / "run_record.json").is_file()
     assert "phase-1-cosine" in json.loads((run / "eval" / "results.json").read_text())["results"]

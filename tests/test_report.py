@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import pytest
 
@@ -64,46 +64,29 @@ def test_missing_metric_is_a_clear_error():
         check_targets(results)
 
 
-def test_ablation_table_reads_runs_and_lists_the_missing(tmp_path, monkeypatch):
+def test_ablation_table_tool_marks_non_significant_and_names_a_missing_run(tmp_path, repo_root):
+    """tools/ablation_table.py: one row per LABEL=RUN[:MODEL], base first, † where the CI includes zero."""
     import json
+    import subprocess
+    import sys
 
-    from medenc import ablation
-
-    monkeypatch.setenv("OUTPUTS_DIR", str(tmp_path))
-    with pytest.raises(RunError, match=r"main run has no results.*RECIPE=cpu-v1"):
-        ablation.table()
-    first = ablation.ROUNDS[0]
-    res = {"base": {}, **{v.model: {} for v in first.variants}}
-    deltas: dict = {v.model: {} for v in first.variants}
-    for s, m, _ in ablation.COLUMNS:
-        for model in res:
-            res[model][s] = {m: {"value": 0.9 if model != "base" else 0.8}}
-            if model != "base":
-                deltas[model][s] = {m: {"diff": 0.1, "ci_low": 0.05, "ci_high": 0.15, "significant": True}}
-    deltas["phase-1-cosine"]["rqe"]["ap"].update(ci_low=-0.01, significant=False)
-    for rnd in ablation.ROUNDS:
-        (tmp_path / rnd.main_run / "eval").mkdir(parents=True)
-        (tmp_path / rnd.main_run / "eval" / "results.json").write_text(
-            json.dumps({"results": res, "deltas": deltas})
-        )
-    text = ablation.table()
-    assert text.count("| base (all-mpnet-base-v2) | 0.800 |") == len(ablation.ROUNDS)
-    assert "0.900 (+0.100 [-0.010, +0.150] †)" in text  # not significant is marked
-    assert "Not run yet: phase 1 with CoSENTLoss" in text
-    assert 'RECIPE=cpu-v1 RUN=abl-cosent TRAIN_ARGS="--set phase1.loss=cosent' in text
-    assert "--set phase2.sources.medquad_synonym=0" in text
-
-
-def test_ablation_variants_are_valid_recipes():
-    """Every variant's overrides parse against its round's recipe (init_from needs the main run's folder)."""
-    from medenc import ablation
-    from medenc.training.recipe import load_recipe
-
-    root = Path(__file__).resolve().parent.parent
-    for rnd in ablation.ROUNDS:
-        for v in rnd.variants:
-            sets = [o for o in v.overrides if not o.startswith("init_from=")]
-            load_recipe(root / "recipes" / f"{rnd.recipe}.yaml", sets)
+    cell = {"value": 0.9, "ci_low": 0.85, "ci_high": 0.95}
+    results = {
+        "results": {"base": {"rqe": {"ap": {**cell, "value": 0.8}}}, "final": {"rqe": {"ap": cell}}},
+        "deltas": {"final": {"rqe": {"ap": {"diff": 0.1, "ci_low": -0.01, "ci_high": 0.2}}}},
+    }
+    (tmp_path / "r1" / "eval").mkdir(parents=True)
+    (tmp_path / "r1" / "eval" / "results.json").write_text(json.dumps(results))
+    env = {**os.environ, "OUTPUTS_DIR": str(tmp_path)}
+    tool = [sys.executable, str(repo_root / "tools" / "ablation_table.py")]
+    proc = subprocess.run(
+        [*tool, "the recipe=r1", "--columns", "rqe:ap"], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| base | 0.800 |" in proc.stdout
+    assert "| the recipe | 0.900 (+0.100 [-0.010, +0.200] †) |" in proc.stdout
+    proc = subprocess.run([*tool, "x=nope"], env=env, capture_output=True, text=True)
+    assert proc.returncode != 0 and "nope/eval/results.json: no results" in proc.stderr
 
 
 def test_clean_log_keeps_messages_and_drops_bars():
@@ -114,7 +97,7 @@ def test_clean_log_keeps_messages_and_drops_bars():
         "  0%|          | 0/75 [00:00<?, ?it/s]  1%|▏         | 1/75 [00:23<28:55, 23.45s/it]"
         "                                   {'loss': '0.2668', 'epoch': '0.01'}\n"
         "\x1b[A 45%|████▌     | 34/75 [00:52<01:02,  1.50s/it]\r"
-        "                                             2026-11-26 18:04:46 INFO medenc.training: phase 1 done\n"
+        "                                          2026-11-26 18:04:46 INFO medenc.training: phase 1 done\n"
     )
     assert clean_log(raw).splitlines() == [
         "resolved recipe:",
@@ -128,7 +111,7 @@ def test_clean_log_keeps_messages_and_drops_bars():
 def test_publish_replaces_the_folder_and_keeps_the_log(tmp_path, monkeypatch):
     import json
 
-    from medenc import report
+    from medenc.release import publish as report
 
     monkeypatch.setenv("OUTPUTS_DIR", str(tmp_path / "outputs"))
     monkeypatch.setenv("PREPARED_DIR", str(tmp_path / "prepared"))

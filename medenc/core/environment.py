@@ -86,3 +86,27 @@ def hardware(device: str, num_processes: int = 1) -> dict[str, Any]:
         "num_processes": num_processes,
         "memory_gb": round(mem, 1) if mem else None,
     }
+
+
+def code_version() -> str:
+    """The code that ran: the git commit (``+dirty`` with uncommitted changes) or the package version."""
+    import subprocess
+
+    from medenc.core.paths import PROJECT_ROOT
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        head = None
+    if head is not None and head.returncode == 0:
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    try:
+        return f"medenc {version('medenc')}"
+    except PackageNotFoundError:
+        return "unknown"

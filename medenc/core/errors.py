@@ -45,3 +45,18 @@ class RunError(MedencError):
 
 class ReleaseError(MedencError):
     """A release cannot be staged or pushed; the message says how to fix or retry."""
+
+
+def fail(exc: MedencError, code: int = 2) -> int:
+    """A script's answer to an error the user can act on: one line on stderr, and its exit code.
+
+    The message already names the problem and the fix, so a traceback adds nothing for a user; with
+    ``MEDENC_VERBOSE`` set (``make ... VERBOSE=1``) the error is raised again, traceback and all.
+    """
+    import os
+    import sys
+
+    if os.environ.get("MEDENC_VERBOSE"):
+        raise exc
+    print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return code

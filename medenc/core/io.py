@@ -50,3 +50,10 @@ def fmt_delta(delta: dict, digits: int = 4) -> str:
         return text
     text += f" [{fmt(lo, True, digits)}, {fmt(hi, True, digits)}]"
     return text + (f" {NOT_SIGNIFICANT}" if lo <= 0 <= hi else "")
+
+
+def utc_now() -> str:
+    """The current UTC time as run records write it: ``2026-11-28T10:00:00Z``."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -5,8 +5,8 @@ Two checks, both on lowercased, whitespace-collapsed text:
 * exact: a training row with a field equal to a test text is dropped by :func:`drop_exact` (prepare does this
   before the guard; e.g. STS-B repeats sentences across splits, MedQuAD repeats answers across documents);
 * near: a test text's *containment* is the fraction of its word 8-grams found anywhere in the training texts;
-  :func:`check_leakage` raises :class:`~medenc.core.errors.LeakageError` when it exceeds the threshold. Texts with
-  fewer than 8 words are only checked exactly.
+  :func:`check_leakage` raises :class:`~medenc.core.errors.LeakageError` when it exceeds the threshold. Texts
+  with fewer than 8 words are only checked exactly.
 
 The 8-grams are hashed and only the test side is kept in memory, so the full data checks in seconds.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from medenc.core.errors import LeakageError
 
@@ -87,99 +88,133 @@ def check_leakage(
     """
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"leakage threshold must be in [0, 1], got {threshold}")
-    # Test side: unique texts, their keys and 8-gram hashes.
-    items: list[tuple[str, str, set[int]]] = []  # (set name, text, grams)
-    exact_index: dict[str, list[int]] = {}
-    gram_owner: dict[int, list[int]] = {}
-    seen: set[tuple[str, str]] = set()
-    for name, texts in test_texts.items():
-        for t in texts:
-            if (name, t) in seen:
-                continue
-            seen.add((name, t))
-            idx = len(items)
-            grams = ngrams(t)
-            items.append((name, t, grams))
-            exact_index.setdefault(key(t), []).append(idx)
-            for g in grams:
-                gram_owner.setdefault(g, []).append(idx)
-
-    # Training side: stream once; remember which training texts hit each test item.
-    train_store: list[tuple[str, str]] = []  # only the training texts that hit something
-    exact_hits: dict[int, int] = {}
-    found: list[set[int]] = [set() for _ in items]
-    best_src: list[Counter] = [Counter() for _ in items]
-    n_train = 0
-    for source, text in train_texts:
-        n_train += 1
-        k = key(text)
-        hit_ref: int | None = None
-        for idx in exact_index.get(k, ()):
-            if hit_ref is None:
-                hit_ref = len(train_store)
-                train_store.append((source, text))
-            exact_hits.setdefault(idx, hit_ref)
-        grams = ngrams(text)
-        shared = [g for g in grams if g in gram_owner]  # iterate the small side: O(len(text))
-        if not shared:
-            continue
-        if hit_ref is None:
-            hit_ref = len(train_store)
-            train_store.append((source, text))
-        for g in shared:
-            for idx in gram_owner[g]:
-                found[idx].add(g)
-                best_src[idx][hit_ref] += 1
-
-    offenders = []
-    max_by_set: dict[str, float] = {}
-    checked_ngram = dict.fromkeys(test_texts, 0)
-    for idx, (name, text, grams) in enumerate(items):
-        if idx in exact_hits:
-            containment, ref = 1.0, exact_hits[idx]
-        elif grams:
-            checked_ngram[name] += 1
-            containment = len(found[idx]) / len(grams)
-            ref = best_src[idx].most_common(1)[0][0] if best_src[idx] else None
-        else:
-            containment, ref = 0.0, None
-        max_by_set[name] = max(max_by_set.get(name, 0.0), containment)
-        if containment > threshold or idx in exact_hits:
-            src, ttext = train_store[ref] if ref is not None else ("?", "?")
-            offenders.append(
-                {
-                    "test_set": name,
-                    "test_text": text,
-                    "containment": round(containment, 4),
-                    "exact": idx in exact_hits,
-                    "train_source": src,
-                    "train_text": ttext,
-                }
-            )
+    index = _index_tests(test_texts)
+    hits = _scan_training(index, train_texts)
+    offenders, max_by_set, checked_ngram = _offenders(index, hits, threshold, list(test_texts))
     report = {
         "threshold": threshold,
         "ngram": NGRAM,
-        "test_texts": len(items),
+        "test_texts": len(index.items),
         "test_texts_checked_by_ngram": checked_ngram,
-        "train_texts": n_train,
+        "train_texts": hits.n_train,
         "max_containment": {k: round(v, 4) for k, v in max_by_set.items()},
         "offenders": len(offenders),
         "examples": sorted(offenders, key=lambda o: -o["containment"])[:max_examples],
         "passed": not offenders,
     }
     if offenders and raise_error:
-        lines = [
-            f"  [{o['test_set']}] {_short(o['test_text'])!r} ({o['containment']:.0%}) <- "
-            f"{o['train_source']}: {_short(o['train_text'])!r}"
-            for o in report["examples"][:5]
-        ]
-        err = LeakageError(
-            f"{len(offenders)} test text(s) are contained in the training data beyond {threshold:.0%} "
-            f"(word {NGRAM}-grams) or exactly:\n" + "\n".join(lines)
-        )
-        err.report = report  # type: ignore[attr-defined]
-        raise err
+        raise _leakage_error(report)
     return report
+
+
+@dataclass
+class _TestIndex:
+    """The test side: unique (set, text) items, and lookups from a key or an 8-gram hash to item indices."""
+
+    items: list[tuple[str, str, set[int]]] = field(default_factory=list)  # (set name, text, grams)
+    exact: dict[str, list[int]] = field(default_factory=dict)
+    gram_owner: dict[int, list[int]] = field(default_factory=dict)
+
+
+@dataclass
+class _TrainHits:
+    """What the training stream hit, per test item index; only the training texts that hit are stored."""
+
+    store: list[tuple[str, str]] = field(default_factory=list)  # (source, text)
+    exact: dict[int, int] = field(default_factory=dict)  # item -> first exactly equal text in store
+    found: list[set[int]] = field(default_factory=list)  # item -> its 8-grams seen in training
+    best_src: list[Counter] = field(default_factory=list)  # item -> store index -> shared 8-grams
+    n_train: int = 0
+
+
+def _index_tests(test_texts: Mapping[str, Iterable[str]]) -> _TestIndex:
+    """Index the unique texts of each test set by key and by 8-gram."""
+    index = _TestIndex()
+    seen: set[tuple[str, str]] = set()
+    for name, texts in test_texts.items():
+        for t in texts:
+            if (name, t) in seen:
+                continue
+            seen.add((name, t))
+            idx = len(index.items)
+            grams = ngrams(t)
+            index.items.append((name, t, grams))
+            index.exact.setdefault(key(t), []).append(idx)
+            for g in grams:
+                index.gram_owner.setdefault(g, []).append(idx)
+    return index
+
+
+def _scan_training(index: _TestIndex, train_texts: Iterable[tuple[str, str]]) -> _TrainHits:
+    """Stream the training texts once, recording which test items each one hits (exactly or by 8-grams)."""
+    hits = _TrainHits(found=[set() for _ in index.items], best_src=[Counter() for _ in index.items])
+    for source, text in train_texts:
+        hits.n_train += 1
+        hit_ref: int | None = None
+        for idx in index.exact.get(key(text), ()):
+            if hit_ref is None:
+                hit_ref = len(hits.store)
+                hits.store.append((source, text))
+            hits.exact.setdefault(idx, hit_ref)
+        shared = [g for g in ngrams(text) if g in index.gram_owner]  # iterate the small side: O(len(text))
+        if not shared:
+            continue
+        if hit_ref is None:
+            hit_ref = len(hits.store)
+            hits.store.append((source, text))
+        for g in shared:
+            for idx in index.gram_owner[g]:
+                hits.found[idx].add(g)
+                hits.best_src[idx][hit_ref] += 1
+    return hits
+
+
+def _offenders(
+    index: _TestIndex, hits: _TrainHits, threshold: float, set_names: list[str]
+) -> tuple[list[dict], dict[str, float], dict[str, int]]:
+    """(offenders, max containment per set, texts checked by 8-grams per set)."""
+    offenders = []
+    max_by_set: dict[str, float] = {}
+    checked_ngram = dict.fromkeys(set_names, 0)
+    for idx, (name, text, grams) in enumerate(index.items):
+        exact = idx in hits.exact
+        if exact:
+            containment, ref = 1.0, hits.exact[idx]
+        elif grams:
+            checked_ngram[name] += 1
+            containment = len(hits.found[idx]) / len(grams)
+            ref = hits.best_src[idx].most_common(1)[0][0] if hits.best_src[idx] else None
+        else:
+            containment, ref = 0.0, None
+        max_by_set[name] = max(max_by_set.get(name, 0.0), containment)
+        if containment > threshold or exact:
+            src, ttext = hits.store[ref] if ref is not None else ("?", "?")
+            offenders.append(
+                {
+                    "test_set": name,
+                    "test_text": text,
+                    "containment": round(containment, 4),
+                    "exact": exact,
+                    "train_source": src,
+                    "train_text": ttext,
+                }
+            )
+    return offenders, max_by_set, checked_ngram
+
+
+def _leakage_error(report: dict) -> LeakageError:
+    """The error for a failed report: the count, the threshold and the first five examples; carries it."""
+    lines = [
+        f"  [{o['test_set']}] {_short(o['test_text'])!r} ({o['containment']:.0%}) <- "
+        f"{o['train_source']}: {_short(o['train_text'])!r}"
+        for o in report["examples"][:5]
+    ]
+    err = LeakageError(
+        f"{report['offenders']} test text(s) are contained in the training data beyond "
+        f"{report['threshold']:.0%} (word {NGRAM}-grams) or exactly:\n" + "\n".join(lines)
+    )
+    err.report = report  # type: ignore[attr-defined]
+    return err
 
 
 def _short(text: str, n: int = 90) -> str:

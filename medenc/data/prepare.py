@@ -7,7 +7,8 @@ What it writes, under ``medenc.core.paths.prepared_dir()`` (layout in :mod:`mede
   chq->faq) and ``triplets`` (RQE: chq, a true faq of the same chq, a false faq);
 * ``test/``: ``biosses``, ``stsb``, ``rqe``, ``medquad_{queries,corpus,qrels}``, ``pubmedqa_{...}``,
   ``terms_{...}`` (held-out abbreviation -> meaning, synonym -> focus), ``triplets``;
-* ``manifest.json`` and ``leakage_report.json``.
+* ``manifest.json`` (each source's licence and role from :mod:`medenc.data.catalog`) and
+  ``leakage_report.json``.
 
 Decisions (also recorded in the manifest under ``notes``):
 
@@ -29,16 +30,17 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medenc.core import layout
-from medenc.data import leakage, sources
-from medenc.core.errors import DataError, LeakageError, MedencError
+from medenc.core.errors import DataError, LeakageError, MedencError, fail
+from medenc.core.io import sha256_file
 from medenc.core.paths import data_dir, prepared_dir
+from medenc.data import leakage, sources
+from medenc.data.catalog import CATALOG
 
 # Fraction of MedQuAD answered documents (subsets 1-9) held out for the retrieval test, by hash of the
 # document's topic (see _topic). 0.05 gives ~500 answers after removing templated ones: a corpus that
@@ -51,29 +53,6 @@ TEST_TRIPLETS_CAP = 500
 # training for the terms test: about 400 abbreviations, enough for a CI of a few points on a 2-core budget.
 TERMS_ABBREVIATION_FRACTION = 0.1
 MEDQUAD_TEST_SETS = frozenset({"medquad_queries", "medquad_corpus", "triplets"})
-
-SOURCES_INFO: dict[str, dict[str, str]] = {
-    "stsbenchmark": {
-        "license": "CC BY-SA 4.0 (scores); sentence texts per LICENSE.txt",
-        "role": "train+validation: graded_pairs (train+dev); test: stsb (general-domain control)",
-    },
-    "biosses": {"license": "GPL-3.0 (repository license)", "role": "test only: biosses"},
-    "medquad": {
-        "license": "CC BY 4.0",
-        "role": "train+validation: pairs (question->answer, synonym->focus); test: retrieval, triplets, "
-        "terms (synonyms of held-out documents)",
-    },
-    "pubmedqa": {"license": "MIT", "role": "test only: pubmedqa retrieval (500 official test PMIDs)"},
-    "rqe_amia2016": {
-        "license": "CC BY 4.0",
-        "role": "train+validation: graded_pairs (1.0/0.0), pairs, triplets; test: rqe",
-    },
-    "meqsum": {"license": "CC BY 4.0", "role": "train+validation: pairs (CHQ->summary)"},
-    "medical_abbreviations": {
-        "license": "MIT",
-        "role": "train+validation: pairs (abbreviation->meaning); test: terms (10% of abbreviations)",
-    },
-}
 
 NOTES = [
     "splits by sha256 of stable ids; no random shuffles",
@@ -104,43 +83,220 @@ def bucket(stable_id: str) -> float:
     return int.from_bytes(hashlib.sha256(stable_id.encode("utf-8")).digest()[:8], "big") / 2**64
 
 
-def sha256_file(path: Path) -> str:
-    """sha256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+Sets = dict[tuple[str, str], list[dict]]  # rows by (split, set name)
+Dropped = dict[str, Counter]  # reason -> source (or set) -> rows dropped
 
 
 @dataclass
 class Prepared:
     """Everything prepare builds in memory before writing: sets by (split, name), plus manifest parts."""
 
-    sets: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
+    sets: Sets = field(default_factory=dict)
     raw_files: dict[str, str] = field(default_factory=dict)
-    dropped: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(Counter))
+    dropped: Dropped = field(default_factory=lambda: defaultdict(Counter))
     info: dict[str, object] = field(default_factory=dict)
     leakage_report: dict = field(default_factory=dict)
 
 
-# --- building -----------------------------------------------------------------------------------------------
-def _row(fmt: str, source: str, group: str, *texts: object) -> dict:
-    row = dict(zip(layout.COLUMNS[fmt], texts, strict=True))
-    row["source"] = source
-    row["_group"] = f"{source}:{group}"  # internal: the validation split unit, removed before writing
-    return row
+@dataclass(frozen=True)
+class RawSources:
+    """Every source as parsed by :mod:`medenc.data.sources`."""
+
+    stsb: dict[str, list[sources.ScoredPair]]
+    biosses: list[sources.ScoredPair]
+    medquad: list[sources.MedquadDoc]
+    pubmed: dict[str, sources.PubmedqaItem]
+    pubmed_test: list[str]
+    rqe: dict[str, list[sources.RqePair]]
+    meqsum: list[sources.MeqsumRow]
+    abbrevs: list[sources.AbbreviationRow]
 
 
-def _dedupe(rows: list[dict], cols: tuple[str, ...]) -> tuple[list[dict], int]:
-    seen: set[tuple] = set()
-    out = []
-    for r in rows:
-        k = tuple(r[c] for c in cols)
-        if k not in seen:
-            seen.add(k)
-            out.append(r)
-    return out, len(rows) - len(out)
+# --- building: the steps, in the order build() runs them ---------------------------------------------------
+def build(root: Path, threshold: float = leakage.DEFAULT_THRESHOLD) -> Prepared:
+    """Read every source under ``root`` and build all sets in memory; run the leakage guard."""
+    out = Prepared()
+    skips = sources.SkipLog()
+    raw = read_sources(root, skips)
+    out.raw_files = hash_raw_files(root)
+    out.sets, held_docs = build_test_sets(raw, out.dropped)
+    cand = training_candidates(raw, held_docs, skips)
+    cand = filter_candidates(cand, out.sets, threshold, out.dropped)
+    cand = resplit_covered(cand, out.sets, raw.medquad, held_docs, threshold, out.dropped)
+    split_train_validation(cand, out.sets)
+    out.dropped["skipped upstream quirks"] = Counter(skips.counts)
+    out.info = _info(raw.medquad, held_docs)
+    leakage_guard(out, threshold)
+    return out
+
+
+def read_sources(root: Path, skips: sources.SkipLog) -> RawSources:
+    """Parse every source; all folders are checked first, so that a missing one fails before any work."""
+    for name in sources.SOURCE_FILES:
+        sources.source_dir(root, name)
+    stsb = sources.read_stsb(root)
+    biosses = sources.read_biosses(root)
+    medquad = sources.read_medquad(root)
+    pubmed, pubmed_test = sources.read_pubmedqa(root)
+    rqe = sources.read_rqe(root, skips)
+    meqsum = sources.read_meqsum(root)
+    abbrevs = sources.read_abbreviations(root)
+    return RawSources(stsb, biosses, medquad, pubmed, pubmed_test, rqe, meqsum, abbrevs)
+
+
+def hash_raw_files(root: Path) -> dict[str, str]:
+    """sha256 of every raw file read (and each SOURCE.txt), keyed by path relative to ``root``."""
+    files = [root / "stsbenchmark" / f for f in sources.SOURCE_FILES["stsbenchmark"]]
+    files += [root / "biosses" / f for f in sources.SOURCE_FILES["biosses"]]
+    files += sorted((root / "medquad").glob("*_*/*.xml"))
+    files += [root / "pubmedqa" / f for f in sources.SOURCE_FILES["pubmedqa"]]
+    files += [root / "rqe_amia2016" / f for f in sources.SOURCE_FILES["rqe_amia2016"]]
+    files += [root / "meqsum" / f for f in sources.SOURCE_FILES["meqsum"]]
+    files += sorted((root / "medical_abbreviations" / "CSVs").glob("*.csv"))
+    files += [root / n / "SOURCE.txt" for n in sources.SOURCE_FILES if (root / n / "SOURCE.txt").is_file()]
+    return {str(f.relative_to(root)): sha256_file(f) for f in files}
+
+
+def build_test_sets(raw: RawSources, dropped: Dropped) -> tuple[Sets, set[str]]:
+    """Every test set, exact duplicate rows removed; also returns the held-out MedQuAD document ids."""
+    sets: Sets = {}
+    sets[("test", "biosses")] = _scored_rows(raw.biosses)
+    sets[("test", "stsb")] = _scored_rows(raw.stsb["test"])
+    sets[("test", "rqe")] = [
+        {"sentence1": p.chq, "sentence2": p.faq, "label": p.label} for p in raw.rqe["test"]
+    ]
+    held_docs, mq_sets = build_medquad_test(raw.medquad)
+    sets.update(mq_sets)
+    sets[("test", "pubmedqa_queries")] = [{"id": i, "text": raw.pubmed[i].question} for i in raw.pubmed_test]
+    sets[("test", "pubmedqa_corpus")] = [{"id": i, "text": raw.pubmed[i].abstract} for i in raw.pubmed_test]
+    sets[("test", "pubmedqa_qrels")] = [{"query_id": i, "corpus_id": i} for i in raw.pubmed_test]
+    terms_sets, skipped = build_terms_test(raw.medquad, held_docs, raw.abbrevs)
+    sets.update(terms_sets)
+    dropped["test: terms queries equal to a corpus text"]["terms"] = skipped
+    for (split, name), rows in list(sets.items()):
+        if split == "test" and not name.endswith("_qrels"):
+            sets[(split, name)], dups = _dedupe(rows, tuple(rows[0]) if rows else ())
+            if dups:
+                dropped["test_duplicate_rows"][name] += len(dups)
+    return sets, held_docs
+
+
+def training_candidates(
+    raw: RawSources, held_docs: set[str], skips: sources.SkipLog
+) -> dict[str, list[dict]]:
+    """Every training row by format, before any filtering; held-out documents and abbreviations left out."""
+    graded = _stsb_candidates(raw.stsb)
+    pairs = _medquad_candidates(raw.medquad, held_docs, skips) + _abbreviation_candidates(raw.abbrevs)
+    pairs += [_row(layout.PAIRS, "meqsum", m.file, m.chq, m.summary) for m in raw.meqsum]
+    rqe_graded, rqe_pairs, rqe_triplets = _rqe_candidates(raw.rqe["train"], skips)
+    return {
+        layout.GRADED_PAIRS: graded + rqe_graded,
+        layout.PAIRS: pairs + rqe_pairs,
+        layout.TRIPLETS: rqe_triplets,
+    }
+
+
+def filter_candidates(
+    cand: dict[str, list[dict]], sets: Sets, threshold: float, dropped: Dropped
+) -> dict[str, list[dict]]:
+    """Drop rows with identical sides, rows equal to or near-duplicating a test text, and duplicate rows."""
+    by_set = _test_texts_by_set(sets)
+    test_keys = {leakage.key(t) for texts in by_set.values() for t in texts}
+    # Near-duplicates of the fixed benchmarks are removed from training; MedQuAD test items covered by
+    # training are removed from the test instead (resplit_covered): its answers are templated, so dropping
+    # every training answer sharing a boilerplate paragraph would discard thousands of good rows.
+    fixed_tests = [t for name, texts in by_set.items() if name not in MEDQUAD_TEST_SETS for t in texts]
+    out = {}
+    for fmt, rows in cand.items():
+        cols = TEXT_FIELDS[fmt]
+        kept = _drop_identical_sides(fmt, rows, dropped)
+        kept, equal = leakage.drop_exact(kept, cols, test_keys)
+        for r in equal:
+            dropped[f"{fmt}: equals a test text"][r["source"]] += 1
+        kept = _drop_flagged(fmt, kept, fixed_tests, threshold, "near-duplicate of a test text", dropped)
+        kept, dups = _dedupe(kept, layout.COLUMNS[fmt])
+        for r in dups:
+            dropped[f"{fmt}: duplicate row"][r["source"]] += 1
+        out[fmt] = kept
+    return out
+
+
+def resplit_covered(
+    cand: dict[str, list[dict]],
+    sets: Sets,
+    medquad: list[sources.MedquadDoc],
+    held_docs: set[str],
+    threshold: float,
+    dropped: Dropped,
+) -> dict[str, list[dict]]:
+    """Resolve test texts covered by several training texts together (union containment).
+
+    MedQuAD answers are heavily templated (GHR inheritance paragraphs, CancerGov test lists), so a held-out
+    answer can be covered by several training answers together. Such test items are removed from the MedQuAD
+    test (not a fair retrieval target): its sets in ``sets`` are rebuilt without them. For the fixed
+    benchmarks the training rows sharing any 8-gram with the offending test text are dropped instead.
+    """
+    pool = [t for fmt, rows in cand.items() for t in _training_texts(fmt, rows)]
+    rep = leakage.check_leakage(_test_texts_by_set(sets), pool, threshold, raise_error=False)
+    bad_mq = frozenset(
+        leakage.key(o["test_text"]) for o in rep["examples"] if o["test_set"] in MEDQUAD_TEST_SETS
+    )
+    bad_other = sorted({o["test_text"] for o in rep["examples"] if o["test_set"] not in MEDQUAD_TEST_SETS})
+    if bad_mq:
+        before = len(sets[("test", "medquad_qrels")])
+        held_again, mq_sets = build_medquad_test(medquad, bad_mq)
+        assert held_again == held_docs  # the exclusion removes QAs from the test, never documents
+        sets.update(mq_sets)
+        removed = before - len(mq_sets[("test", "medquad_qrels")])
+        dropped["test: medquad QA removed (templated text covered by training)"]["medquad"] = removed
+    if not bad_other:
+        return cand
+    reason = "shares 8-grams with a covered test text"
+    return {fmt: _drop_flagged(fmt, rows, bad_other, 0.0, reason, dropped) for fmt, rows in cand.items()}
+
+
+def split_train_validation(cand: dict[str, list[dict]], sets: Sets) -> None:
+    """Add each format's train and validation sets to ``sets`` (validation: whole groups, by hash)."""
+    for fmt, rows in cand.items():
+        sets[("train", fmt)], sets[("validation", fmt)] = _split_validation(rows)
+
+
+def leakage_guard(out: Prepared, threshold: float) -> None:
+    """Check the final training and validation sets against every test set; store the report in ``out``.
+
+    On failure the LeakageError carries ``out`` as ``.prepared``, so that prepare can write it aside.
+    """
+    train_texts = (
+        t
+        for split in layout.TRAIN_SPLITS
+        for fmt in TEXT_FIELDS
+        for t in _training_texts(fmt, out.sets[(split, fmt)])
+    )
+    try:
+        out.leakage_report = leakage.check_leakage(_test_texts_by_set(out.sets), train_texts, threshold)
+    except LeakageError as e:
+        out.leakage_report = e.report  # type: ignore[attr-defined]
+        e.prepared = out  # type: ignore[attr-defined]
+        raise
+
+
+def _info(medquad: list[sources.MedquadDoc], held_docs: set[str]) -> dict[str, object]:
+    """The manifest's ``info``: MedQuAD counts and the split parameters."""
+    return {
+        "medquad_documents": len(medquad),
+        "medquad_variant_schema_documents": sum(d.variant_schema for d in medquad),
+        "medquad_qapairs": sum(len(d.qa) for d in medquad),
+        "medquad_qapairs_with_answer": sum(1 for d in medquad for q in d.qa if q.answer),
+        "medquad_test_documents": len(held_docs),
+        "medquad_test_fraction": MEDQUAD_TEST_FRACTION,
+        "validation_fraction": VALIDATION_FRACTION,
+        "validation_cap_per_format": VALIDATION_CAP,
+    }
+
+
+# --- building: test sets ------------------------------------------------------------------------------------
+def _scored_rows(pairs: list[sources.ScoredPair]) -> list[dict]:
+    return [{"sentence1": p.sentence1, "sentence2": p.sentence2, "score": p.score} for p in pairs]
 
 
 def _topic(doc: sources.MedquadDoc) -> str:
@@ -250,210 +406,122 @@ def build_terms_test(
     }, skipped
 
 
-def build(root: Path, threshold: float = leakage.DEFAULT_THRESHOLD) -> Prepared:
-    """Read every source under ``root`` and build all sets in memory; run the leakage guard."""
-    out = Prepared()
-    skips = sources.SkipLog()
+# --- building: training candidates and filters --------------------------------------------------------------
+def _row(fmt: str, source: str, group: str, *texts: object) -> dict:
+    row = dict(zip(layout.COLUMNS[fmt], texts, strict=True))
+    row["source"] = source
+    row["_group"] = f"{source}:{group}"  # internal: the validation split unit, removed before writing
+    return row
 
-    # Read everything first, so that a missing folder fails before any work.
-    for name in sources.SOURCE_FILES:
-        sources.source_dir(root, name)
-    stsb = sources.read_stsb(root)
-    biosses = sources.read_biosses(root)
-    medquad = sources.read_medquad(root)
-    pubmed, pubmed_test = sources.read_pubmedqa(root)
-    rqe = sources.read_rqe(root, skips)
-    meqsum = sources.read_meqsum(root)
-    abbrevs = sources.read_abbreviations(root)
 
-    files = [root / "stsbenchmark" / f for f in sources.SOURCE_FILES["stsbenchmark"]]
-    files += [root / "biosses" / f for f in sources.SOURCE_FILES["biosses"]]
-    files += sorted((root / "medquad").glob("*_*/*.xml"))
-    files += [root / "pubmedqa" / f for f in sources.SOURCE_FILES["pubmedqa"]]
-    files += [root / "rqe_amia2016" / f for f in sources.SOURCE_FILES["rqe_amia2016"]]
-    files += [root / "meqsum" / f for f in sources.SOURCE_FILES["meqsum"]]
-    files += sorted((root / "medical_abbreviations" / "CSVs").glob("*.csv"))
-    files += [root / n / "SOURCE.txt" for n in sources.SOURCE_FILES if (root / n / "SOURCE.txt").is_file()]
-    out.raw_files = {str(f.relative_to(root)): sha256_file(f) for f in files}
-
-    # --- test sets ---
-    sets = out.sets
-    sets[("test", "biosses")] = [
-        {"sentence1": p.sentence1, "sentence2": p.sentence2, "score": p.score} for p in biosses
-    ]
-    sets[("test", "stsb")] = [
-        {"sentence1": p.sentence1, "sentence2": p.sentence2, "score": p.score} for p in stsb["test"]
-    ]
-    sets[("test", "rqe")] = [{"sentence1": p.chq, "sentence2": p.faq, "label": p.label} for p in rqe["test"]]
-    held_docs, mq_sets = build_medquad_test(medquad)
-    sets.update(mq_sets)
-    sets[("test", "pubmedqa_queries")] = [{"id": i, "text": pubmed[i].question} for i in pubmed_test]
-    sets[("test", "pubmedqa_corpus")] = [{"id": i, "text": pubmed[i].abstract} for i in pubmed_test]
-    sets[("test", "pubmedqa_qrels")] = [{"query_id": i, "corpus_id": i} for i in pubmed_test]
-    terms_sets, skipped = build_terms_test(medquad, held_docs, abbrevs)
-    sets.update(terms_sets)
-    out.dropped["test: terms queries equal to a corpus text"]["terms"] = skipped
-    for (split, name), rows in list(sets.items()):
-        if split == "test" and not name.endswith("_qrels"):
-            sets[(split, name)], n = _dedupe(rows, tuple(rows[0]) if rows else ())
-            if n:
-                out.dropped["test_duplicate_rows"][name] += n
-
-    # --- training candidates ---
-    cand: dict[str, list[dict]] = {layout.GRADED_PAIRS: [], layout.PAIRS: [], layout.TRIPLETS: []}
+def _stsb_candidates(stsb: dict[str, list[sources.ScoredPair]]) -> list[dict]:
+    """STS-B train and dev as graded pairs (the test split is the stsb test set)."""
+    rows = []
     for split in ("train", "dev"):
         for p in stsb[split]:
             grp = f"{leakage.key(p.sentence1)}\t{leakage.key(p.sentence2)}"
-            cand[layout.GRADED_PAIRS].append(
-                _row(layout.GRADED_PAIRS, "stsb", grp, p.sentence1, p.sentence2, p.score)
-            )
+            rows.append(_row(layout.GRADED_PAIRS, "stsb", grp, p.sentence1, p.sentence2, p.score))
+    return rows
+
+
+def _medquad_candidates(
+    medquad: list[sources.MedquadDoc], held_docs: set[str], skips: sources.SkipLog
+) -> list[dict]:
+    """Question->answer and synonym->focus pairs of the documents not held out for the test."""
+    rows = []
     for d in medquad:
         if d.doc_id in held_docs:
             continue
         for q in d.qa:
             if q.answer:
-                cand[layout.PAIRS].append(_row(layout.PAIRS, "medquad_qa", d.doc_id, q.question, q.answer))
+                rows.append(_row(layout.PAIRS, "medquad_qa", d.doc_id, q.question, q.answer))
         if d.focus:
             for s in d.synonyms:
-                cand[layout.PAIRS].append(_row(layout.PAIRS, "medquad_synonym", d.doc_id, s, d.focus))
+                rows.append(_row(layout.PAIRS, "medquad_synonym", d.doc_id, s, d.focus))
         elif d.synonyms:
             skips.add("medquad: synonyms of a document with an empty <Focus>", len(d.synonyms))
-    for a in abbrevs:
-        if _abbreviation_held(a.abbreviation):
-            continue
-        cand[layout.PAIRS].append(
-            _row(
-                layout.PAIRS, "medical_abbreviations", leakage.key(a.abbreviation), a.abbreviation, a.meaning
-            )
-        )
-    for m in meqsum:
-        cand[layout.PAIRS].append(_row(layout.PAIRS, "meqsum", m.file, m.chq, m.summary))
+    return rows
+
+
+def _abbreviation_candidates(abbrevs: list[sources.AbbreviationRow]) -> list[dict]:
+    """Abbreviation->meaning pairs of the abbreviations not held out for the terms test."""
+    return [
+        _row(layout.PAIRS, "medical_abbreviations", leakage.key(a.abbreviation), a.abbreviation, a.meaning)
+        for a in abbrevs
+        if not _abbreviation_held(a.abbreviation)
+    ]
+
+
+def _rqe_candidates(
+    train: list[sources.RqePair], skips: sources.SkipLog
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """RQE train as (graded pairs, pairs, triplets)."""
+    graded, pairs, triplets = [], [], []
     # chq key -> faq of the first true pair (pid order) whose text differs from the chq: a positive equal to
     # the anchor would make the triplet trivial.
     true_faq: dict[str, str] = {}
-    for p in rqe["train"]:
+    for p in train:
         # Every labelled RQE pair is also a graded pair (entailed 1.0, not entailed 0.0): the only
         # in-domain labelled pairs, so a ranking loss (CoSENT) in phase 1 can learn the RQE boundary itself.
-        cand[layout.GRADED_PAIRS].append(
-            _row(layout.GRADED_PAIRS, "rqe", leakage.key(p.chq), p.chq, p.faq, float(p.label))
-        )
+        graded.append(_row(layout.GRADED_PAIRS, "rqe", leakage.key(p.chq), p.chq, p.faq, float(p.label)))
         if p.label:
-            cand[layout.PAIRS].append(_row(layout.PAIRS, "rqe", leakage.key(p.chq), p.chq, p.faq))
+            pairs.append(_row(layout.PAIRS, "rqe", leakage.key(p.chq), p.chq, p.faq))
             if leakage.key(p.faq) != leakage.key(p.chq):
                 true_faq.setdefault(leakage.key(p.chq), p.faq)
-    for p in rqe["train"]:
+    for p in train:
         if not p.label:
             pos = true_faq.get(leakage.key(p.chq))
             if pos is None:
                 skips.add("rqe: false pair without a distinct true faq for its chq (no triplet)")
                 continue
-            cand[layout.TRIPLETS].append(_row(layout.TRIPLETS, "rqe", leakage.key(p.chq), p.chq, pos, p.faq))
+            triplets.append(_row(layout.TRIPLETS, "rqe", leakage.key(p.chq), p.chq, pos, p.faq))
+    return graded, pairs, triplets
 
-    # --- drop identical sides, test overlap, duplicates ---
-    test_list = list(_test_texts(sets))
-    # Near-duplicates of the fixed benchmarks are removed from training; MedQuAD test items covered by
-    # training are removed from the test instead (below): its answers are templated, so dropping every
-    # training answer sharing a boilerplate paragraph would discard thousands of good rows.
-    fixed_tests = [
-        t
-        for (split, name), rows in sets.items()
-        if split == "test" and name not in MEDQUAD_TEST_SETS
-        for t in _texts_of(rows)
-    ]
-    test_keys = {leakage.key(t) for t in test_list}
-    for fmt, rows in cand.items():
-        cols = TEXT_FIELDS[fmt]
-        kept = []
-        for r in rows:
-            # STS-B keeps its identical pairs (a score of 5 on the benchmark's own scale); elsewhere identical
-            # sides teach nothing.
-            same = leakage.key(r[cols[0]]) == leakage.key(r[cols[1]])
-            if same and not (fmt == layout.GRADED_PAIRS and r["source"] == "stsb"):
-                out.dropped[f"{fmt}: identical sides"][r["source"]] += 1
-            else:
-                kept.append(r)
-        kept, dropped = leakage.drop_exact(kept, cols, test_keys)
-        for r in dropped:
-            out.dropped[f"{fmt}: equals a test text"][r["source"]] += 1
-        near = [False] * len(kept)
-        for c in cols:
-            flags = leakage.flag_near([str(r[c]) for r in kept], fixed_tests, threshold)
-            near = [a or b for a, b in zip(near, flags, strict=True)]
-        for r, bad in zip(kept, near, strict=True):
-            if bad:
-                out.dropped[f"{fmt}: near-duplicate of a test text"][r["source"]] += 1
-        kept = [r for r, bad in zip(kept, near, strict=True) if not bad]
-        deduped: list[dict] = []
-        seen: set[tuple] = set()
-        for r in kept:
-            k = tuple(r[c] for c in layout.COLUMNS[fmt])
-            if k in seen:
-                out.dropped[f"{fmt}: duplicate row"][r["source"]] += 1
-            else:
-                seen.add(k)
-                deduped.append(r)
-        cand[fmt] = deduped
 
-    # Union containment: MedQuAD answers are heavily templated (GHR inheritance paragraphs, CancerGov test
-    # lists), so a held-out answer can be covered by several training answers together. Such test items are
-    # removed from the MedQuAD test (not a fair retrieval target); for the fixed benchmarks the training rows
-    # sharing any 8-gram with the offending test text are dropped instead.
-    pool = [(r["source"], str(r[c])) for fmt in cand for r in cand[fmt] for c in TEXT_FIELDS[fmt]]
-    test_texts = {name: list(_texts_of(rows)) for (split, name), rows in sets.items() if split == "test"}
-    rep = leakage.check_leakage(test_texts, pool, threshold, raise_error=False)
-    bad_mq = frozenset(
-        leakage.key(o["test_text"]) for o in rep["examples"] if o["test_set"] in MEDQUAD_TEST_SETS
-    )
-    bad_other = sorted({o["test_text"] for o in rep["examples"] if o["test_set"] not in MEDQUAD_TEST_SETS})
-    if bad_mq:
-        before = len(sets[("test", "medquad_qrels")])
-        held_docs2, mq_sets = build_medquad_test(medquad, bad_mq)
-        assert held_docs2 == held_docs
-        sets.update(mq_sets)
-        out.dropped["test: medquad QA removed (templated text covered by training)"]["medquad"] = (
-            before - len(mq_sets[("test", "medquad_qrels")])
-        )
-    for fmt, rows in cand.items():
-        if bad_other:
-            flags = [False] * len(rows)
-            for c in TEXT_FIELDS[fmt]:
-                f2 = leakage.flag_near([str(r[c]) for r in rows], bad_other, 0.0)
-                flags = [a or b for a, b in zip(flags, f2, strict=True)]
-            for r, bad in zip(rows, flags, strict=True):
-                if bad:
-                    out.dropped[f"{fmt}: shares 8-grams with a covered test text"][r["source"]] += 1
-            rows = [r for r, bad in zip(rows, flags, strict=True) if not bad]
-        train, val = _split_validation(rows)
-        sets[("train", fmt)], sets[("validation", fmt)] = train, val
+def _drop_identical_sides(fmt: str, rows: list[dict], dropped: Dropped) -> list[dict]:
+    """The rows whose first two text fields differ (case- and whitespace-insensitively)."""
+    cols = TEXT_FIELDS[fmt]
+    kept = []
+    for r in rows:
+        # STS-B keeps its identical pairs (a score of 5 on the benchmark's own scale); elsewhere identical
+        # sides teach nothing.
+        same = leakage.key(r[cols[0]]) == leakage.key(r[cols[1]])
+        if same and not (fmt == layout.GRADED_PAIRS and r["source"] == "stsb"):
+            dropped[f"{fmt}: identical sides"][r["source"]] += 1
+        else:
+            kept.append(r)
+    return kept
 
-    out.dropped["skipped upstream quirks"] = Counter(skips.counts)
-    out.info = {
-        "medquad_documents": len(medquad),
-        "medquad_variant_schema_documents": sum(d.variant_schema for d in medquad),
-        "medquad_qapairs": sum(len(d.qa) for d in medquad),
-        "medquad_qapairs_with_answer": sum(1 for d in medquad for q in d.qa if q.answer),
-        "medquad_test_documents": len(held_docs),
-        "medquad_test_fraction": MEDQUAD_TEST_FRACTION,
-        "validation_fraction": VALIDATION_FRACTION,
-        "validation_cap_per_format": VALIDATION_CAP,
-    }
 
-    # --- leakage guard ---
-    test_texts = {name: list(_texts_of(rows)) for (split, name), rows in sets.items() if split == "test"}
-    train_texts = (
-        (r["source"], str(r[c]))
-        for split in layout.TRAIN_SPLITS
-        for fmt in TEXT_FIELDS
-        for r in sets[(split, fmt)]
-        for c in TEXT_FIELDS[fmt]
-    )
-    try:
-        out.leakage_report = leakage.check_leakage(test_texts, train_texts, threshold)
-    except LeakageError as e:
-        out.leakage_report = e.report  # type: ignore[attr-defined]
-        e.prepared = out  # type: ignore[attr-defined]
-        raise
-    return out
+def _drop_flagged(
+    fmt: str, rows: list[dict], test_texts: list[str], threshold: float, reason: str, dropped: Dropped
+) -> list[dict]:
+    """The rows none of whose text fields alone holds > ``threshold`` of a test text's 8-grams."""
+    flags = [False] * len(rows)
+    for c in TEXT_FIELDS[fmt]:
+        col_flags = leakage.flag_near([str(r[c]) for r in rows], test_texts, threshold)
+        flags = [a or b for a, b in zip(flags, col_flags, strict=True)]
+    kept = []
+    for r, bad in zip(rows, flags, strict=True):
+        if bad:
+            dropped[f"{fmt}: {reason}"][r["source"]] += 1
+        else:
+            kept.append(r)
+    return kept
+
+
+def _dedupe(rows: list[dict], cols: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
+    """(first occurrence of each row by ``cols``, the later duplicates)."""
+    seen: set[tuple] = set()
+    kept, dups = [], []
+    for r in rows:
+        k = tuple(r[c] for c in cols)
+        if k in seen:
+            dups.append(r)
+        else:
+            seen.add(k)
+            kept.append(r)
+    return kept, dups
 
 
 def _split_validation(rows: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -478,10 +546,16 @@ def _texts_of(rows: list[dict]) -> Iterator[str]:
                 yield v
 
 
-def _test_texts(sets: dict[tuple[str, str], list[dict]]) -> Iterator[str]:
-    for (split, _), rows in sets.items():
-        if split == "test":
-            yield from _texts_of(rows)
+def _test_texts_by_set(sets: Sets) -> dict[str, list[str]]:
+    """Test set name -> its texts, as the leakage checks take them."""
+    return {name: list(_texts_of(rows)) for (split, name), rows in sets.items() if split == "test"}
+
+
+def _training_texts(fmt: str, rows: list[dict]) -> Iterator[tuple[str, str]]:
+    """(source, text) of every text field of ``fmt`` rows, as the leakage checks take them."""
+    for r in rows:
+        for c in TEXT_FIELDS[fmt]:
+            yield r["source"], str(r[c])
 
 
 # --- writing ------------------------------------------------------------------------------------------------
@@ -520,12 +594,13 @@ def _counts(prep: Prepared) -> dict:
 def make_manifest(prep: Prepared, root: Path) -> dict:
     """The manifest: counts per split/set/source, drops, raw file hashes, provenance, leakage summary."""
     srcs = {}
-    for name, info in SOURCES_INFO.items():
+    for name, info in CATALOG.items():
         st = sources.read_source_txt(root, name)
+        # url and commit come from SOURCE.txt (what is on disk), not from the catalog (what is expected).
         srcs[name] = {
-            "license": info["license"],
+            "license": info.license,
             "license_upstream_note": st.get("license", ""),
-            "role": info["role"],
+            "role": info.role,
             "url": st.get("source", ""),
             "commit": st.get("commit", ""),
         }
@@ -559,12 +634,8 @@ def write(prep: Prepared, root: Path, target: Path, failed: bool = False) -> Pat
             cols = [c for c in (rows[0] if rows else _empty_columns(name)) if not c.startswith("_")]
             data = {c: [r[c] for r in rows] for c in cols}
             Dataset.from_dict(data, features=_features(cols)).save_to_disk(str(tmp / split / name))
-        (tmp / layout.MANIFEST).write_text(
-            json.dumps(make_manifest(prep, root), indent=1, ensure_ascii=False)
-        )
-        (tmp / layout.LEAKAGE_REPORT).write_text(
-            json.dumps(prep.leakage_report, indent=1, ensure_ascii=False)
-        )
+        _write_json(tmp / layout.MANIFEST, make_manifest(prep, root))
+        _write_json(tmp / layout.LEAKAGE_REPORT, prep.leakage_report)
         final = target.parent / f"{target.name}.failed" if failed else target
         old = target.parent / f".{target.name}.old-{os.getpid()}"
         if final.exists():
@@ -574,6 +645,16 @@ def write(prep: Prepared, root: Path, target: Path, failed: bool = False) -> Pat
         return final
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_json(path: Path, data: object) -> None:
+    """JSON as the data layer has always written it (indent 1, UTF-8 as is, no final newline).
+
+    Not medenc.core.io.write_json (indent 2, ASCII escapes, final newline, atomic rename): the manifest's
+    bytes are its identity (medenc.data.manifest_hash, recorded by every run), so its format must not change;
+    atomicity comes from renaming the whole folder into place.
+    """
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 def _empty_columns(name: str) -> tuple[str, ...]:
@@ -638,8 +719,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path, manifest = prepare(args.out, args.leakage_threshold)
     except MedencError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return fail(e, code=1)
     print(format_table(manifest))
     print(f"\nwrote {path}")
     return 0

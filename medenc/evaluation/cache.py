@@ -60,6 +60,7 @@ class ModelRef:
     encode_calls: int = 0  # texts lists actually sent to the model (tests count cache hits with it)
 
     def model(self):
+        """The loaded model, loading it on first use."""
         if self._model is None:
             self._model = self.load()
         return self._model
@@ -105,9 +106,11 @@ class EmbeddingCache:
         self.misses = 0
 
     def folder_for(self, key: str) -> Path:
+        """The folder of one cache key (two-character fan-out keeps directories small)."""
         return self.root / key[:2] / key
 
     def _load(self, folder: Path) -> dict[str, np.ndarray]:
+        """Text hash -> embedding from every readable shard of ``folder``."""
         table: dict[str, np.ndarray] = {}
         for shard in sorted(folder.glob("shard-*.npz")):
             try:
@@ -118,6 +121,7 @@ class EmbeddingCache:
         return table
 
     def _save(self, folder: Path, hashes: list[str], emb: np.ndarray) -> None:
+        """Publish one new shard atomically (write to a temporary file, then rename)."""
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
         try:
@@ -159,6 +163,7 @@ class _NoModelCard:
     """The evaluators record metrics in the model card; a cached encoder has none, so this ignores them."""
 
     def set_evaluation_metrics(self, *args, **kwargs) -> None:
+        """Ignore the figures (there is no card to write them to)."""
         return None
 
 
@@ -178,12 +183,14 @@ class CachedEncoder:
 
     @staticmethod
     def similarity(a, b):
+        """Cosine similarity, as SentenceTransformer.similarity with similarity_fn_name='cosine'."""
         from sentence_transformers.util import cos_sim
 
         return cos_sim(a, b)
 
     @staticmethod
     def _lookup(table: dict[str, np.ndarray], sentences, convert_to_tensor: bool, normalize: bool):
+        """The cached embeddings of ``sentences``, shaped and typed as ``SentenceTransformer.encode``."""
         single = isinstance(sentences, str)
         items = [sentences] if single else list(sentences)
         missing = [s for s in items if s not in table]
@@ -201,14 +208,17 @@ class CachedEncoder:
         return arr
 
     def encode(self, sentences, convert_to_tensor: bool = False, normalize_embeddings: bool = False, **_):
+        """Short texts (sentences, queries, anchors)."""
         return self._lookup(self._short, sentences, convert_to_tensor, normalize_embeddings)
 
     def encode_query(
         self, sentences, convert_to_tensor: bool = False, normalize_embeddings: bool = False, **_
     ):
+        """Queries: short texts."""
         return self._lookup(self._short, sentences, convert_to_tensor, normalize_embeddings)
 
     def encode_document(
         self, sentences, convert_to_tensor: bool = False, normalize_embeddings: bool = False, **_
     ):
+        """Documents: passages, encoded with the passage length cap."""
         return self._lookup(self._passage, sentences, convert_to_tensor, normalize_embeddings)

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from medenc.core import layout
+from medenc.evaluation.results import final_phase, model_label
 
 DPI = 120
 BASE_COLOR = "tab:blue"
@@ -24,6 +25,7 @@ DELTAS_PNG = "deltas.png"
 
 
 def _pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,7 +38,7 @@ def model_colors(results: dict) -> dict[str, str]:
     """Blue for base, tab:orange for the phase final/ comes from (else the last phase), lighter for others."""
     models = list(results["results"])
     phases = [m for m in models if m != "base"]
-    final = results.get("models", {}).get("final", {}).get("from") or (phases[-1] if phases else None)
+    final = final_phase(results) or (phases[-1] if phases else None)
     colors = {"base": BASE_COLOR}
     others = [m for m in phases if m != final]
     for i, m in enumerate(others):
@@ -46,11 +48,8 @@ def model_colors(results: dict) -> dict[str, str]:
     return colors
 
 
-def _label(model: str, final: str | None) -> str:
-    return f"{model} (final)" if model == final else model
-
-
 def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
+    """(rows, columns) of a subplot grid for ``n`` panels, at most ``max_cols`` wide."""
     cols = min(max_cols, max(n, 1))
     return math.ceil(max(n, 1) / cols), cols
 
@@ -61,7 +60,7 @@ def metrics_chart(results: dict, path: Path) -> Path:
     panels = [(s, m) for s, meta in results["sets"].items() for m in meta["metrics"]]
     models = list(results["results"])
     colors = model_colors(results)
-    final = results.get("models", {}).get("final", {}).get("from")
+    final = final_phase(results)
     rows, cols = _grid(len(panels))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.8 * rows), dpi=DPI, layout="constrained")
     axes = list(getattr(axes, "flat", [axes]))
@@ -87,7 +86,7 @@ def metrics_chart(results: dict, path: Path) -> Path:
                 fontsize=8,
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
             )
-        ax.set_xticks(list(x), [_label(mo, final) for mo in models], rotation=25, ha="right", fontsize=8)
+        ax.set_xticks(list(x), [model_label(mo, final) for mo in models], rotation=25, ha="right", fontsize=8)
         ax.set_title(f"{results['sets'][s]['title']}: {m}", fontsize=10)
         ax.set_ylabel(m)
         top = max(v + h for v, h in zip(vals, hi, strict=True))
@@ -102,6 +101,7 @@ def metrics_chart(results: dict, path: Path) -> Path:
 
 
 def _load_history(phase_dir: Path) -> list[dict] | None:
+    """A phase's loss_history.json, or None when it is missing or unreadable (the panel says so)."""
     path = phase_dir / layout.LOSS_HISTORY
     if not path.is_file():
         return None
@@ -158,7 +158,7 @@ def deltas_chart(results: dict, path: Path) -> Path:
     sets = list(results["sets"])
     phases = list(results["deltas"])
     colors = model_colors(results)
-    final = results.get("models", {}).get("final", {}).get("from")
+    final = final_phase(results)
     rows, cols = _grid(len(sets), max_cols=3)
     height = max(
         2.8, 0.35 * max(len(phases) * max(len(v["metrics"]) for v in results["sets"].values()), 1) + 1.2
@@ -192,13 +192,13 @@ def deltas_chart(results: dict, path: Path) -> Path:
                     ha="center",
                     fontsize=7,
                 )
-                labels.append(f"{m} · {_label(phase, final)}")
+                labels.append(f"{m} · {model_label(phase, final)}")
                 y += 1
         ax.axvline(0.0, color="grey", linestyle="--", linewidth=1)
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.set_ylim(len(labels) - 0.5, -0.5)  # top-down, with room above and below single rows
         ax.set_title(f"{results['sets'][s]['title']}: Δ vs base", fontsize=10)
-        ax.set_xlabel("difference from base (95% paired CI; hollow = n.s.)")
+        ax.set_xlabel("difference from base (95% paired CI; hollow: the CI includes 0)")
     for ax in axes[len(sets) :]:
         ax.axis("off")
     fig.suptitle(f"Run {results['run']}: change from the base model")

@@ -3,7 +3,6 @@ recorded (it is a copy of a phase), not scored again."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from medenc.core import layout
 from medenc.core.base_model import BASE_MODEL_ID
 from medenc.core.errors import ModelError, RunError
 from medenc.core.io import sha256_file
+from medenc.core.runs import read_run_info
 from medenc.evaluation.cache import ModelRef
 
 log = logging.getLogger(__name__)
@@ -32,20 +32,15 @@ def check_checkpoint(path: Path) -> None:
 
 
 def read_run_json(run_dir: Path) -> dict:
-    """The run's run.json (docs/run_folder.md), or {} when there is none."""
-    path = run_dir / layout.RUN_INFO
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path}: expected JSON (docs/run_folder.md), found a parse error: {exc}") from exc
+    """The run's run.json (docs/run_folder.md), or {} when there is none; one of another schema is refused."""
+    return read_run_info(run_dir, required=False) or {}
 
 
 def _st_loader(path: Path, device: str | None) -> Callable[[], object]:
     """A loader of the model folder, called only when the embedding cache misses."""
 
     def load() -> object:
+        """The SentenceTransformer in ``path``."""
         from sentence_transformers import SentenceTransformer
 
         return SentenceTransformer(str(path), device=device)

@@ -1,4 +1,4 @@
-"""The held-out test sets: which exist, and how each is reduced to the texts to encode and the fields to score.
+"""The held-out test sets: which exist, and how each becomes the texts to encode and the fields to score.
 
 Sets come through a loader (``medenc.data`` by default, or a test double with the same three functions), so
 the suite can be tested on small in-memory sets.
@@ -61,7 +61,7 @@ def unique_texts(texts: Iterable[str]) -> list[str]:
 
 
 def select_sets(sets: Sequence[str] | None) -> list[str]:
-    """The requested set names (default: all) in the canonical order of ``SETS``; unknown names are refused."""
+    """The requested set names (default: all) in the order of ``SETS``; unknown names are refused."""
     names = list(sets) if sets else list(SETS)
     unknown = [s for s in names if s not in SETS]
     if unknown:
@@ -94,7 +94,9 @@ def _triplet_set(loader: SetLoader, name: str) -> EvalSet:
     a, p, n = (list(map(str, cols[c])) for c in ("anchor", "positive", "negative"))
     # Positives and negatives are MedQuAD answers: passages, as in retrieval (TripletEvaluator encodes
     # them as documents), so they share the retrieval corpus's embeddings.
-    return EvalSet(name, "triplets", len(a), unique_texts(a), unique_texts(p + n), data={"a": a, "p": p, "n": n})
+    return EvalSet(
+        name, "triplets", len(a), unique_texts(a), unique_texts(p + n), data={"a": a, "p": p, "n": n}
+    )
 
 
 def _retrieval_set(loader: SetLoader, name: str) -> EvalSet:

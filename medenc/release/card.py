@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from medenc.core.base_model import BASE_MODEL_ID
+from medenc.core.base_model import BASE_MODEL_ID, is_verified_base
 from medenc.core.errors import ReleaseError
 from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import FINAL_DIR, MODEL_NAME, PHASE_DIRS, training_seconds
 from medenc.core.paths import PROJECT_ROOT
+from medenc.data.catalog import CATALOG
 
 TEMPLATE_PATH = PROJECT_ROOT / "model_card" / "template.md"
 
@@ -32,79 +34,19 @@ TAGS = [
     "semantic-search",
 ]
 
-# Hub task ids per evaluation task (results.json `sets.<name>.task`).
+# model-index task (type, name) per task of the evaluation suite (results.json `sets.<name>.task`, spelled as
+# medenc.evaluation.sets.SETS spells it): the ids sentence-transformers' own cards write for the evaluator
+# that measures the same thing, so the Hub groups our figures with every other embedding model's.
 TASK_TYPES: dict[str, tuple[str, str]] = {
-    "sts": ("sentence-similarity", "Semantic Textual Similarity"),
-    "retrieval": ("retrieval", "Information Retrieval"),
-    "classification": ("pair-classification", "Pair Classification"),
-    "triplet": ("triplet", "Triplet Evaluation"),
+    "sts": ("semantic-similarity", "Semantic Similarity"),
+    "retrieval": ("information-retrieval", "Information Retrieval"),
+    "pair_classification": ("binary-classification", "Binary Classification"),
+    "triplets": ("triplet", "Triplet"),
 }
 
-# Used only where the manifest lacks a source or a field (e.g. no `make data` on this machine). Keyed by
-# source folder under the raw data root; values mirror ../shared/data/*/SOURCE.txt and README.md.
-SOURCES_FALLBACK: dict[str, dict[str, Any]] = {
-    "stsbenchmark": {
-        "name": "STS Benchmark",
-        "license": "scores CC BY-SA 4.0; sentence texts under their source licenses (see LICENSE.txt)",
-        "url": "https://github.com/zhangzhenhu/Semantic-Texual-Similarity-Toolkits",
-        "commit": "c55a72f51bd15a8bd75114247c06984b432050f9",
-        "role": "train (phase 1 graded pairs) + test (general-domain control)",
-        "attribution": "Cer et al., 2017, SemEval-2017 Task 1: Semantic Textual Similarity",
-    },
-    "biosses": {
-        "name": "BIOSSES",
-        "license": "GPL-3.0",
-        "url": "https://github.com/gizemsogancioglu/biosses",
-        "commit": "381b24030e06b77f9c50ee245e86c65cd700407a",
-        "role": "test only",
-        "attribution": "Soğancıoğlu, Öztürk and Özgür, 2017, BIOSSES: a semantic sentence similarity "
-        "estimation system for the biomedical domain",
-    },
-    "medquad": {
-        "name": "MedQuAD",
-        "license": "CC BY 4.0",
-        "url": "https://github.com/abachaa/MedQuAD",
-        "commit": "577bd37b96c02d1833b2c9eed2de9f96964e96cb",
-        "role": "train (question-answer, term-synonym pairs) + held-out retrieval and terms tests "
-        "(split by document)",
-        "attribution": "Ben Abacha and Demner-Fushman, 2019, "
-        "A question-entailment approach to question answering",
-    },
-    "pubmedqa": {
-        "name": "PubMedQA (PQA-L)",
-        "license": "MIT",
-        "url": "https://github.com/pubmedqa/pubmedqa",
-        "commit": "1cbae8e92f72f20c8d3747cbb3bf5bc53554d997",
-        "role": "test only",
-        "attribution": "Jin et al., 2019, PubMedQA: A dataset for biomedical research question answering",
-    },
-    "rqe_amia2016": {
-        "name": "RQE (AMIA 2016)",
-        "license": "CC BY 4.0",
-        "url": "https://github.com/abachaa/RQE_Data_AMIA2016",
-        "commit": "9302fb9a55a437944ba6ce21a30023463a94a136",
-        "role": "train (entailed FAQ pairs, triplets) + test (pair classification)",
-        "attribution": "Ben Abacha and Demner-Fushman, 2016, Recognizing question entailment for medical "
-        "question answering",
-    },
-    "meqsum": {
-        "name": "MeQSum",
-        "license": "CC BY 4.0",
-        "url": "https://github.com/abachaa/MeQSum",
-        "commit": "51e36cf65c12602333b6fdc3ae8ecf10430529f7",
-        "role": "train (question-summary pairs)",
-        "attribution": "Ben Abacha and Demner-Fushman, 2019, "
-        "On the summarization of consumer health questions",
-    },
-    "medical_abbreviations": {
-        "name": "medical_abbreviations",
-        "license": "MIT",
-        "url": "https://github.com/imantsm/medical_abbreviations",
-        "commit": "ce0e8397e88afc953a18681100e75bcc145dd4b5",
-        "role": "train (abbreviation-expansion pairs) + held-out terms test (10% of abbreviations)",
-        "attribution": "imantsm/medical_abbreviations (a best-effort list; may contain inaccuracies)",
-    },
-}
+# Used only where the manifest lacks a source or a field (e.g. no `make data` on this machine): the data
+# stage's catalog is the one home of every source's licence, role and upstream.
+SOURCES_FALLBACK: dict[str, dict[str, Any]] = {folder: asdict(info) for folder, info in CATALOG.items()}
 
 # Keys a manifest may use for the same field (the data layer owns its schema; accept its plausible spellings).
 _FIELD_ALIASES = {
@@ -147,7 +89,7 @@ def data_sources(manifest: dict | None) -> list[dict[str, Any]]:
         src["name"] = src["name"] or key
         if not src["license"]:
             raise ReleaseError(
-                f"data source '{key}': no license in the manifest nor in medenc/release/card.py SOURCES_FALLBACK; "
+                f"data source '{key}': no license in the manifest nor in medenc/data/catalog.py; "
                 "a model card must state every source's license"
             )
         role = str(src["role"] or "")
@@ -176,7 +118,12 @@ def eval_results(results: dict) -> list:
     final = final_results(results)
     out = []
     for set_name, info in results["sets"].items():
-        task_type, task_name = TASK_TYPES.get(info["task"], (info["task"], info["task"]))
+        if info["task"] not in TASK_TYPES:  # never publish a task id the Hub does not know
+            raise ReleaseError(
+                f"results.json: set '{set_name}' has task {info['task']!r}; card.py knows "
+                f"{', '.join(TASK_TYPES)}"
+            )
+        task_type, task_name = TASK_TYPES[info["task"]]
         for metric in info["metrics"]:
             cell = final.get(set_name, {}).get(metric)
             if cell is None:
@@ -262,6 +209,7 @@ def card_context(
     run_info: dict,
     manifest: dict | None,
     charts: list[str],
+    test_release: bool = False,
 ) -> dict[str, Any]:
     """Everything the template may use; strict rendering makes any other name an error."""
     recipe_path = run_info.get("recipe_path") or f"recipes/{run_dir.name}.yaml"
@@ -275,8 +223,10 @@ def card_context(
     return {
         "model_name": MODEL_NAME,
         "repo_id": repo_id,
-        "base_model": BASE_MODEL_ID,
-        "base_model_revision": run_info.get("base_model", {}).get("revision", ""),
+        # From the run's own record: a test release of random weights must not claim the real base.
+        "base_model": run_info.get("base_model", {}).get("id") or BASE_MODEL_ID,
+        "base_model_revision": run_info.get("base_model", {}).get("revision") or "",
+        "test_release": test_release,
         "run": run,
         "run_info": run_info,
         "recipe": recipe,
@@ -294,6 +244,30 @@ def card_context(
     }
 
 
+def _render(template_path: Path, **context: Any) -> str:
+    """The template rendered strictly: a typo or a missing figure is an error naming the file, not a blank."""
+    import jinja2
+
+    # ModelCard.from_template renders with a lenient jinja2.Template; the same inputs go through a
+    # StrictUndefined environment here so a typo cannot blank a section.
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_path.parent)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # markdown, not HTML
+    )
+    try:
+        return env.get_template(template_path.name).render(**context)
+    except jinja2.TemplateNotFound as exc:
+        raise ReleaseError(f"{template_path}: model card template not found") from exc
+    except jinja2.TemplateSyntaxError as exc:
+        raise ReleaseError(
+            f"{template_path}, line {exc.lineno}: template syntax error: {exc.message}"
+        ) from exc
+    except jinja2.UndefinedError as exc:
+        raise ReleaseError(f"{template_path}: template uses an undefined variable: {exc.message}") from exc
+
+
 def render_card(
     run_dir: Path,
     repo_id: str,
@@ -303,50 +277,37 @@ def render_card(
     manifest: dict | None = None,
     charts: list[str] | None = None,
     template_path: Path | None = None,
+    test_release: bool = False,
 ):
     """The model card as a ``huggingface_hub.ModelCard`` (front matter from ``ModelCardData``).
+
+    ``test_release``: random weights let through for a test; the card says so on its first line and claims
+    no base model.
 
     ``charts`` are file names that will sit in the release's assets/ folder. Raises ReleaseError naming the
     template file on any template problem (syntax error, undefined variable).
     """
-    import jinja2
     from huggingface_hub import ModelCard, ModelCardData
 
     template_path = Path(template_path or TEMPLATE_PATH)
     sources = data_sources(manifest)
+    base = run_info.get("base_model", {})
     card_data = ModelCardData(
-        model_name=MODEL_NAME,
+        model_name=f"{MODEL_NAME} (test release, random weights)" if test_release else MODEL_NAME,
         language="en",
         license="apache-2.0",
         library_name="sentence-transformers",
         pipeline_tag="sentence-similarity",
-        base_model=BASE_MODEL_ID,
+        base_model=BASE_MODEL_ID if is_verified_base(base) else None,
         tags=list(TAGS),
         datasets=[s["url"] for s in sources if s["train"] and s.get("url")],
         eval_results=eval_results(results),
     )
     context = card_context(
-        run_dir, repo_id, results=results, run_info=run_info, manifest=manifest, charts=list(charts or [])
-    )
-    # ModelCard.from_template renders with a lenient jinja2.Template; the same inputs (card_data as YAML plus
-    # keyword arguments) go through a StrictUndefined environment here so a typo cannot blank a section.
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_path.parent)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # markdown, not HTML
-    )
-    try:
-        template = env.get_template(template_path.name)
-        text = template.render(card_data=card_data.to_yaml(), **context)
-    except jinja2.TemplateNotFound as exc:
-        raise ReleaseError(f"{template_path}: model card template not found") from exc
-    except jinja2.TemplateSyntaxError as exc:
-        raise ReleaseError(
-            f"{template_path}, line {exc.lineno}: template syntax error: {exc.message}"
-        ) from exc
-    except jinja2.UndefinedError as exc:
-        raise ReleaseError(f"{template_path}: template uses an undefined variable: {exc.message}") from exc
+        run_dir, repo_id, results=results, run_info=run_info, manifest=manifest, charts=list(charts or []),
+        test_release=test_release,
+    )  # fmt: skip
+    text = _render(template_path, card_data=card_data.to_yaml(), **context)
     card = ModelCard(text)
     if card.data.to_dict().get("license") != "apache-2.0":
         raise ReleaseError(

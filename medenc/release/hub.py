@@ -12,7 +12,6 @@ and error messages are scrubbed of it in case a library echoes it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from medenc.core.base_model import BASE_MODEL_ID, is_verified_base
 from medenc.core.errors import ReleaseError, RunError
 from medenc.core.io import sha256_file
 from medenc.core.layout import (
@@ -33,7 +33,9 @@ from medenc.core.layout import (
     RUN_RECIPE,
     WEIGHTS_FILE,
 )
+from medenc.core.lock import run_lock
 from medenc.core.paths import prepared_dir
+from medenc.core.runs import read_run_info
 from medenc.release.card import render_card
 
 log = logging.getLogger(__name__)
@@ -111,18 +113,40 @@ def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None
             f"{results_path}: results belong to another model: re-run make evaluate RUN={run_dir.name} "
             f"(results are for sha256 {expected}, {weights} has {found})"
         )
-    info_path = run_dir / RUN_INFO
-    if not info_path.is_file():
-        raise ReleaseError(
-            f"{info_path}: no run record; the card's training details come from it (make train)"
-        )
     try:
-        run_info = json.loads(info_path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ReleaseError(f"{info_path}: not valid JSON ({exc})") from exc
+        run_info = read_run_info(run_dir)
+    except RunError as exc:
+        raise ReleaseError(str(exc)) from exc
     if not (run_dir / RUN_RECIPE).is_file():
         raise ReleaseError(f"{run_dir / RUN_RECIPE}: the resolved recipe is missing (written by make train)")
     return results, run_info
+
+
+def _suite_sets() -> tuple[str, ...]:
+    from medenc.evaluation import SETS
+
+    return tuple(SETS)
+
+
+def check_releasable(run_dir: Path, results: dict, run_info: dict, *, test_release: bool = False) -> None:
+    """Refuse what must never go out as MPNet-medical: other base weights, or results that skip a set.
+
+    ``test_release`` (tests only) lets a random-weight model through; its card then says so on line one.
+    """
+    missing = [s for s in _suite_sets() if s not in results.get("sets", {})]
+    if missing:
+        raise ReleaseError(
+            f"{run_dir / EVAL_DIR / RESULTS_FILE}: results do not cover the suite (missing: "
+            f"{', '.join(missing)}); a card must report every set: make evaluate RUN={run_dir.name}"
+        )
+    base = run_info.get("base_model") or {}
+    if is_verified_base(base) or test_release:
+        return
+    raise ReleaseError(
+        f"{run_dir / RUN_INFO}: this model was trained from {base.get('id')!r} (weights sha256 "
+        f"{base.get('sha256')}), not the verified {BASE_MODEL_ID}: it is not MPNet-medical and is never "
+        "released as such. Train with RECIPE=cpu or RECIPE=gpu (a test may pass --test-release)."
+    )
 
 
 def _load_manifest() -> dict | None:
@@ -137,6 +161,23 @@ def _load_manifest() -> dict | None:
 
 
 # --- staging ------------------------------------------------------------------------------------------------
+def _assemble(run_dir: Path, staged: Path, charts: list[str], card, final_sha: str) -> None:
+    """The release folder's contents: final model (safetensors only), card, charts, records."""
+    shutil.copytree(run_dir / FINAL_DIR, staged, ignore=shutil.ignore_patterns(*_SKIP_FROM_FINAL))
+    if charts:
+        (staged / ASSETS_DIR).mkdir(exist_ok=True)
+    for name in charts:
+        shutil.copy2(run_dir / EVAL_DIR / name, staged / ASSETS_DIR / name)
+    for name in (RUN_RECIPE, RUN_INFO):
+        shutil.copy2(run_dir / name, staged / name)
+    shutil.copy2(run_dir / EVAL_DIR / RESULTS_FILE, staged / RESULTS_FILE)
+    card.save(staged / "README.md")  # replaces the generic card sentence-transformers wrote into final/
+    if sha256_file(staged / WEIGHTS_FILE) != final_sha:
+        raise ReleaseError(
+            f"{staged / WEIGHTS_FILE}: copy differs from the evaluated weights (disk problem?)"
+        )
+
+
 def stage_release(
     run_dir: Path,
     repo_id: str,
@@ -144,44 +185,26 @@ def stage_release(
     results_loader: Callable[[Path], dict] | None = None,
     manifest: dict | None = None,
     template_path: Path | None = None,
+    test_release: bool = False,
 ) -> Path:
     """Assemble ``run_dir/release/`` atomically and return it. ``manifest`` defaults to the prepared one."""
     run_dir = Path(run_dir)
     validate_hub_repo_id(repo_id)
     results, run_info = load_run(run_dir, results_loader)
-    if manifest is None:
-        manifest = _load_manifest()
+    check_releasable(run_dir, results, run_info, test_release=test_release)
     charts = sorted(p.name for p in (run_dir / EVAL_DIR).glob("*.png"))
     card = render_card(
-        run_dir,
-        repo_id,
-        results=results,
-        run_info=run_info,
-        manifest=manifest,
-        charts=charts,
-        template_path=template_path,
-    )
+        run_dir, repo_id, results=results, run_info=run_info, charts=charts, template_path=template_path,
+        manifest=_load_manifest() if manifest is None else manifest, test_release=test_release,
+    )  # fmt: skip
     target = run_dir / RELEASE_DIR
-    # Build next to the target so the final rename is atomic (same filesystem); a failure leaves no half
-    # folder.
+    # Built next to the target so the final rename is atomic (same filesystem): no half folder, ever.
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{RELEASE_DIR}.tmp-"))
     try:
-        staged = tmp / RELEASE_DIR
-        shutil.copytree(run_dir / FINAL_DIR, staged, ignore=shutil.ignore_patterns(*_SKIP_FROM_FINAL))
-        (staged / ASSETS_DIR).mkdir(exist_ok=True)
-        for name in charts:
-            shutil.copy2(run_dir / EVAL_DIR / name, staged / ASSETS_DIR / name)
-        if not charts:
-            (staged / ASSETS_DIR).rmdir()
-        shutil.copy2(run_dir / EVAL_DIR / RESULTS_FILE, staged / RESULTS_FILE)
-        shutil.copy2(run_dir / RUN_RECIPE, staged / RUN_RECIPE)
-        shutil.copy2(run_dir / RUN_INFO, staged / RUN_INFO)
-        card.save(staged / "README.md")  # replaces the generic card sentence-transformers wrote into final/
-        if sha256_file(staged / WEIGHTS_FILE) != results["models"]["final"]["sha256"]:
-            raise ReleaseError(f"{staged / WEIGHTS_FILE}: copy differs from the evaluated weights (disk problem?)")
+        _assemble(run_dir, tmp / RELEASE_DIR, charts, card, results["models"]["final"]["sha256"])
         if target.exists():
             target.rename(tmp / "previous")  # removed with tmp below
-        staged.rename(target)
+        (tmp / RELEASE_DIR).rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -212,6 +235,36 @@ def _scrub(text: str, token: str | None) -> str:
     return text.replace(token, "***") if token else text
 
 
+def _http_status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def push_advice(exc: BaseException, endpoint: str, repo_id: str, release_dir: Path, retry: str) -> str:
+    """What to do about a failed push, by cause: a retry helps only where the cause is passing."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    if endpoint != DEFAULT_ENDPOINT and "HF_ENDPOINT=" not in retry:
+        retry = f"HF_ENDPOINT={endpoint} {retry}"  # the retry must reach the same server
+    status = _http_status(exc)
+    if isinstance(exc, OfflineModeIsEnabled) or constants.HF_HUB_OFFLINE:
+        return f"HF_HUB_OFFLINE is set and forbids uploads; unset it, then run:\n    {retry}"
+    if status in (401, 403):
+        return (
+            f"The Hub refused the token (HTTP {status}): it needs write access to {repo_id}; set one, then:\n"
+            f"    export HF_TOKEN=hf_...   (or: hf auth login)\n    {retry}"
+        )
+    if status is not None and status < 500:
+        return f"The Hub refused the request (HTTP {status}); fix what it says above, then run:\n    {retry}"
+    cause = f"the Hub answered HTTP {status}" if status else "the network or the server did not answer"
+    return (
+        f"A temporary failure ({cause}): retry with exactly the same command:\n    {retry}\n"
+        f"It is safe to repeat: the staged folder {release_dir} is unchanged and is uploaded as one "
+        "commit (files already on the Hub are skipped)."
+    )
+
+
 def push_release(
     release_dir: Path,
     repo_id: str,
@@ -225,8 +278,8 @@ def push_release(
 ) -> str:
     """Create the repo (exist_ok), upload ``release_dir`` as ONE commit, tag it; return the commit id.
 
-    Any failure is a ReleaseError that says how to retry (the same command: the staged folder is unchanged and
-    the upload is a single commit, so a retry either makes it or finds nothing to change).
+    Any failure is a ReleaseError that says what to do, by cause (``push_advice``); where a retry can help it
+    is safe: the staged folder is unchanged and the upload is one commit.
     """
     from huggingface_hub import HfApi
 
@@ -251,9 +304,7 @@ def push_release(
         detail = _scrub(f"{type(exc).__name__}: {exc}", token)
         raise ReleaseError(
             f"push to {endpoint}/{repo_id} failed while trying to {step}: {detail}\n"
-            f"Nothing else needs to change: retry with exactly the same command:\n    {retry}\n"
-            f"It is safe to repeat: the staged folder {release_dir} is unchanged and is uploaded as one "
-            "commit (files already on the Hub are skipped)."
+            + push_advice(exc, endpoint, repo_id, release_dir, retry)
         ) from exc
     return commit.oid
 
@@ -282,13 +333,19 @@ def release(
     template_path: Path | None = None,
     command: str | None = None,
     say: Callable[[str], None] = print,
+    test_release: bool = False,
 ) -> ReleaseOutcome:
-    """Stage, then push unless ``dry_run`` or no token is available (then say what to set; send nothing)."""
+    """Stage, then push unless ``dry_run`` or no token is available (then say what to set; send nothing).
+
+    ``test_release``: tests only; lets a random-weight model through, with a card that says so.
+    """
     run_dir = Path(run_dir)
     command = command or f"make release RUN={run_dir.name} HUB_REPO_ID={repo_id}"
-    staged = stage_release(
-        run_dir, repo_id, results_loader=results_loader, manifest=manifest, template_path=template_path
-    )
+    with run_lock(run_dir, "make release"):
+        staged = stage_release(
+            run_dir, repo_id, results_loader=results_loader, manifest=manifest, template_path=template_path,
+            test_release=test_release,
+        )  # fmt: skip
     say(f"Staged {staged} ({sum(1 for p in staged.rglob('*') if p.is_file())} files).")
     if dry_run:
         say("Dry run: nothing was sent to the Hub.")

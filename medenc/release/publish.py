@@ -224,15 +224,19 @@ def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     _copy_records(run_dir, tmp, log)
-    (tmp / "README.md").write_text(_readme(run, command, results, run_info, log is not None), encoding="utf-8")
+    (tmp / "README.md").write_text(
+        _readme(run, command, results, run_info, log is not None), encoding="utf-8"
+    )
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Publish outputs/<run>/ into results/<run>/ (``make results``); a MedencError exits 1 with its message."""
-    ap = argparse.ArgumentParser(description="Publish a run's records into results/<run>/, check its targets.")
+    """Publish outputs/<run>/ into results/<run>/ (``make results``); a MedencError exits 1, said."""
+    ap = argparse.ArgumentParser(
+        description="Publish a run's records into results/<run>/, check its targets."
+    )
     ap.add_argument("--run", required=True)
     ap.add_argument("--dest", type=Path, default=None, help="default: results/<run>")
     ap.add_argument("--command", default=None, help="the command that produced the run (recorded)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -69,18 +70,39 @@ def _mine(recipe: Recipe, model, mine_train, loader: Loader, state) -> tuple[Any
     return mined_train, mined_val if mined_val is not None else mined_train.select([])
 
 
+def _cached(cache: Path) -> bool:
+    """Whether ``cache`` holds both mined sets; one cut by a kill is moved aside and mined again."""
+    if not cache.exists():
+        return False
+    if all((cache / split / "state.json").is_file() for split in ("train", "validation")):
+        return True
+    aside = cache.with_name(f"{cache.name}.incomplete")
+    shutil.rmtree(aside, ignore_errors=True)
+    cache.rename(aside)
+    log.warning("phase 3: mined-triplet cache %s is incomplete, probably cut by a kill: mining again", cache)
+    return False
+
+
+def _save(cache: Path, mined_train, mined_val) -> None:
+    """Both sets into a sibling folder, then one rename: the cache is either whole or absent."""
+    tmp = cache.with_name(f"{cache.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    mined_train.save_to_disk(str(tmp / "train"))
+    mined_val.save_to_disk(str(tmp / "validation"))
+    tmp.rename(cache)
+
+
 def mined_sets(recipe: Recipe, model, mine_train, loader: Loader, state, cache: Path) -> tuple[Any, Any]:
     """The mined (train, validation) triplets: from ``cache`` when an earlier attempt saved them."""
     from datasets import load_from_disk
 
     # The main process mines and saves; the others then read its result, so all train on the same set.
     with state.main_process_first():
-        if (cache / "train").is_dir():
+        if _cached(cache):
             return load_from_disk(str(cache / "train")), load_from_disk(str(cache / "validation"))
         mined_train, mined_val = _mine(recipe, model, mine_train, loader, state)
         if state.is_main_process:
-            mined_train.save_to_disk(str(cache / "train"))
-            mined_val.save_to_disk(str(cache / "validation"))
+            _save(cache, mined_train, mined_val)
     return mined_train, mined_val
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from medenc.core.io import fmt, sha256_file
 from medenc.core.layout import INFERENCE_MAX_SEQ_LENGTH, LOSS_HISTORY, WEIGHTS_FILE, phase_dir
+from medenc.training.checkpoints import last_complete_checkpoint
 from medenc.training.data import Loader, PhaseData
 from medenc.training.mining import mined_sets, phase3_sets
 from medenc.training.phases import PHASES
@@ -151,12 +152,12 @@ def train_phase(
     callbacks: list | None = None,
 ) -> None:
     """Train phase ``n`` from ``previous`` (None: the recipe's model), save its folder, fill ``rec``."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     model = load_model(ctx.recipe, previous, ctx.recipe.seq_len(n))
     train, val, rows = _phase_sets(ctx, n, model, data, rec)
     ckpt_dir = ctx.checkpoints(n)
-    resume = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    # The main process sets incomplete checkpoints aside first; the others then see the same newest one.
+    with ctx.state.main_process_first():
+        resume = last_complete_checkpoint(ckpt_dir)
     loss = make_loss(ctx.recipe, n, model, ctx.state.num_processes)
     rec.update(_describe(ctx, n, loss, train, val, rows, previous, resume))
     trainer = build_trainer(

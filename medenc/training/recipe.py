@@ -1,4 +1,4 @@
-"""Training recipes: strict YAML parsed into typed dataclasses, with ``--set key=value`` overrides.
+"""Training recipes: strict YAML parsed into typed pydantic models, with ``--set key=value`` overrides.
 
 Strict on purpose: a typo in a recipe (``bach_size``) must stop the run before hours of training, not be
 silently ignored. Every error names the file (or the override), the key, the expected type and the value.
@@ -6,28 +6,32 @@ silently ignored. Every error names the file (or the override), the key, the exp
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medenc.core.errors import RecipeError
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
-@dataclass
-class PhaseConfig:
+class _Strict(BaseModel):
+    """Unknown keys are refused; no coercion ("32" is not an int, a bool is not an int) but int -> float."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PhaseConfig(_Strict):
     """What every phase shares: data sources, schedule, checkpointing."""
 
     enabled: bool = True
     # source name -> max rows (null = all rows of that source, 0 = left out: one `--set` removes a source)
-    sources: dict[str, int | None] = field(default_factory=dict)
+    sources: dict[str, int | None] = Field(default_factory=dict)
     epochs: float = 1.0
     max_steps: int | None = None
     batch_size: int = 16
@@ -50,14 +54,12 @@ class PhaseConfig:
         return {name: rows for name, rows in self.sources.items() if rows != 0}
 
 
-@dataclass
 class Phase1Config(PhaseConfig):
     """Graded pairs (sentence1, sentence2, score)."""
 
     loss: Literal["cosine", "cosent"] = "cosine"
 
 
-@dataclass
 class Phase2Config(PhaseConfig):
     """(anchor, positive) pairs with in-batch negatives."""
 
@@ -65,16 +67,14 @@ class Phase2Config(PhaseConfig):
     mini_batch_size: int = 16  # only for cached_mnrl
 
 
-@dataclass
-class MiningConfig:
+class MiningConfig(_Strict):
     """Arguments of ``mine_hard_negatives`` (phase-2 model, corpus = positives of the phase-2 pairs)."""
 
     anchors: int | None = 1000  # how many phase-2 training pairs to mine negatives for (null = all)
     range_min: int = 0
     range_max: int | None = 30
     # A candidate is dropped when its score is within this fraction of the positive's score, so
-    # near-duplicates
-    # of the positive (false negatives) are not taken.
+    # near-duplicates of the positive (false negatives) are not taken.
     relative_margin: float | None = 0.05
     absolute_margin: float | None = None
     max_score: float | None = None
@@ -83,7 +83,6 @@ class MiningConfig:
     batch_size: int = 32
 
 
-@dataclass
 class Phase3Config(PhaseConfig):
     """(anchor, positive, negative) triplets: mined and/or curated; ``sources`` selects curated triplets."""
 
@@ -91,12 +90,11 @@ class Phase3Config(PhaseConfig):
     margin: float = 0.3
     distance: Literal["cosine", "euclidean"] = "cosine"
     negatives: Literal["mined", "curated", "both"] = "both"
-    mining: MiningConfig = field(default_factory=MiningConfig)
+    mining: MiningConfig = Field(default_factory=MiningConfig)
     max_rows: int | None = None  # cap on all triplets (mined + curated)
 
 
-@dataclass
-class Recipe:
+class Recipe(_Strict):
     """A complete training recipe."""
 
     # base: the verified all-mpnet-base-v2. tiny / random-base: MPNet with random weights (tests; timing the
@@ -108,9 +106,9 @@ class Recipe:
     seed: int = 42
     max_seq_length: int = 128
     precision: Precision = "auto"
-    phase1: Phase1Config = field(default_factory=Phase1Config)
-    phase2: Phase2Config = field(default_factory=Phase2Config)
-    phase3: Phase3Config = field(default_factory=Phase3Config)
+    phase1: Phase1Config = Field(default_factory=Phase1Config)
+    phase2: Phase2Config = Field(default_factory=Phase2Config)
+    phase3: Phase3Config = Field(default_factory=Phase3Config)
 
     def phase(self, n: int) -> PhaseConfig:
         """The config of phase ``n`` (1, 2 or 3)."""
@@ -121,10 +119,18 @@ class Recipe:
         return self.phase(n).max_seq_length or self.max_seq_length
 
 
-# --- Typed building -------------------------------------------------------------------------------------
+# --- pydantic errors as RecipeErrors ---------------------------------------------------------------------
+
+_UNKNOWN_KEY = ("extra_forbidden", "invalid_key")  # invalid_key: a non-string key where fields are expected
+
+
+def _is_model(tp: Any) -> bool:
+    """Whether ``tp`` is one of the recipe models (a mapping with named keys)."""
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 
 def _type_name(tp: Any) -> str:
+    """How a declared type reads in an error: ``int | null``, ``'top' | 'random'``, ``mapping (...)``."""
     origin = typing.get_origin(tp)
     if origin is Literal:
         return " | ".join(repr(a) for a in typing.get_args(tp))
@@ -133,91 +139,44 @@ def _type_name(tp: Any) -> str:
     if origin is dict:
         k, v = typing.get_args(tp)
         return f"mapping of {_type_name(k)} to {_type_name(v)}"
-    if dataclasses.is_dataclass(tp):
+    if _is_model(tp):
         return f"mapping ({tp.__name__})"
-    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+    return "null" if tp is type(None) else tp.__name__
 
 
-def _check(value: Any, tp: Any, key: str, where: str) -> Any:
-    """Return ``value`` converted to ``tp`` or raise a RecipeError naming key, expected type and value."""
-
-    def bad(extra: str = "") -> RecipeError:
-        return RecipeError(f"{where}: key '{key}': expected {_type_name(tp)}, found {value!r}{extra}")
-
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise bad()
-        return _build(tp, value, where, prefix=f"{key}.")
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            try:
-                return _check(value, arg, key, where)
-            except RecipeError:
-                continue
-        raise bad()
-    if origin is Literal:
-        if value in typing.get_args(tp) and isinstance(value, str):
-            return value
-        raise bad()
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise bad()
-        kt, vt = typing.get_args(tp)
-        return {
-            _check(k, kt, f"{key}.{k}", where): _check(v, vt, f"{key}.{k}", where) for k, v in value.items()
-        }
-    if tp is type(None):
-        if value is None:
-            return None
-        raise bad()
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise bad()
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise bad()
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        # YAML 1.1 reads 2e-5 as a string; tell the user how to write it.
-        raise bad(" (write floats with a dot, e.g. 2.0e-5)" if isinstance(value, str) else "")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise bad()
-    raise RecipeError(f"{where}: key '{key}': unsupported type {tp}")  # a bug in this module, not the recipe
-
-
-def _build(cls: type, data: dict, where: str, prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            raise RecipeError(
-                f"{where}: unknown key '{prefix}{key}' (known keys here: {', '.join(sorted(names))})"
-            )
-    kwargs = {k: _check(v, hints[k], f"{prefix}{k}", where) for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def _type_at(path: list[str], where: str) -> Any:
-    """The declared type of a dotted key, or a RecipeError if the key does not exist."""
+def _declared(loc: tuple[str | int, ...]) -> Any:
+    """The declared type at a pydantic error location (a mapping key's location ends in '[key]')."""
     tp: Any = Recipe
-    for i, part in enumerate(path):
-        dotted = ".".join(path[: i + 1])
-        if dataclasses.is_dataclass(tp):
-            hints = typing.get_type_hints(tp)
-            if part not in hints:
-                raise RecipeError(f"{where}: unknown key '{dotted}' (known: {', '.join(sorted(hints))})")
-            tp = hints[part]
-        elif typing.get_origin(tp) is dict:
+    for i, part in enumerate(loc):
+        if _is_model(tp):
+            tp = tp.model_fields[part].annotation
+        elif loc[i + 1 :] == ("[key]",):
+            return typing.get_args(tp)[0]
+        else:  # a mapping of source names: every key has the value type
             tp = typing.get_args(tp)[1]
-        else:
-            raise RecipeError(f"{where}: '{dotted}' goes inside a value that is not a mapping")
     return tp
+
+
+def _first_error(exc: ValidationError) -> dict[str, Any]:
+    """One problem to report: an unknown key (most likely a typo) before a wrong value."""
+    errors = exc.errors()
+    return next((e for e in errors if e["type"] in _UNKNOWN_KEY), errors[0])
+
+
+def _recipe_error(err: dict[str, Any], where: str) -> RecipeError:
+    """A pydantic error worded for the recipe's author: file, dotted key, expected type, value found."""
+    loc, value = err["loc"], err["input"]
+    key = ".".join(str(p) for p in loc if p != "[key]")
+    if err["type"] in _UNKNOWN_KEY:
+        known = ", ".join(sorted(_declared(loc[:-1]).model_fields))
+        return RecipeError(f"{where}: unknown key '{key}' (known keys here: {known})")
+    # YAML 1.1 reads 2e-5 as a string; tell the user how to write it.
+    as_text = err["type"] == "float_type" and isinstance(value, str)
+    hint = " (write floats with a dot, e.g. 2.0e-5)" if as_text else ""
+    return RecipeError(f"{where}: key '{key}': expected {_type_name(_declared(loc))}, found {value!r}{hint}")
+
+
+# --- Reading recipes and overrides -----------------------------------------------------------------------
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -226,14 +185,25 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise RecipeError(f"{where}: expected KEY=VALUE, e.g. phase2.batch_size=32")
     key, raw = text.split("=", 1)
-    path = [p for p in key.strip().split(".")]
+    path = key.strip().split(".")
     if not all(path):
         raise RecipeError(f"{where}: expected a dotted key such as phase2.batch_size")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise RecipeError(f"{where}: the value is not valid YAML ({exc})") from exc
-    _check(value, _type_at(path, where), key, where)
+    nested: Any = value
+    for part in reversed(path):
+        nested = {part: nested}
+    try:  # types only: every other key keeps its default, so the value checks wait for the whole recipe
+        Recipe.model_validate(nested)
+    except ValidationError as exc:
+        err = _first_error(exc)
+        if err["type"] not in _UNKNOWN_KEY and len(err["loc"]) < len(path):
+            # the wrong "value" is the mapping built from the rest of the key: the key goes inside a scalar
+            inner = ".".join(path[: len(err["loc"]) + 1])
+            raise RecipeError(f"{where}: '{inner}' goes inside a value that is not a mapping") from None
+        raise _recipe_error(err, where) from None
     return path, value
 
 
@@ -243,36 +213,42 @@ def recipe_from_dict(data: Any, where: str = "<recipe>") -> Recipe:
         data = {}
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: expected a mapping of recipe keys, found {type(data).__name__}")
-    recipe = _build(Recipe, data, where)
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise _recipe_error(_first_error(exc), where) from None
     validate(recipe, where)
     return recipe
 
 
-def validate(recipe: Recipe, where: str) -> None:
-    """Value checks that types alone cannot express."""
-    for n in (1, 2, 3):
-        ph = recipe.phase(n)
-        for key in ("batch_size", "eval_steps", "save_steps", "logging_steps", "validation_rows"):
-            if getattr(ph, key) < 1:
-                raise RecipeError(
-                    f"{where}: key 'phase{n}.{key}': expected at least 1, found {getattr(ph, key)}"
-                )
-        if ph.dataloader_workers < 0:
-            raise RecipeError(f"{where}: key 'phase{n}.dataloader_workers': expected at least 0")
-        if ph.max_steps is not None and ph.max_steps < 1:
-            raise RecipeError(f"{where}: key 'phase{n}.max_steps': expected at least 1 or null")
-        if ph.learning_rate <= 0 or not 0 <= ph.warmup_ratio < 1 or ph.epochs <= 0:
+def _validate_phase(recipe: Recipe, n: int, where: str) -> None:
+    """Value checks of phase ``n``."""
+    ph = recipe.phase(n)
+    for key in ("batch_size", "eval_steps", "save_steps", "logging_steps", "validation_rows"):
+        if getattr(ph, key) < 1:
+            raise RecipeError(f"{where}: key 'phase{n}.{key}': expected at least 1, found {getattr(ph, key)}")
+    if ph.dataloader_workers < 0:
+        raise RecipeError(f"{where}: key 'phase{n}.dataloader_workers': expected at least 0")
+    if ph.max_steps is not None and ph.max_steps < 1:
+        raise RecipeError(f"{where}: key 'phase{n}.max_steps': expected at least 1 or null")
+    if ph.learning_rate <= 0 or not 0 <= ph.warmup_ratio < 1 or ph.epochs <= 0:
+        raise RecipeError(
+            f"{where}: phase{n}: expected learning_rate > 0, 0 <= warmup_ratio < 1 and epochs > 0"
+        )
+    for name, rows in ph.sources.items():
+        if rows is not None and rows < 0:
             raise RecipeError(
-                f"{where}: phase{n}: expected learning_rate > 0, 0 <= warmup_ratio < 1 and epochs > 0"
+                f"{where}: key 'phase{n}.sources.{name}': expected a row count >= 0 (0 leaves it out) "
+                "or null (all rows)"
             )
-        for name, rows in ph.sources.items():
-            if rows is not None and rows < 0:
-                raise RecipeError(
-                    f"{where}: key 'phase{n}.sources.{name}': expected a row count >= 0 (0 leaves it out) "
-                    "or null (all rows)"
-                )
-        if ph.enabled and not ph.used_sources() and not (n == 3 and recipe.phase3.negatives == "mined"):
-            raise RecipeError(f"{where}: phase{n} is enabled but 'phase{n}.sources' names no source")
+    if ph.enabled and not ph.used_sources() and not (n == 3 and recipe.phase3.negatives == "mined"):
+        raise RecipeError(f"{where}: phase{n} is enabled but 'phase{n}.sources' names no source")
+
+
+def validate(recipe: Recipe, where: str) -> None:
+    """Value checks that types alone cannot express (kept out of the models: they span phases)."""
+    for n in (1, 2, 3):
+        _validate_phase(recipe, n, where)
     if recipe.phase3.enabled and recipe.phase3.negatives != "curated" and not recipe.phase2.used_sources():
         raise RecipeError(
             f"{where}: phase3 mines negatives over the phase-2 pairs, but 'phase2.sources' is empty"
@@ -318,8 +294,6 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML ({exc})") from exc
     data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: expected a mapping of recipe keys, found {type(data).__name__}")
     # Check the file alone first, so an error names the file rather than an override.
     recipe_from_dict(data, str(path))
     for text in overrides:
@@ -335,7 +309,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 def to_yaml(recipe: Recipe) -> str:
     """The resolved recipe as YAML (stable key order, so its hash identifies the run)."""
-    return yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False, default_flow_style=False)
+    return yaml.safe_dump(recipe.model_dump(), sort_keys=False, default_flow_style=False)
 
 
 def recipe_sha256(recipe: Recipe) -> str:

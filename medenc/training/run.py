@@ -15,17 +15,16 @@ finished phases and resumes the unfinished one from its last Trainer checkpoint.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from medenc.core.base_model import BASE_MODEL_ID, BASE_MODEL_REVISION, resolve_base_model
-from medenc.core.environment import hardware, versions
+from medenc.core.environment import code_version, hardware, versions
 from medenc.core.errors import DataError, RunError
-from medenc.core.io import fmt, write_json
+from medenc.core.io import fmt, utc_now, write_json
 from medenc.core.layout import (
     FINAL_DIR,
     PAIRS,
@@ -36,8 +35,10 @@ from medenc.core.layout import (
     phase_dir,
     training_seconds,
 )
+from medenc.core.lock import run_lock
 from medenc.core.modeling import RANDOM_SHAPES
 from medenc.core.paths import outputs_dir
+from medenc.core.runs import RUN_SCHEMA_VERSION, read_run_info
 from medenc.training.data import Loader, PhaseData, default_loader, mining_pairs, prepare_phase_data
 from medenc.training.phase import CHECKPOINTS_DIR, RunContext, model_sha, train_phase
 from medenc.training.phases import PHASES
@@ -45,12 +46,6 @@ from medenc.training.precision import decide_precision, requested_precision, tel
 from medenc.training.recipe import Recipe, load_recipe, recipe_sha256, to_yaml
 
 log = logging.getLogger("medenc.training")
-
-SCHEMA_VERSION = 1
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _phase_done(run_dir: Path, record: dict | None) -> bool:
@@ -88,9 +83,9 @@ def check_run_folder(run_dir: Path, recipe: Recipe, data_hash: str | None, fresh
             f"{run_dir}: holds a run of a different recipe (sha256 {old[:12]}, this recipe {new[:12]}); "
             f"compare with {saved}. Pass --fresh to wipe the folder and start over, or choose another --run"
         )
-    info_path = run_dir / RUN_INFO
-    if info_path.is_file() and data_hash is not None:
-        old_data = json.loads(info_path.read_text(encoding="utf-8")).get("data_manifest_sha256")
+    info = read_run_info(run_dir, required=False)  # refuses a corrupt record or one of another schema
+    if info is not None and data_hash is not None:
+        old_data = info.get("data_manifest_sha256")
         if old_data is not None and old_data != data_hash:
             raise RunError(
                 f"{run_dir}: was trained on different prepared data (manifest sha256 {old_data[:12]}, now "
@@ -126,8 +121,8 @@ def _load_data(recipe: Recipe, loader: Loader) -> tuple[dict[int, PhaseData | No
     return data, mine_train
 
 
-def _base_record(recipe: Recipe, base_path: Path | None, old: dict) -> dict[str, Any]:
-    """run.json's ``base_model``: the verified base (hashed once per run folder), or a random-weight shape."""
+def _base_record(recipe: Recipe, base_path: Path | None) -> dict[str, Any]:
+    """run.json's ``base_model``: the verified base as this attempt used it, or a random-weight shape."""
     if base_path is None:
         shape = RANDOM_SHAPES[recipe.model]
         return {
@@ -140,7 +135,8 @@ def _base_record(recipe: Recipe, base_path: Path | None, old: dict) -> dict[str,
         "id": BASE_MODEL_ID,
         "revision": BASE_MODEL_REVISION,
         "path": str(base_path),
-        "sha256": old.get("base_model", {}).get("sha256") or model_sha(base_path),
+        # Hashed again on every attempt: a repaired cache must not keep the damaged file's hash here.
+        "sha256": model_sha(base_path),
     }
 
 
@@ -159,21 +155,21 @@ def _phase_records(recipe: Recipe, old: dict) -> list[dict[str, Any]]:
 
 def _start_record(recipe: Recipe, run: str, run_dir: Path, **fields: Any) -> dict[str, Any]:
     """run.json at the start of an attempt: an earlier attempt's record updated with this one's facts."""
-    info_path = run_dir / RUN_INFO
-    info: dict[str, Any] = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    info: dict[str, Any] = read_run_info(run_dir, required=False) or {}
     base_path, recipe_path = fields.pop("base_path"), fields.pop("recipe_path")
     info.update(
         {
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": RUN_SCHEMA_VERSION,
+            "code_version": code_version(),
             "run": run,
             "recipe_path": str(recipe_path) if recipe_path else None,
             "recipe_sha256": recipe_sha256(recipe),
-            "base_model": _base_record(recipe, base_path, info),
+            "base_model": _base_record(recipe, base_path),
             "data_manifest_sha256": fields.pop("data_hash"),
             "precision": fields.pop("precision"),
             "hardware": hardware(fields.pop("device"), fields.pop("num_processes")),
             "versions": versions(),
-            "started": info.get("started") or _now(),
+            "started": info.get("started") or utc_now(),
             "finished": None,
         }
     )
@@ -226,7 +222,7 @@ def _finish(ctx: RunContext, record: _Record) -> int:
             shutil.rmtree(final)
         shutil.copytree(phase_dir(ctx.run_dir, last), final)
         record.info["final"] = {"from": PHASE_DIRS[last], "model_sha256": model_sha(final)}
-        record.info["finished"] = _now()
+        record.info["finished"] = utc_now()
         record.save()
         shutil.rmtree(ctx.run_dir / CHECKPOINTS_DIR, ignore_errors=True)
     ctx.state.wait_for_everyone()
@@ -263,12 +259,31 @@ def run_training(
     ``loader`` (default: the prepared data) and ``data_hash`` (default: the manifest's sha256) are injectable
     for tests, as are extra Trainer ``callbacks`` per phase number.
     """
-    import torch
     from accelerate import PartialState
 
     state = PartialState()
     run_dir = Path(output_dir or outputs_dir()) / run
-    loader = loader or default_loader
+    # Only the main process writes the folder, so only it holds the lock.
+    with run_lock(run_dir, "make train") if state.is_main_process else contextlib.nullcontext():
+        return _run(
+            recipe, run_dir, state, recipe_path=recipe_path, fresh=fresh, loader=loader or default_loader,
+            data_hash=data_hash, callbacks=callbacks or {},
+        )  # fmt: skip
+
+
+def _run(
+    recipe: Recipe,
+    run_dir: Path,
+    state: Any,
+    *,
+    recipe_path: str | Path | None,
+    fresh: bool,
+    loader: Loader,
+    data_hash: str | None,
+    callbacks: dict[int, list],
+) -> dict[str, Any]:
+    """run_training's body, under the run folder's lock."""
+    import torch
 
     # 1. Everything that can be refused is refused before any training starts. Random weights need no base.
     base_path = resolve_base_model() if recipe.model == "base" else None
@@ -282,7 +297,7 @@ def run_training(
 
     # 2. The run folder and its records.
     info = _start_record(
-        recipe, run, run_dir, base_path=base_path, recipe_path=recipe_path, data_hash=data_hash,
+        recipe, run_dir.name, run_dir, base_path=base_path, recipe_path=recipe_path, data_hash=data_hash,
         precision=precision, device="cuda" if cuda else "cpu", num_processes=state.num_processes,
     )  # fmt: skip
     record = _Record(run_dir, info, state.is_main_process)
@@ -291,13 +306,13 @@ def run_training(
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / RUN_RECIPE).write_text(recipe_text, encoding="utf-8")
         record.save()
-    log.info("run %s -> %s\nresolved recipe:\n%s", run, run_dir, recipe_text.rstrip())
+    log.info("run %s -> %s\nresolved recipe:\n%s", run_dir.name, run_dir, recipe_text.rstrip())
     if precision["requested"] == precision["used"]:
         log.info("precision: %s (%s)", precision["used"], precision["reason"])
 
     # 3. The phases, then final/.
     ctx = RunContext(recipe, run_dir, loader, precision["used"], cuda, state, mine_train)
-    _train_phases(ctx, record, data, callbacks or {})
+    _train_phases(ctx, record, data, callbacks)
     last = _finish(ctx, record)
     _log_summary(info, run_dir, last)
     return info

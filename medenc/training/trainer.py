@@ -154,6 +154,47 @@ def batch_sampler(n: int, group_by_length: bool):
     return functools.partial(LengthGroupedBatchSampler, no_duplicates=spec.batch_sampler == "no_duplicates")
 
 
+def training_arguments(
+    recipe: Recipe, n: int, *, precision: str, cuda: bool, output_dir: str | Path, **over: Any
+):
+    """Phase ``n``'s ``SentenceTransformerTrainingArguments`` from the recipe.
+
+    ``over``: has_validation (eval on or off), save_checkpoints, max_steps (overrides the recipe's), run_name.
+    """
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    cfg = recipe.phase(n)
+    workers = cfg.dataloader_workers
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=over.get("max_steps") or cfg.max_steps or -1,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        fp16=precision == "fp16",
+        bf16=precision == "bf16",
+        use_cpu=not cuda,
+        eval_strategy="steps" if over.get("has_validation") else "no",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps" if over.get("save_checkpoints", True) else "no",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        batch_sampler=batch_sampler(n, cfg.group_by_length),
+        dataloader_num_workers=workers,
+        dataloader_persistent_workers=workers > 0,
+        dataloader_pin_memory=cuda,
+        torch_compile=cfg.torch_compile,
+        report_to="none",
+        run_name=over.get("run_name"),
+    )
+
+
 def build_trainer(
     recipe: Recipe,
     n: int,
@@ -175,47 +216,19 @@ def build_trainer(
 
     ``max_steps`` overrides the recipe's; ``save_checkpoints=False`` turns checkpoints off (benchmark).
     """
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import SentenceTransformerTrainer
 
-    cfg = recipe.phase(n)
-    if cfg.attention == "sdpa":
+    if recipe.phase(n).attention == "sdpa":
         use_sdpa_attention(model)
-    if loss is None:
-        loss = make_loss(recipe, n, model, num_processes)
-    workers = cfg.dataloader_workers
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(output_dir),
-        num_train_epochs=cfg.epochs,
-        max_steps=max_steps or cfg.max_steps or -1,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
-        fp16=precision == "fp16",
-        bf16=precision == "bf16",
-        use_cpu=not cuda,
-        eval_strategy="steps" if val is not None else "no",
-        eval_steps=cfg.eval_steps,
-        save_strategy="steps" if save_checkpoints else "no",
-        save_steps=cfg.save_steps,
-        save_total_limit=2,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        seed=recipe.seed,
-        data_seed=recipe.seed,
-        batch_sampler=batch_sampler(n, cfg.group_by_length),
-        dataloader_num_workers=workers,
-        dataloader_persistent_workers=workers > 0,
-        dataloader_pin_memory=cuda,
-        torch_compile=cfg.torch_compile,
-        report_to="none",
-        run_name=run_name,
-    )
+    args = training_arguments(
+        recipe, n, precision=precision, cuda=cuda, output_dir=output_dir, max_steps=max_steps,
+        has_validation=val is not None, save_checkpoints=save_checkpoints, run_name=run_name,
+    )  # fmt: skip
     return SentenceTransformerTrainer(
         model=model,
         args=args,
         train_dataset=train,
         eval_dataset=val,
-        loss=loss,
+        loss=loss if loss is not None else make_loss(recipe, n, model, num_processes),
         callbacks=list(callbacks) or None,
     )

@@ -1,0 +1,38 @@
+"""`make evaluate`'s entry point: the run named on the command line, scored on the main process only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from medenc.core.lock import run_lock
+from medenc.core.paths import outputs_dir
+from medenc.evaluation.results import eval_dir
+from medenc.evaluation.suite import run_evaluation
+
+
+def resolve_run_dir(run: str) -> Path:
+    """``outputs/<run>``, or ``run`` itself when it is a path to an existing folder."""
+    return Path(run) if Path(run).is_dir() and os.sep in run else outputs_dir() / run
+
+
+def evaluate_run(run: str, *, output_dir: Path | None = None, **options: Any) -> tuple[Path, dict] | None:
+    """Score the run ``run`` (see ``resolve_run_dir``) with ``run_evaluation(**options)``.
+
+    Returns the folder written and the results, or None on the processes other than the main one.
+    """
+    # The fast tokenizers warn after a fork otherwise.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Evaluation is cheap next to training and its results are one file: under `accelerate launch` with
+    # several processes only the main one scores, the others exit.
+    from accelerate import PartialState
+
+    state = PartialState()
+    if not state.is_main_process:
+        return None
+    run_dir = resolve_run_dir(run)
+    out_dir = eval_dir(run_dir, output_dir)
+    with run_lock(run_dir, "make evaluate"):  # a training of the same run would change what is scored
+        doc = run_evaluation(run_dir, output_dir=out_dir, device=str(state.device), **options)
+    return out_dir, doc
