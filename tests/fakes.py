@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from medenc.core.base_model import WEIGHTS_SHA256
-from medenc.core.layout import EVAL_DIR, FINAL_DIR, PHASE_DIRS, RUN_INFO, RUN_RECIPE
+from medenc.core.layout import EVAL_DIR, FINAL_DIR, LOGS_DIR, PHASE_DIRS, RUN_INFO, RUN_RECIPE
 from medenc.core.runs import RUN_SCHEMA_VERSION
 from medenc.evaluation.sets import SETS as EVAL_SETS
 
@@ -28,6 +28,8 @@ SETS = {
     for i, (name, (task, metrics, title)) in enumerate(EVAL_SETS.items())
 }
 MODELS = ["base", *PHASE_DIRS.values()]
+# A stand-in TensorBoard event file per phase, as training writes them: logs/phase-N/<this name>.
+EVENTS_FILE = "events.out.tfevents.1764169200.host.1.0"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -99,8 +101,16 @@ def make_results(final_sha: str, manifest_sha: str = "0" * 64) -> dict:
     }
 
 
-def make_run_info(final_sha: str) -> dict:
-    """A run.json per docs/run_folder.md."""
+RANDOM_BASE = {
+    "id": "random-weight MPNet, tiny shape (tests and timing; not a model)",
+    "revision": None,
+    "path": None,
+    "sha256": None,
+}
+
+
+def make_run_info(final_sha: str, random_weights: bool = False) -> dict:
+    """A run.json per docs/run_folder.md; ``random_weights``: trained from the tiny random model."""
     phases = []
     for phase, name in PHASE_DIRS.items():
         phases.append(
@@ -131,7 +141,9 @@ def make_run_info(final_sha: str) -> dict:
         "run": "tiny",
         "recipe_path": "recipes/tiny.yaml",
         "recipe_sha256": "c" * 64,
-        "base_model": {
+        "base_model": RANDOM_BASE
+        if random_weights
+        else {
             "id": "sentence-transformers/all-mpnet-base-v2",
             "revision": "e8c3b32edf5434bc2275fc9bab85f82640a19130",
             "path": "/cache/base",
@@ -156,7 +168,7 @@ def make_run_info(final_sha: str) -> dict:
 
 
 def make_run(root: Path, model=None, run: str = "tiny") -> Path:
-    """outputs/<run>/ with phases, final/, recipe.yaml, run.json, eval/results.json and two charts.
+    """outputs/<run>/ with phases, final/, logs/, recipe.yaml, run.json, eval/results.json and two charts.
 
     With ``model`` (a SentenceTransformer) the folders are real models; without, final/ holds stand-in weights
     (enough for everything but loading the model).
@@ -171,8 +183,10 @@ def make_run(root: Path, model=None, run: str = "tiny") -> Path:
         (final / "modules.json").write_text("[]")
         (final / "tokenizer_config.json").write_text('{"model_max_length": 256}')
         (final / "pytorch_model.bin").write_bytes(b"pickle: must not be released")
-    for name in PHASE_DIRS.values():
+    for n, name in PHASE_DIRS.items():
         shutil.copytree(final, run_dir / name)
+        (run_dir / LOGS_DIR / f"phase-{n}").mkdir(parents=True)
+        (run_dir / LOGS_DIR / f"phase-{n}" / EVENTS_FILE).write_bytes(b"stand-in events of phase %d" % n)
     final_sha = sha256_bytes((final / "model.safetensors").read_bytes())
     manifest = make_manifest()
     prepared = root / "prepared"
@@ -180,7 +194,9 @@ def make_run(root: Path, model=None, run: str = "tiny") -> Path:
     (prepared / "manifest.json").write_text(json.dumps(manifest))
     manifest_sha = sha256_bytes((prepared / "manifest.json").read_bytes())
     (run_dir / RUN_RECIPE).write_text("name: tiny\nphases: [1, 2, 3]\n")
-    (run_dir / RUN_INFO).write_text(json.dumps(make_run_info(final_sha), indent=1))
+    # A real model here is the tiny random one: its record says so, as training writes it.
+    info = make_run_info(final_sha, random_weights=model is not None)
+    (run_dir / RUN_INFO).write_text(json.dumps(info, indent=1))
     (run_dir / EVAL_DIR).mkdir()
     (run_dir / EVAL_DIR / "results.json").write_text(json.dumps(make_results(final_sha, manifest_sha)))
     for chart in ("deltas.png", "phases.png"):
@@ -191,3 +207,60 @@ def make_run(root: Path, model=None, run: str = "tiny") -> Path:
 def json_loader(run_dir: Path) -> dict:
     """Reads results.json directly, so these tests do not depend on the evaluation package."""
     return json.loads((run_dir / EVAL_DIR / "results.json").read_text())
+
+
+# --- Prepared training sets for the tiny recipe: a few rows per set, every text distinct -------------------
+TOPICS = [
+    "asthma",
+    "diabetes",
+    "glaucoma",
+    "anemia",
+    "migraine",
+    "psoriasis",
+    "gout",
+    "lupus",
+    "measles",
+    "rickets",
+]
+
+
+def tiny_sets(split: str) -> dict:
+    """Graded pairs, pairs and triplets with the sources the tiny recipe names (train: 10 topics, else 4)."""
+    from datasets import Dataset
+
+    from medenc.core.layout import GRADED_PAIRS, PAIRS, TRIPLETS
+
+    n = 10 if split == "train" else 4
+    t = TOPICS[:n]
+    graded = {
+        "sentence1": [f"A man talks about {x}." for x in t],
+        "sentence2": [f"Someone discusses {x} today." for x in t],
+        "score": [i / n for i in range(n)],
+        "source": ["stsb"] * n,
+    }
+    pairs = {
+        "anchor": [f"What is {x}?" for x in t] + [f"How is {x} treated?" for x in t],
+        "positive": [f"{x} is a disease of the body." for x in t]
+        + [f"{x} is treated with medicine." for x in t],
+        "source": ["medquad_qa"] * n + ["meqsum"] * n,
+    }
+    triplets = {
+        "anchor": [f"Can {x} be cured?" for x in t],
+        "positive": [f"Is there a cure for {x}?" for x in t],
+        "negative": [f"Where can I buy shoes in {x} town?" for x in t],
+        "source": ["rqe"] * n,
+    }
+    return {
+        GRADED_PAIRS: Dataset.from_dict(graded),
+        PAIRS: Dataset.from_dict(pairs),
+        TRIPLETS: Dataset.from_dict(triplets),
+    }
+
+
+def write_prepared(root: Path) -> Path:
+    """``tiny_sets`` saved as ``make data`` lays them out, for commands run in a subprocess."""
+    for split in ("train", "validation"):
+        for name, ds in tiny_sets(split).items():
+            ds.save_to_disk(str(root / split / name))
+    (root / "manifest.json").write_text('{"test": true}\n')
+    return root

@@ -42,11 +42,11 @@ def test_model_index_equals_final_results(staged):
     results = json_loader(staged.parent)
     final = results["results"][results["models"]["final"]["from"]]
     card = ModelCard.load(staged / "README.md")
-    got = {(r.dataset_type, r.metric_type): r.metric_value for r in card.data.eval_results}
-    want = {(s, m): final[s][m]["value"] for s, info in SETS.items() for m in info["metrics"]}
+    got = {(r.dataset_name, r.metric_type): r.metric_value for r in card.data.eval_results}
+    want = {(info["title"], m): final[s][m]["value"] for s, info in SETS.items() for m in info["metrics"]}
     assert got == want
     tasks = {r.dataset_type: r.task_type for r in card.data.eval_results}
-    assert tasks["biosses"] == "semantic-similarity" and tasks["medquad"] == "information-retrieval"
+    assert tasks["bigbio/biosses"] == "semantic-similarity" and tasks["medquad"] == "information-retrieval"
     assert tasks["rqe"] == "binary-classification" and tasks["triplets"] == "triplet"
 
 
@@ -101,3 +101,77 @@ def test_missing_front_matter_is_refused(tmp_path):
     with pytest.raises(ReleaseError, match="front matter"):
         stage_release(run_dir, REPO_ID, results_loader=json_loader, template_path=template)
     assert not (run_dir / RELEASE_DIR).exists()
+
+
+HUB_TASK_IDS = {"semantic-similarity", "information-retrieval", "binary-classification", "triplet"}
+
+
+def test_plain_transformers_snippet_gives_the_sentence_transformers_vectors(tmp_path, tiny_model):
+    """The card's "Without sentence-transformers" code, run as written against the released folder."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    run_dir = make_run(tmp_path, model=tiny_model)
+    staged = stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    text = (staged / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Without sentence-transformers", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1).replace(REPO_ID, str(staged))
+    scope: dict = {}
+    exec(code, scope)
+    want = SentenceTransformer(str(staged), device="cpu").encode(scope["sentences"], convert_to_numpy=True)
+    np.testing.assert_allclose(scope["embeddings"].numpy(), want, atol=1e-5)
+
+
+def test_card_from_the_published_run_uses_hub_task_ids_and_dataset_ids(tmp_path, repo_root):
+    """Rendered from real suite output (results/cpu, the published CPU run), not from a hand-made fixture."""
+    import shutil
+
+    from medenc.release.publish import rerender_card
+
+    published = tmp_path / "cpu"
+    shutil.copytree(repo_root / "results" / "cpu", published)
+    card = ModelCard.load(rerender_card(published, REPO_ID))
+    results = json.loads((published / "results.json").read_text())
+    assert {r.task_type for r in card.data.eval_results} <= HUB_TASK_IDS
+    final = results["results"][results["models"]["final"]["from"]]
+    assert {(r.dataset_name, r.metric_type): r.metric_value for r in card.data.eval_results} == {
+        (results["sets"][s]["title"], m): final[s][m]["value"] for s in results["sets"] for m in final[s]
+    }
+    by_set = {r.dataset_name: r for r in card.data.eval_results}
+    assert by_set["BIOSSES"].dataset_type == "bigbio/biosses"  # the same 100 pairs are on the Hub
+    medquad = by_set[results["sets"]["medquad"]["title"]]
+    assert medquad.dataset_revision == results["data_manifest_sha256"]  # our own held-out split
+    assert medquad.source_url == "https://github.com/abachaa/MedQuAD"
+    assert "sentence-transformers/stsb" in card.data.datasets
+    text = (published / "model_card.md").read_text(encoding="utf-8")
+    for alt, path in re.findall(r"!\[([^\]]*)\]\(([^)]+)\)", text):
+        assert (published / path).is_file() and len(alt) > 40, (alt, path)  # shown, and described
+    assert "@inproceedings{reimers2019sentencebert" in text and "@article{sogancioglu2017biosses" in text
+
+
+def test_smaller_embeddings_table_only_when_results_have_dimensions(tmp_path):
+    """results.json's `dimensions` block becomes a widths x sets table (released model / base)."""
+    from medenc.core.io import fmt
+
+    run_dir = make_run(tmp_path)
+    results = json_loader(run_dir)
+    run_info = json.loads((run_dir / "run.json").read_text())
+
+    def render() -> str:
+        return str(render_card(run_dir, REPO_ID, results=results, run_info=run_info, charts=[]))
+
+    assert "Smaller embeddings" not in render()
+    final = results["models"]["final"]["from"]
+    block = {
+        str(d): {m: {s: results["results"][m][s] for s in ("biosses", "medquad")} for m in ("base", final)}
+        for d in (768, 256, 128)
+    }
+    block["128"] = json.loads(json.dumps(block["128"]))
+    block["128"][final]["medquad"]["ndcg@10"]["value"] = 0.4321
+    results["dimensions"] = block
+    text = render()
+    assert "### Smaller embeddings" in text and "truncate_dim=128)" in text
+    assert "| Dimensions | BIOSSES spearman | MedQuAD ndcg@10 |" in text
+    rows = {line.split(" |")[0]: line for line in text.splitlines() if line.startswith("| 128 |")}
+    base_mq = fmt(results["results"]["base"]["medquad"]["ndcg@10"]["value"], digits=3)
+    assert rows["| 128"].rstrip().endswith(f"| 0.432 / {base_mq} |")

@@ -12,8 +12,9 @@ import pytest
 
 from medenc.core import layout
 from medenc.core.errors import DataError, LeakageError
+from medenc.core.io import sha256_file
 from medenc.core.paths import data_dir
-from medenc.data import catalog, leakage, prepare, sources
+from medenc.data import catalog, leakage, pins, prepare, sources
 
 try:
     RAW = data_dir()
@@ -136,7 +137,8 @@ def test_catalog_covers_every_source() -> None:
     assert list(catalog.CATALOG) == list(sources.SOURCE_FILES)
     for folder, info in catalog.CATALOG.items():
         assert info.folder == folder
-        assert all(getattr(info, f.name) for f in dataclasses.fields(info)), folder
+        optional = {"hub_dataset"}  # only where the Hub holds the same data
+        assert all(getattr(info, f.name) for f in dataclasses.fields(info) if f.name not in optional), folder
 
 
 def test_load_split_missing_says_make_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -364,3 +366,116 @@ def test_leakage_failure_leaves_prepared_untouched(
     assert (target / layout.MANIFEST).read_bytes() == before
     report = json.loads((tmp_path / "prepared.failed" / layout.LEAKAGE_REPORT).read_text())
     assert not report["passed"] and report["examples"][0]["train_source"] == "planted"
+
+
+# --- pinned raw files and torn last lines ------------------------------------------------------------------
+STS_ROWS = 30
+
+
+@pytest.fixture
+def small_raw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A small raw root (every source folder, a 30-line sts-train.csv, two MedQuAD subsets), pinned as is."""
+    root = tmp_path / "raw"
+    for name in sources.SOURCE_FILES:
+        (root / name).mkdir(parents=True)
+    rows = [
+        f"g\tf\t2012\t{i}\t3.0\tA man plays tune {i}.\tA woman sings song {i}.\n" for i in range(STS_ROWS)
+    ]
+    (root / "stsbenchmark" / "sts-train.csv").write_text("".join(rows), encoding="utf-8")
+    for sub, docs in {"1_CancerGov_QA": ("a", "b"), "2_GARD_QA": ("c",)}.items():
+        (root / "medquad" / sub).mkdir()
+        for d in docs:
+            (root / "medquad" / sub / f"{d}.xml").write_text(f"<Document><Focus>{d}</Focus></Document>")
+    monkeypatch.setattr(pins, "PINS", pins.current_pins(root, prepare.hash_raw_files(root)))
+    monkeypatch.setenv("DATA_DIR", str(root))
+    monkeypatch.delenv("MEDENC_VERBOSE", raising=False)
+    return root
+
+
+def _old_prepared(tmp_path: Path) -> tuple[Path, bytes]:
+    """A prepared folder from an earlier run, and its manifest's bytes."""
+    target = tmp_path / "prepared"
+    target.mkdir()
+    (target / layout.MANIFEST).write_text('{"earlier": "run"}')
+    return target, (target / layout.MANIFEST).read_bytes()
+
+
+def _cut_mid_line(path: Path, fraction: float) -> int:
+    """Cut ``path`` to ``fraction`` of its bytes, inside a line; return the lines left, the torn one too."""
+    data = path.read_bytes()
+    cut = int(len(data) * fraction)
+    assert data[cut - 1 : cut] != b"\n"
+    path.write_bytes(data[:cut])
+    return data[:cut].count(b"\n") + 1
+
+
+def test_truncated_source_refused_before_writing(small_raw: Path, tmp_path: Path) -> None:
+    f = small_raw / "stsbenchmark" / "sts-train.csv"
+    pinned = sha256_file(f)
+    lines = _cut_mid_line(f, 1 / 3)
+    target, before = _old_prepared(tmp_path)
+    with pytest.raises(DataError) as e:
+        prepare.prepare(target)
+    msg = str(e.value)
+    assert e.value.path == str(f)
+    assert f"expected the pinned upstream file: sha256 {pinned}, {STS_ROWS} lines" in msg
+    assert f"found sha256 {sha256_file(f)}, {lines} lines" in msg
+    assert "SOURCE.txt" in msg and "make data DATA_ARGS=--accept-upstream" in msg
+    assert (target / layout.MANIFEST).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared", "raw"]
+
+
+def test_accept_upstream_recorded_in_manifest_torn_line_still_refused(
+    small_raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = small_raw / "stsbenchmark" / "sts-train.csv"
+    # A newer upstream version (here: fewer, whole lines) is refused, then accepted on purpose.
+    f.write_text("".join(f.read_text().splitlines(keepends=True)[:20]))
+    with pytest.raises(DataError, match=r"sts-train\.csv: expected the pinned upstream file"):
+        prepare.check_raw_files(small_raw)
+    raw_files, accepted = prepare.check_raw_files(small_raw, accept_upstream=True)
+    assert accepted == {"stsbenchmark/sts-train.csv": sha256_file(f)}
+    prep = prepare.Prepared(raw_files=raw_files, upstream_accepted=accepted)
+    assert prepare.make_manifest(prep, small_raw)["upstream_accepted"] == accepted
+    assert "upstream_accepted" not in prepare.make_manifest(prepare.Prepared(raw_files=raw_files), small_raw)
+    # A torn last line is refused whatever the pins say, naming the line.
+    line = _cut_mid_line(f, 0.5)
+    target, before = _old_prepared(tmp_path)
+    assert prepare.main(["--out", str(target), "--accept-upstream"]) == 1
+    err = capsys.readouterr().err
+    assert f"sts-train.csv, line {line} (the last): expected a final newline" in err
+    assert "field(s) and no final newline: the file looks cut off mid-line" in err
+    assert (target / layout.MANIFEST).read_bytes() == before
+
+
+def test_changed_medquad_file_refused_naming_its_folder(small_raw: Path, tmp_path: Path) -> None:
+    folder = small_raw / "medquad" / "1_CancerGov_QA"
+    (folder / "b.xml").write_text("<Document><Focus>B, edited</Focus></Document>")
+    target, before = _old_prepared(tmp_path)
+    with pytest.raises(DataError) as e:
+        prepare.prepare(target)
+    assert e.value.path == str(folder)
+    assert "expected the pinned upstream folder" in str(e.value)
+    assert e.value.found is not None and ", 2 files." in e.value.found
+    (folder / "d.xml").write_text("<Document><Focus>d</Focus></Document>")  # an added document, too
+    with pytest.raises(DataError, match=r"1_CancerGov_QA: expected .*, 2 files, found sha256 \w+, 3 files"):
+        prepare.prepare(target)
+    assert (target / layout.MANIFEST).read_bytes() == before
+
+
+def test_torn_last_row_of_abbreviations(tmp_path: Path) -> None:
+    """The upstream CSVs end without a newline: a last row is torn only when it lacks fields."""
+    f = tmp_path / "A.csv"
+    head = "Abbreviation/Shorthand,Meaning,More Info\r\nHTN,hypertension,\r\n"
+    f.write_text(head + "BP,blood pressure,", encoding="utf-8", newline="")
+    assert [r.meaning for r in sources.read_abbreviations_file(f)] == ["hypertension", "blood pressure"]
+    f.write_text(head + 'BP,"blood pres', encoding="utf-8", newline="")
+    with pytest.raises(DataError, match=r"A\.csv, line 3 \(the last\): expected 3 fields, as in the header"):
+        sources.read_abbreviations_file(f)
+
+
+@needs_raw
+def test_pins_match_the_real_data() -> None:
+    raw_files = prepare.hash_raw_files(RAW)
+    assert pins.differences(raw_files) == {}
+    assert pins.current_pins(RAW, raw_files) == pins.PINS  # line and file counts too

@@ -390,3 +390,128 @@ def test_the_script_scores_a_run_end_to_end(tmp_path, models_dir):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (run / "eval" / "run_record.json").is_file()
     assert "phase-1-cosine" in json.loads((run / "eval" / "results.json").read_text())["results"]
+
+
+# --- progress while encoding --------------------------------------------------------------------------------
+
+
+def test_evaluation_logs_progress_while_it_encodes_when_not_on_a_terminal(
+    tmp_path, models_dir, caplog, monkeypatch
+):
+    """In CI or a log file (no bars): plain log lines between encode chunks, which clean_log keeps whole."""
+    import functools
+    import logging
+
+    from medenc.core import progress
+    from medenc.evaluation import cache
+    from medenc.release.publish import clean_log
+
+    monkeypatch.setattr(progress, "show_progress_bar", lambda: False)
+    monkeypatch.setenv("MEDENC_PROGRESS_SECONDS", "0")  # a line after every chunk, however fast
+    # Batches of 4 (chunks of 8 texts): the tiny sets then take several chunks, as real ones do.
+    monkeypatch.setattr(cache, "encode_texts", functools.partial(cache.encode_texts, batch_size=4))
+    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    caplog.set_level(logging.INFO, logger="medenc.progress")
+    run_evaluation(
+        run, loader=make_loader(), bootstrap=0, base_path=models_dir / "base", cache_root=tmp_path / "c",
+        device="cpu", sets=["biosses", "medquad"], charts=False,
+    )  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records if r.name == "medenc.progress"]
+    for model in ("base", "phase-1-cosine"):
+        for cap in (128, 256):  # short texts, then passages
+            mine = [line for line in lines if line.startswith(f"{model}: encoding at {cap} tokens: ")]
+            assert len(mine) >= 2 and all(" texts (" in line for line in mine[:-1]), (model, cap, lines)
+            assert ": done, " in mine[-1], (model, cap, lines)
+    assert all(clean_log(line) == line + "\n" for line in lines)
+
+
+def test_progress_lines_say_how_far_and_how_long_to_go(monkeypatch, caplog):
+    import logging
+
+    from medenc.core import progress
+
+    monkeypatch.setattr(progress, "show_progress_bar", lambda: False)
+    monkeypatch.setenv("MEDENC_PROGRESS_SECONDS", "0")
+    caplog.set_level(logging.INFO, logger="medenc.progress")
+    assert list(progress.progress(range(4), desc="counting", unit="things")) == [0, 1, 2, 3]
+    lines = [r.getMessage() for r in caplog.records if r.name == "medenc.progress"]
+    assert [line.split(",")[0] for line in lines] == [
+        "counting: 1/4 things (25%)",
+        "counting: 2/4 things (50%)",
+        "counting: 3/4 things (75%)",
+        "counting: done",
+    ]
+    assert "s left" in lines[0] and lines[-1].startswith("counting: done, 4 things in ")
+    caplog.clear()
+    monkeypatch.setenv("MEDENC_PROGRESS_SECONDS", "30")  # quick work says nothing
+    assert list(progress.progress(range(4), desc="quick")) == [0, 1, 2, 3]
+    assert not [r for r in caplog.records if r.name == "medenc.progress"]
+
+
+def test_progress_draws_a_bar_on_a_terminal_and_logs_nothing(monkeypatch, capsys, caplog):
+    from medenc.core import progress
+
+    monkeypatch.setattr(progress, "show_progress_bar", lambda: True)
+    monkeypatch.setenv("MEDENC_PROGRESS_SECONDS", "0")
+    assert list(progress.progress(range(5), desc="counting", unit="things")) == [0, 1, 2, 3, 4]
+    assert "counting: 100%" in capsys.readouterr().err
+    assert not [r for r in caplog.records if r.name == "medenc.progress"]
+
+
+# --- smaller embeddings (truncate_dim) ----------------------------------------------------------------------
+
+
+def test_suite_scores_the_final_and_base_models_at_smaller_widths(tmp_path, models_dir):
+    run = make_run(tmp_path, models_dir)
+    doc = run_evaluation(
+        run, loader=make_loader(), bootstrap=50, base_path=models_dir / "base", cache_root=tmp_path / "c",
+        device="cpu", sets=["biosses", "rqe", "medquad"], charts=False, dimensions=(16, 8, 64),
+    )  # fmt: skip
+    on_disk = json.loads((run / "eval" / "results.json").read_text())
+    assert on_disk["dimensions"] == doc["dimensions"]
+    block = doc["dimensions"]
+    assert list(block) == ["32", "16", "8"]  # the tiny model's full width first; 64 does not exist
+    for dim, per_model in block.items():
+        assert list(per_model) == ["base", "phase-2-mnrl"]  # the model final/ copies, not phase 1
+        for model, per_set in per_model.items():
+            assert list(per_set) == ["biosses", "medquad"]  # RQE stays at full width only
+            for s, per_m in per_set.items():
+                assert list(per_m) == list(doc["results"][model][s]), (dim, model, s)
+                for cell in per_m.values():
+                    assert cell["ci_low"] <= cell["value"] + 1e-9 <= cell["ci_high"] + 2e-9
+    # Full width: the main figures, CIs included (same values, same resamples).
+    for model in ("base", "phase-2-mnrl"):
+        for s in ("biosses", "medquad"):
+            assert block["32"][model][s] == doc["results"][model][s]
+    assert block["8"]["base"]["medquad"] != block["32"]["base"]["medquad"]
+    md = (run / "eval" / "results.md").read_text()
+    assert "## Smaller embeddings" in md and "| MedQuAD | ndcg@10 | phase-2-mnrl (final) |" in md
+
+    none = run_evaluation(
+        run, loader=make_loader(), bootstrap=0, base_path=models_dir / "base", cache_root=tmp_path / "c",
+        device="cpu", sets=["biosses"], charts=False, dimensions=None,
+    )  # fmt: skip
+    assert "dimensions" not in none and "Smaller embeddings" not in (run / "eval" / "results.md").read_text()
+
+
+def test_truncated_figures_equal_those_of_a_model_loaded_with_truncate_dim(models_dir):
+    """Cutting the cached full embeddings is what truncate_dim does: same vectors, same figures."""
+    from sentence_transformers import SentenceTransformer
+
+    from medenc.evaluation.dimensions import truncate
+
+    loader = make_loader()
+    es = EvalSet("stsb", "sts", N_PAIRS, [], data={})
+    cols = loader.load_split("test", "stsb")
+    es.data = {"s1": list(cols["sentence1"]), "s2": list(cols["sentence2"]), "y": np.asarray(cols["score"])}
+    texts = list(dict.fromkeys(es.data["s1"] + es.data["s2"]))
+    path = str(models_dir / "phase-2-mnrl")
+    full = dict(zip(texts, SentenceTransformer(path, device="cpu").encode(texts), strict=True))
+    cut = SentenceTransformer(path, device="cpu", truncate_dim=8)
+    theirs = dict(zip(texts, cut.encode(texts, normalize_embeddings=True), strict=True))
+    ours = truncate(full, 8)
+    for t in texts:
+        np.testing.assert_allclose(ours[t], theirs[t], atol=1e-5)
+    assert score_set(es, ours, None)["values"] == pytest.approx(
+        score_set(es, theirs, None)["values"], abs=1e-6
+    )

@@ -125,3 +125,25 @@ def test_init_from_must_be_a_model_folder(tmp_path):
         load_recipe(ROOT / "recipes" / "tiny.yaml", [f"init_from={tmp_path}"])
     (tmp_path / "modules.json").write_text("[]")
     assert load_recipe(ROOT / "recipes" / "tiny.yaml", [f"init_from={tmp_path}"]).init_from == str(tmp_path)
+
+
+@pytest.mark.parametrize("key", ["max_seq_length", "phase2.max_seq_length"])
+@pytest.mark.parametrize("value", [-1, 0, 513])
+def test_sequence_lengths_are_range_checked_before_any_run(key, value):
+    """A negative length used to fail as a raw OverflowError after run.json said "running"."""
+    with pytest.raises(RecipeError, match=rf"key '{key}': expected a length from 1 to 512, found {value}"):
+        load_recipe(ROOT / "recipes" / "tiny.yaml", [f"{key}={value}"])
+
+
+def test_matryoshka_dims_are_off_by_default_and_checked():
+    for name in ("cpu", "gpu", "tiny"):  # not turned on before its cost at full width is measured
+        assert load_recipe(ROOT / "recipes" / f"{name}.yaml").phase2.matryoshka_dims is None
+    tiny = ROOT / "recipes" / "tiny.yaml"
+    r = load_recipe(tiny, ["phase2.matryoshka_dims=[768,256,128]"])
+    assert r.phase2.matryoshka_dims == [768, 256, 128] and "- 256\n" in to_yaml(r)
+    assert recipe_sha256(r) != recipe_sha256(load_recipe(tiny))
+    for bad in ("[]", "[0, 8]", "[8, 8]"):
+        with pytest.raises(RecipeError, match=r"key 'phase2\.matryoshka_dims': expected distinct dimensions"):
+            load_recipe(tiny, [f"phase2.matryoshka_dims={bad}"])
+    with pytest.raises(RecipeError, match=r"key 'phase2\.matryoshka_dims\.0': expected int, found 'a'"):
+        load_recipe(tiny, ["phase2.matryoshka_dims=[a]"])

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import REPO_ID, SETS, TOKEN, json_loader, make_manifest, make_run
+from fakes import EVENTS_FILE, REPO_ID, SETS, TOKEN, json_loader, make_manifest, make_run
+from huggingface_hub import ModelCard
 
 from medenc.core.errors import ReleaseError
 from medenc.core.layout import EVAL_DIR, FINAL_DIR, RELEASE_DIR, RUN_INFO, RUN_RECIPE
@@ -49,6 +50,8 @@ def test_stage_is_complete_and_safetensors_only(tmp_path):
     assert staged == run_dir / RELEASE_DIR
     names = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
     assert EXPECTED_FILES | {"modules.json", "assets/deltas.png", "assets/phases.png"} <= names
+    # The training logs, where the Hub's TensorBoard tab finds them.
+    assert {f"runs/phase-{n}/{EVENTS_FILE}" for n in (1, 2, 3)} <= names
     assert "pytorch_model.bin" not in names
     # Restaging replaces the folder wholesale and leaves no temporary sibling behind.
     (staged / "stale.txt").write_text("old")
@@ -183,7 +186,7 @@ DOWNLOAD = textwrap.dedent(
     np.save(sys.argv[1], model.encode(json.loads(sys.argv[2]), convert_to_numpy=True))
     card = ModelCard.load("org/mpnet-medical")
     rows = [
-        {"dataset": r.dataset_type, "metric": r.metric_type, "value": r.metric_value}
+        {"dataset": r.dataset_name, "metric": r.metric_type, "value": r.metric_value}
         for r in card.data.eval_results
     ]
     print(json.dumps({"eval_results": rows, "license": card.data.license}))
@@ -204,6 +207,7 @@ def test_round_trip_through_fake_hub(tmp_path, tiny_model, capfd, caplog, online
         token=TOKEN,
         results_loader=json_loader,
         manifest=make_manifest(),
+        test_release=True,  # random weights: only through the test switch
     )
     assert out.pushed and hub.unexpected == []
     # One commit carries the whole folder, tagged.
@@ -214,6 +218,7 @@ def test_round_trip_through_fake_hub(tmp_path, tiny_model, capfd, caplog, online
     staged = run_dir / RELEASE_DIR
     local = {p.relative_to(staged).as_posix(): p.read_bytes() for p in staged.rglob("*") if p.is_file()}
     assert hub.files(REPO_ID) == local
+    assert {f"runs/phase-{n}/{EVENTS_FILE}" for n in (1, 2, 3)} <= set(local)  # the training logs went too
 
     # The token never shows: not in output, logs, or any released file.
     captured = "".join(capfd.readouterr()) + caplog.text
@@ -240,6 +245,57 @@ def test_round_trip_through_fake_hub(tmp_path, tiny_model, capfd, caplog, online
     assert info["license"] == "apache-2.0"
     results = json_loader(run_dir)
     final = results["results"][results["models"]["final"]["from"]]
-    want = {(s, m): final[s][m]["value"] for s, info_ in SETS.items() for m in info_["metrics"]}
+    want = {(info_["title"], m): final[s][m]["value"] for s, info_ in SETS.items() for m in info_["metrics"]}
     got = {(r["dataset"], r["metric"]): r["value"] for r in info["eval_results"]}
     assert got == want
+
+
+def test_random_weights_are_never_released_as_mpnet_medical(tmp_path, tiny_model):
+    """The tiny recipe's random-weight model was once staged and pushed with the real base in its card."""
+    run_dir = make_run(tmp_path, model=tiny_model)
+    with pytest.raises(ReleaseError, match=r"run\.json: this model was trained from 'random-weight MPNet"):
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    assert not (run_dir / RELEASE_DIR).exists()
+    staged = stage_release(
+        run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest(), test_release=True
+    )
+    body = ModelCard.load(staged / "README.md").text.lstrip()
+    assert body.splitlines()[0].startswith("**TEST RELEASE: this repository holds random weights")
+    assert ModelCard.load(staged / "README.md").data.base_model is None  # claims no base model
+
+
+def test_results_that_skip_a_set_of_the_suite_are_refused(tmp_path):
+    run_dir = make_run(tmp_path)
+    path = run_dir / EVAL_DIR / "results.json"
+    results = json.loads(path.read_text())
+    del results["sets"]["terms"]
+    path.write_text(json.dumps(results))
+    with pytest.raises(ReleaseError, match=r"do not cover the suite \(missing: terms\).*make evaluate"):
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+
+
+def test_a_refused_token_is_not_told_to_retry(tmp_path, online, fake_hub):
+    run_dir = make_run(tmp_path)
+    with pytest.raises(ReleaseError) as err:
+        release(
+            run_dir, REPO_ID, endpoint=fake_hub.url, token="hf_not_the_right_one", results_loader=json_loader,
+            manifest=make_manifest(), command="make release RUN=tiny", say=lambda s: None,
+        )  # fmt: skip
+    msg = str(err.value)
+    assert "refused the token (HTTP 401)" in msg and "export HF_TOKEN" in msg
+    assert "retry with exactly the same command" not in msg
+    assert f"HF_ENDPOINT={fake_hub.url} make release RUN=tiny" in msg  # the retry reaches the same server
+    assert "hf_not_the_right_one" not in msg
+
+
+def test_the_offline_switch_is_named_not_retried(tmp_path, fake_hub):
+    """Without the `online` fixture huggingface_hub runs with HF_HUB_OFFLINE=1, as a user may have set it."""
+    run_dir = make_run(tmp_path)
+    with pytest.raises(ReleaseError) as err:
+        release(
+            run_dir, REPO_ID, endpoint=fake_hub.url, token=TOKEN, results_loader=json_loader,
+            manifest=make_manifest(), command="make release RUN=tiny", say=lambda s: None,
+        )  # fmt: skip
+    msg = str(err.value)
+    assert "HF_HUB_OFFLINE is set and forbids uploads; unset it" in msg
+    assert "retry with exactly the same command" not in msg and fake_hub.writes() == []

@@ -122,6 +122,7 @@ def test_publish_replaces_the_folder_and_keeps_the_log(tmp_path, monkeypatch):
     model = {k: (0.9, 0.01) for k in BASE}
     (run / "eval" / "results.json").write_text(json.dumps(_results(BASE, model)))
     (run / "eval" / "results.md").write_text("table")
+    (run / "eval" / "deltas.png").write_bytes(b"png")
     (run / "release" / "README.md").write_text("card")
     (run / "recipe.yaml").write_text("model: base\n")
     (run / "run.json").write_text(json.dumps({"total_seconds": 60, "precision": {"used": "bf16"}}))
@@ -142,6 +143,7 @@ def test_publish_replaces_the_folder_and_keeps_the_log(tmp_path, monkeypatch):
     assert sorted(p.name for p in dest.iterdir()) == sorted(
         [
             "README.md",
+            "assets",  # the charts, where the card links them
             "logs",
             "manifest.json",
             "model_card.md",
@@ -151,6 +153,7 @@ def test_publish_replaces_the_folder_and_keeps_the_log(tmp_path, monkeypatch):
             "run.json",
         ]
     )
+    assert [p.name for p in (dest / "assets").iterdir()] == ["deltas.png"]
 
 
 def test_training_seconds_counts_mining():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from datasets import Dataset
+from fakes import tiny_sets, write_prepared
 
 from medenc.core.errors import DataError, RecipeError, RunError
 from medenc.core.layout import (
@@ -16,10 +17,8 @@ from medenc.core.layout import (
     GRADED_PAIRS,
     INFERENCE_MAX_SEQ_LENGTH,
     LOSS_HISTORY,
-    PAIRS,
     PHASE_DIRS,
     RUN_INFO,
-    TRIPLETS,
 )
 from medenc.core.paths import PROJECT_ROOT
 from medenc.core.runs import RUN_SCHEMA_VERSION
@@ -29,49 +28,7 @@ from medenc.training.recipe import load_recipe
 
 TINY = PROJECT_ROOT / "recipes" / "tiny.yaml"
 
-TOPICS = [
-    "asthma",
-    "diabetes",
-    "glaucoma",
-    "anemia",
-    "migraine",
-    "psoriasis",
-    "gout",
-    "lupus",
-    "measles",
-    "rickets",
-]
-
-
-def _sets(split: str) -> dict[str, Dataset]:
-    n = 10 if split == "train" else 4
-    t = TOPICS[:n]
-    graded = {
-        "sentence1": [f"A man talks about {x}." for x in t],
-        "sentence2": [f"Someone discusses {x} today." for x in t],
-        "score": [i / n for i in range(n)],
-        "source": ["stsb"] * n,
-    }
-    pairs = {
-        "anchor": [f"What is {x}?" for x in t] + [f"How is {x} treated?" for x in t],
-        "positive": [f"{x} is a disease of the body." for x in t]
-        + [f"{x} is treated with medicine." for x in t],
-        "source": ["medquad_qa"] * n + ["meqsum"] * n,
-    }
-    triplets = {
-        "anchor": [f"Can {x} be cured?" for x in t],
-        "positive": [f"Is there a cure for {x}?" for x in t],
-        "negative": [f"Where can I buy shoes in {x} town?" for x in t],
-        "source": ["rqe"] * n,
-    }
-    return {
-        GRADED_PAIRS: Dataset.from_dict(graded),
-        PAIRS: Dataset.from_dict(pairs),
-        TRIPLETS: Dataset.from_dict(triplets),
-    }
-
-
-DATA = {split: _sets(split) for split in ("train", "validation")}
+DATA = {split: tiny_sets(split) for split in ("train", "validation")}
 
 
 def loader(split: str, name: str) -> Dataset:
@@ -148,9 +105,51 @@ def test_resume_skips_done_phase_and_continues_from_checkpoint(tmp_path, caplog)
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> dict:
-    """run.json of the tiny recipe trained once without interruption: what every resumed run must equal."""
-    return _run(tmp_path_factory.mktemp("clean"))
+def clean_run(tmp_path_factory) -> Path:
+    """The run folder of the tiny recipe trained once without interruption."""
+    root = tmp_path_factory.mktemp("clean")
+    _run(root)
+    return root / "t"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(clean_run) -> dict:
+    """run.json of the uninterrupted run: what every resumed run must equal."""
+    return json.loads((clean_run / RUN_INFO).read_text())
+
+
+def _scalars(folder: Path) -> dict[str, list[float]]:
+    """Every scalar series of the event files in ``folder``, read back as TensorBoard reads them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+# The figure each phase's validation evaluator adds to the eval loss.
+VALIDATION_FIGURES = {
+    1: "eval/phase-1-sts-dev_spearman_cosine",
+    2: "eval/phase-2-retrieval-dev_cosine_ndcg@10",
+    3: "eval/phase-3-triplet-dev_cosine_accuracy",
+}
+
+
+def test_every_phase_logs_loss_and_validation_figures_to_tensorboard(clean_run):
+    """`tensorboard --logdir outputs/<run>/logs` shows each phase's loss, learning rate and validation."""
+    for n, figure in VALIDATION_FIGURES.items():
+        scalars = _scalars(clean_run / "logs" / f"phase-{n}")
+        for tag in ("train/loss", "train/learning_rate", "eval/loss", figure):
+            assert scalars.get(tag), f"phase {n}: no {tag} in {sorted(scalars)}"
+        assert all(-1.0 <= v <= 1.0 for v in scalars[figure]), scalars[figure]  # Spearman, nDCG, accuracy
+
+
+def test_logging_changes_no_weight(tmp_path, uninterrupted):
+    """report_to: none writes no logs and trains the very same weights."""
+    info = _run(tmp_path, ["report_to=none"])
+    assert not (tmp_path / "t" / "logs").exists()
+    for got, want in zip(info["phases"], uninterrupted["phases"], strict=True):
+        assert got["model_sha256"] == want["model_sha256"], got["phase"]
 
 
 def _kill_in_checkpoint_save(monkeypatch, phase: int, step: int) -> None:
@@ -168,16 +167,16 @@ def _kill_in_checkpoint_save(monkeypatch, phase: int, step: int) -> None:
     monkeypatch.setattr(Trainer, "_save_rng_state", cut)
 
 
-def _kill_between_mined_saves(monkeypatch) -> None:
-    """Raise after the mined training triplets are saved and before the validation ones are."""
+def _kill_while_caching_mined_sets(monkeypatch) -> None:
+    """Raise once the mined training triplets are on disk, before the cache is renamed into place."""
     from datasets import Dataset
 
     original = Dataset.save_to_disk
 
     def cut(self, path, *args, **kwargs):
-        if "mined" in str(path) and str(path).endswith("validation"):
-            raise _Kill("killed between the two mined-set saves")
-        return original(self, path, *args, **kwargs)
+        original(self, path, *args, **kwargs)
+        if "mined" in str(path) and str(path).endswith("train"):
+            raise _Kill("killed while caching the mined triplets")
 
     monkeypatch.setattr(Dataset, "save_to_disk", cut)
 
@@ -201,7 +200,7 @@ KILLS = {
     "phase 1, saving checkpoint 2": lambda mp: _kill_in_checkpoint_save(mp, 1, 2),
     "phase 2, saving checkpoint 1": lambda mp: _kill_in_checkpoint_save(mp, 2, 1),
     "phase 3, saving checkpoint 2": lambda mp: _kill_in_checkpoint_save(mp, 3, 2),
-    "phase 3, between the mined-set saves": _kill_between_mined_saves,
+    "phase 3, while caching the mined triplets": _kill_while_caching_mined_sets,
     "phase 2, folder saved, run.json not yet": lambda mp: _kill_after_phase_folder(mp, 2),
 }
 
@@ -213,6 +212,8 @@ def test_a_kill_anywhere_resumes_to_the_same_weights(tmp_path, monkeypatch, capl
         KILLS[where](mp)
         with pytest.raises(_Kill):
             _run(tmp_path)
+    if "mined" in where:  # written whole or not at all: nothing half-mined for the rerun to trust
+        assert not (tmp_path / "t" / "checkpoints" / "phase-3" / "mined").exists()
     caplog.set_level(logging.INFO, logger="medenc.training")
     info = _run(tmp_path)  # the same command again, nothing patched
     assert [p["status"] for p in info["phases"]] == ["done", "done", "done"]
@@ -221,8 +222,6 @@ def test_a_kill_anywhere_resumes_to_the_same_weights(tmp_path, monkeypatch, capl
         assert got["model_sha256"] == want["model_sha256"], where
     if "saving checkpoint" in where:
         assert "is incomplete" in caplog.text and "set aside" in caplog.text
-    if "mined" in where:
-        assert "mined-triplet cache" in caplog.text
 
 
 def test_a_second_process_on_the_same_run_is_refused(tmp_path):
@@ -344,23 +343,16 @@ def test_real_base_model_phase2_two_steps(tmp_path):
     assert info["base_model"]["sha256"].startswith("78c0197b")
 
 
-def _write_prepared(root: Path) -> None:
-    for split, sets in DATA.items():
-        for name, ds in sets.items():
-            ds.save_to_disk(str(root / split / name))
-    (root / "manifest.json").write_text('{"test": true}\n')
-
-
 @pytest.mark.slow
 def test_cli_under_accelerate_launch(tmp_path, repo_root):
     """The real command line via `accelerate launch --cpu` with the fp16 accelerate config: trains in fp32.
 
-    Multi-process on CPU is not covered: accelerate launch starts one process with --cpu unless MPI is set up.
+    Several processes: tests/test_distributed.py.
     """
     import subprocess
     import sys
 
-    _write_prepared(tmp_path / "prepared")
+    write_prepared(tmp_path / "prepared")
     env = {**os.environ, "PREPARED_DIR": str(tmp_path / "prepared"), "HF_HUB_OFFLINE": "1"}
     cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file"]
     cmd += [
@@ -403,3 +395,64 @@ def test_init_from_starts_a_later_phase_from_an_earlier_folder(tmp_path):
     )
     assert [p["status"] for p in info["phases"]] == ["skipped", "skipped", "done"]
     assert info["phases"][2]["started_from"] == str(start)
+
+
+def test_matryoshka_dims_wrap_the_phase2_loss(tiny_model):
+    """phase2.matryoshka_dims: MNRL inside MatryoshkaLoss at those widths; off (plain MNRL) by default."""
+    from sentence_transformers.sentence_transformer.losses import (
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    from medenc.training.trainer import make_loss
+
+    assert isinstance(make_loss(load_recipe(TINY), 2, tiny_model, 1), MultipleNegativesRankingLoss)
+    recipe = load_recipe(TINY, ["phase2.matryoshka_dims=[32,8,16]"])  # the tiny model is 32 wide
+    loss = make_loss(recipe, 2, tiny_model, 1)
+    assert isinstance(loss, MatryoshkaLoss) and isinstance(loss.loss, MultipleNegativesRankingLoss)
+    assert loss.matryoshka_dims == (32, 16, 8)
+    features = [tiny_model.preprocess(t) for t in (["a fever", "a cough"], ["pyrexia", "tussis"])]
+    assert loss(features, labels=None).ndim == 0  # one scalar over every width
+    assert make_loss(recipe, 1, tiny_model, 1).__class__.__name__ == "CosineSimilarityLoss"  # phase 2 only
+    with pytest.raises(RecipeError, match=r"phase2\.matryoshka_dims.*64.*32 embedding dimensions"):
+        make_loss(load_recipe(TINY, ["phase2.matryoshka_dims=[64,16]"]), 2, tiny_model, 1)
+
+
+def test_mining_reports_progress_in_log_lines_off_a_terminal(tiny_model, caplog, monkeypatch):
+    """mine_hard_negatives draws ST's bars; medenc routes its encodes through the progress helper instead."""
+    from medenc.core import progress
+    from medenc.training.mining import mine_negatives
+
+    monkeypatch.setattr(progress, "show_progress_bar", lambda: False)
+    monkeypatch.setenv("MEDENC_PROGRESS_SECONDS", "0")
+    caplog.set_level(logging.INFO, logger="medenc.progress")
+    words = ["fever", "cough", "rash", "asthma", "insulin", "aspirin", "renal", "tumor"]
+    pairs = Dataset.from_dict(
+        {
+            "anchor": [f"what treats {w}?" for w in words],
+            "positive": [f"{w} is treated with care" for w in words],
+        }
+    )
+    mined = mine_negatives(load_recipe(TINY, ["phase3.mining.range_max=4"]), tiny_model, pairs, None, True)
+    assert mined.column_names == ["anchor", "positive", "negative"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "medenc.progress"]
+    assert any(line.startswith("phase 3: mining, encoding the corpus: done, 8 texts") for line in lines), (
+        lines
+    )
+    assert any(line.startswith("phase 3: mining, encoding anchors: done, 8 texts") for line in lines), lines
+
+
+def test_a_clear_error_under_accelerate_is_one_line_without_tracebacks(tmp_path, repo_root):
+    """As `make train` launches it (--quiet): the error names the key, and no launcher traceback follows."""
+    import subprocess
+    import sys
+
+    accelerate = str(Path(sys.executable).parent / "accelerate")
+    cmd = [accelerate, "launch", "--config_file", str(repo_root / "accelerate_config.yaml"), "--quiet"]
+    cmd += ["--num_processes", "1", "--cpu", str(repo_root / "scripts" / "train.py"), "--recipe", str(TINY)]
+    cmd += ["--run", "x", "--output-dir", str(tmp_path), "--set", "phase2.bach_size=4"]
+    env = {k: v for k, v in os.environ.items() if k != "MEDENC_VERBOSE"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=repo_root)
+    assert proc.returncode != 0
+    assert "unknown key 'phase2.bach_size'" in proc.stderr
+    assert "Traceback" not in proc.stderr and "CalledProcessError" not in proc.stderr, proc.stderr

@@ -41,6 +41,7 @@ FINAL_DIR = "final"
 RUN_RECIPE = "recipe.yaml"  # the resolved recipe
 RUN_INFO = "run.json"  # precision, hardware, per-phase rows/steps/time/throughput, base model hash, data hash
 LOSS_HISTORY = "loss_history.json"  # inside each phase folder: [{"step", "epoch", "loss"|"eval_loss"}...]
+LOGS_DIR = "logs"  # TensorBoard event files, one folder per phase; the release ships them as runs/
 EVAL_DIR = "eval"
 RESULTS_FILE = "results.json"  # inside EVAL_DIR, and at the top of a release (docs/results_schema.md)
 RELEASE_DIR = "release"

@@ -1,8 +1,9 @@
 """The data layer: prepared training, validation and test sets, and how to load them.
 
-``make data`` (``python scripts/prepare_data.py``) parses the raw sources (:mod:`medenc.data.sources`), builds
-every set (:mod:`medenc.data.prepare`) and checks it for test leakage (:mod:`medenc.data.leakage`). Training
-and evaluation read the result only through the functions here.
+``make data`` (``python scripts/prepare_data.py``) checks the raw files against their pinned sha256
+(:mod:`medenc.data.pins`), parses the raw sources (:mod:`medenc.data.sources`), builds every set
+(:mod:`medenc.data.prepare`) and checks it for test leakage (:mod:`medenc.data.leakage`). Training and
+evaluation read the result only through the functions here.
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ class SourceInfo:
     url: str  # upstream repository
     commit: str  # upstream commit of the copy under the raw data root
     attribution: str  # citation for the model card
+    # The Hub dataset that holds the same data (checked: same rows and gold), "" where none does; the card's
+    # `datasets:` metadata links it.
+    hub_dataset: str = ""
+    bibtex: str = ""  # the source's own citation, for the card's BibTeX section
 
 
 _SOURCES = (
@@ -33,6 +37,15 @@ _SOURCES = (
         url="https://github.com/zhangzhenhu/Semantic-Texual-Similarity-Toolkits",
         commit="c55a72f51bd15a8bd75114247c06984b432050f9",
         attribution="Cer et al., 2017, SemEval-2017 Task 1: Semantic Textual Similarity",
+        hub_dataset="sentence-transformers/stsb",
+        bibtex="""@inproceedings{cer2017semeval,
+  title = {{SemEval}-2017 Task 1: Semantic Textual Similarity Multilingual and Crosslingual Focused
+    Evaluation},
+  author = {Cer, Daniel and Diab, Mona and Agirre, Eneko and Lopez-Gazpio, I{\\~n}igo and Specia, Lucia},
+  booktitle = {Proceedings of the 11th International Workshop on Semantic Evaluation (SemEval-2017)},
+  pages = {1--14},
+  year = {2017}
+}""",
     ),
     SourceInfo(
         folder="biosses",
@@ -43,6 +56,16 @@ _SOURCES = (
         commit="381b24030e06b77f9c50ee245e86c65cd700407a",
         attribution="Soğancıoğlu, Öztürk and Özgür, 2017, BIOSSES: a semantic sentence similarity "
         "estimation system for the biomedical domain",
+        hub_dataset="bigbio/biosses",
+        bibtex="""@article{sogancioglu2017biosses,
+  title = {{BIOSSES}: a semantic sentence similarity estimation system for the biomedical domain},
+  author = {So{\\u{g}}anc{\\i}o{\\u{g}}lu, Gizem and {\\"O}zt{\\"u}rk, Hakime and {\\"O}zg{\\"u}r, Arzucan},
+  journal = {Bioinformatics},
+  volume = {33},
+  number = {14},
+  pages = {i49--i58},
+  year = {2017}
+}""",
     ),
     SourceInfo(
         folder="medquad",
@@ -54,6 +77,15 @@ _SOURCES = (
         commit="577bd37b96c02d1833b2c9eed2de9f96964e96cb",
         attribution="Ben Abacha and Demner-Fushman, 2019, "
         "A question-entailment approach to question answering",
+        bibtex="""@article{benabacha2019question,
+  title = {A Question-Entailment Approach to Question Answering},
+  author = {Ben Abacha, Asma and Demner-Fushman, Dina},
+  journal = {BMC Bioinformatics},
+  volume = {20},
+  number = {1},
+  pages = {511},
+  year = {2019}
+}""",
     ),
     SourceInfo(
         folder="pubmedqa",
@@ -63,6 +95,14 @@ _SOURCES = (
         url="https://github.com/pubmedqa/pubmedqa",
         commit="1cbae8e92f72f20c8d3747cbb3bf5bc53554d997",
         attribution="Jin et al., 2019, PubMedQA: A dataset for biomedical research question answering",
+        hub_dataset="qiaojin/PubMedQA",
+        bibtex="""@inproceedings{jin2019pubmedqa,
+  title = {{PubMedQA}: A Dataset for Biomedical Research Question Answering},
+  author = {Jin, Qiao and Dhingra, Bhuwan and Liu, Zhengping and Cohen, William and Lu, Xinghua},
+  booktitle = {Proceedings of EMNLP-IJCNLP 2019},
+  pages = {2567--2577},
+  year = {2019}
+}""",
     ),
     SourceInfo(
         folder="rqe_amia2016",
@@ -73,6 +113,13 @@ _SOURCES = (
         commit="9302fb9a55a437944ba6ce21a30023463a94a136",
         attribution="Ben Abacha and Demner-Fushman, 2016, Recognizing question entailment for medical "
         "question answering",
+        bibtex="""@inproceedings{benabacha2016recognizing,
+  title = {Recognizing Question Entailment for Medical Question Answering},
+  author = {Ben Abacha, Asma and Demner-Fushman, Dina},
+  booktitle = {AMIA Annual Symposium Proceedings},
+  pages = {310--318},
+  year = {2016}
+}""",
     ),
     SourceInfo(
         folder="meqsum",
@@ -82,6 +129,13 @@ _SOURCES = (
         url="https://github.com/abachaa/MeQSum",
         commit="51e36cf65c12602333b6fdc3ae8ecf10430529f7",
         attribution="Ben Abacha and Demner-Fushman, 2019, On the summarization of consumer health questions",
+        bibtex="""@inproceedings{benabacha2019summarization,
+  title = {On the Summarization of Consumer Health Questions},
+  author = {Ben Abacha, Asma and Demner-Fushman, Dina},
+  booktitle = {Proceedings of the 57th Annual Meeting of the Association for Computational Linguistics},
+  pages = {2228--2234},
+  year = {2019}
+}""",
     ),
     SourceInfo(
         folder="medical_abbreviations",
@@ -91,6 +145,12 @@ _SOURCES = (
         url="https://github.com/imantsm/medical_abbreviations",
         commit="ce0e8397e88afc953a18681100e75bcc145dd4b5",
         attribution="imantsm/medical_abbreviations (a best-effort list; may contain inaccuracies)",
+        bibtex="""@misc{imantsm_medical_abbreviations,
+  title = {medical\\_abbreviations: a list of medical abbreviations},
+  author = {imantsm},
+  howpublished = {\\url{https://github.com/imantsm/medical_abbreviations}},
+  note = {commit ce0e8397e88afc953a18681100e75bcc145dd4b5}
+}""",
     ),
 )
 

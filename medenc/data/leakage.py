@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from medenc.core.errors import LeakageError
+from medenc.core.progress import progress
 
 NGRAM = 8
 DEFAULT_THRESHOLD = 0.5
@@ -148,7 +149,7 @@ def _index_tests(test_texts: Mapping[str, Iterable[str]]) -> _TestIndex:
 def _scan_training(index: _TestIndex, train_texts: Iterable[tuple[str, str]]) -> _TrainHits:
     """Stream the training texts once, recording which test items each one hits (exactly or by 8-grams)."""
     hits = _TrainHits(found=[set() for _ in index.items], best_src=[Counter() for _ in index.items])
-    for source, text in train_texts:
+    for source, text in progress(train_texts, desc="leakage check", unit="training texts"):
         hits.n_train += 1
         hit_ref: int | None = None
         for idx in index.exact.get(key(text), ()):

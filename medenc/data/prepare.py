@@ -21,6 +21,9 @@ Decisions (also recorded in the manifest under ``notes``):
   source); then the guard must pass, else nothing is written into place.
 * The folder is written to a temporary sibling and renamed into place at the end; on a leakage failure it is
   renamed to ``<prepared>.failed/`` (with the report) and the previous prepared folder is left untouched.
+* Every raw file is hashed and checked against :mod:`medenc.data.pins` before anything is parsed: a file that
+  differs stops the build unless ``--accept-upstream``, which records the differing files in the manifest
+  (``upstream_accepted``; absent otherwise, so that the manifest of the pinned data keeps its bytes).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections import Counter, defaultdict
@@ -39,7 +43,8 @@ from medenc.core import layout
 from medenc.core.errors import DataError, LeakageError, MedencError, fail
 from medenc.core.io import sha256_file
 from medenc.core.paths import data_dir, prepared_dir
-from medenc.data import leakage, sources
+from medenc.core.progress import progress
+from medenc.data import leakage, pins, sources
 from medenc.data.catalog import CATALOG
 
 # Fraction of MedQuAD answered documents (subsets 1-9) held out for the retrieval test, by hash of the
@@ -93,6 +98,7 @@ class Prepared:
 
     sets: Sets = field(default_factory=dict)
     raw_files: dict[str, str] = field(default_factory=dict)
+    upstream_accepted: dict[str, str | None] = field(default_factory=dict)  # pin key -> found sha256
     dropped: Dropped = field(default_factory=lambda: defaultdict(Counter))
     info: dict[str, object] = field(default_factory=dict)
     leakage_report: dict = field(default_factory=dict)
@@ -113,12 +119,15 @@ class RawSources:
 
 
 # --- building: the steps, in the order build() runs them ---------------------------------------------------
-def build(root: Path, threshold: float = leakage.DEFAULT_THRESHOLD) -> Prepared:
-    """Read every source under ``root`` and build all sets in memory; run the leakage guard."""
+def build(
+    root: Path, threshold: float = leakage.DEFAULT_THRESHOLD, accept_upstream: bool = False
+) -> Prepared:
+    """Check the raw files against their pins, read every source under ``root`` and build all sets in
+    memory; run the leakage guard."""
     out = Prepared()
     skips = sources.SkipLog()
+    out.raw_files, out.upstream_accepted = check_raw_files(root, accept_upstream)
     raw = read_sources(root, skips)
-    out.raw_files = hash_raw_files(root)
     out.sets, held_docs = build_test_sets(raw, out.dropped)
     cand = training_candidates(raw, held_docs, skips)
     cand = filter_candidates(cand, out.sets, threshold, out.dropped)
@@ -130,10 +139,26 @@ def build(root: Path, threshold: float = leakage.DEFAULT_THRESHOLD) -> Prepared:
     return out
 
 
-def read_sources(root: Path, skips: sources.SkipLog) -> RawSources:
-    """Parse every source; all folders are checked first, so that a missing one fails before any work."""
+def check_raw_files(
+    root: Path, accept_upstream: bool = False
+) -> tuple[dict[str, str], dict[str, str | None]]:
+    """Hash every raw file and compare with :data:`medenc.data.pins.PINS`, before any parsing or writing.
+
+    Returns (sha256 by raw file, the pinned entries that differ). A difference raises a DataError unless
+    ``accept_upstream``: a truncated or changed file must never quietly become a smaller data set.
+    """
+    # Every folder first: a missing one is reported as such, not as each of its files differing from a pin.
     for name in sources.SOURCE_FILES:
         sources.source_dir(root, name)
+    raw_files = hash_raw_files(root)
+    diffs = pins.differences(raw_files)
+    if diffs and not accept_upstream:
+        raise pins.mismatch_error(root, diffs, raw_files)
+    return raw_files, diffs
+
+
+def read_sources(root: Path, skips: sources.SkipLog) -> RawSources:
+    """Parse every source (after :func:`check_raw_files`, which checks that every folder exists)."""
     stsb = sources.read_stsb(root)
     biosses = sources.read_biosses(root)
     medquad = sources.read_medquad(root)
@@ -153,8 +178,11 @@ def hash_raw_files(root: Path) -> dict[str, str]:
     files += [root / "rqe_amia2016" / f for f in sources.SOURCE_FILES["rqe_amia2016"]]
     files += [root / "meqsum" / f for f in sources.SOURCE_FILES["meqsum"]]
     files += sorted((root / "medical_abbreviations" / "CSVs").glob("*.csv"))
-    files += [root / n / "SOURCE.txt" for n in sources.SOURCE_FILES if (root / n / "SOURCE.txt").is_file()]
-    return {str(f.relative_to(root)): sha256_file(f) for f in files}
+    files += [root / n / "SOURCE.txt" for n in sources.SOURCE_FILES]
+    # A missing file is left out: the pin check names it, or (with --accept-upstream) its adapter does.
+    files = [f for f in files if f.is_file()]
+    hashed = progress(files, desc="hashing raw files", unit="files")  # MedQuAD alone has 11k files
+    return {str(f.relative_to(root)): sha256_file(f) for f in hashed}
 
 
 def build_test_sets(raw: RawSources, dropped: Dropped) -> tuple[Sets, set[str]]:
@@ -605,7 +633,7 @@ def make_manifest(prep: Prepared, root: Path) -> dict:
             "commit": st.get("commit", ""),
         }
     rep = prep.leakage_report
-    return {
+    manifest = {
         "format": 1,
         "sets": _counts(prep),
         "dropped": {k: dict(sorted(v.items())) for k, v in sorted(prep.dropped.items())},
@@ -615,6 +643,11 @@ def make_manifest(prep: Prepared, root: Path) -> dict:
         "sources": srcs,
         "raw_files_sha256": dict(sorted(prep.raw_files.items())),
     }
+    # Only when some file differs from its pin: the manifest of the pinned data keeps its bytes (its hash
+    # identifies the data every run was trained and evaluated on).
+    if prep.upstream_accepted:
+        manifest["upstream_accepted"] = dict(sorted(prep.upstream_accepted.items()))
+    return manifest
 
 
 def write(prep: Prepared, root: Path, target: Path, failed: bool = False) -> Path:
@@ -663,12 +696,19 @@ def _empty_columns(name: str) -> tuple[str, ...]:
     raise DataError(name, None, "a non-empty set", "no rows")
 
 
-def prepare(target: Path | None = None, threshold: float = leakage.DEFAULT_THRESHOLD) -> tuple[Path, dict]:
-    """Build and write everything; return (prepared folder, manifest). Raises DataError or LeakageError."""
+def prepare(
+    target: Path | None = None,
+    threshold: float = leakage.DEFAULT_THRESHOLD,
+    accept_upstream: bool = False,
+) -> tuple[Path, dict]:
+    """Build and write everything; return (prepared folder, manifest). Raises DataError or LeakageError.
+
+    ``accept_upstream``: use raw files that differ from their pins (a newer upstream, on purpose).
+    """
     root = data_dir()
     target = Path(target) if target is not None else prepared_dir()
     try:
-        prep = build(root, threshold)
+        prep = build(root, threshold, accept_upstream)
     except LeakageError as e:
         where = write(e.prepared, root, target, failed=True)  # type: ignore[attr-defined]
         raise LeakageError(f"{e}\nfull report: {where / layout.LEAKAGE_REPORT}") from None
@@ -715,11 +755,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out", type=Path, default=None, help="output folder (default: $PREPARED_DIR or data/prepared)"
     )
+    ap.add_argument(
+        "--accept-upstream",
+        action="store_true",
+        help="use raw files that differ from their pinned sha256 (a newer upstream version, on purpose); "
+        "the manifest records them under upstream_accepted",
+    )
     args = ap.parse_args(argv)
+    # Progress lines (medenc.core.progress) are INFO log records: without a handler they would not show.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        path, manifest = prepare(args.out, args.leakage_threshold)
+        path, manifest = prepare(args.out, args.leakage_threshold, args.accept_upstream)
     except MedencError as e:
         return fail(e, code=1)
     print(format_table(manifest))
+    for key, sha in manifest.get("upstream_accepted", {}).items():
+        print(f"accepted, differs from its pin: {key} (sha256 {sha or 'missing'})")
     print(f"\nwrote {path}")
     return 0

@@ -9,6 +9,7 @@ documented below (and counted in the manifest by :mod:`medenc.data.prepare`).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medenc.core.errors import DataError
+from medenc.core.progress import progress
 
 # The folder name of every source under the raw data root, and the files it must contain (for messages).
 SOURCE_FILES: dict[str, tuple[str, ...]] = {
@@ -153,6 +155,18 @@ def _require_file(path: Path) -> Path:
     return path
 
 
+def _torn_last_line(path: Path, text: str, fields: int, expected: str) -> DataError:
+    """The error for a file whose last line is cut off (a truncated download or copy), naming that line."""
+    line = text.count("\n") + 1
+    return DataError(
+        path,
+        f"line {line} (the last)",
+        expected,
+        f"{fields} field(s) and no final newline: the file looks cut off mid-line; restore the unmodified "
+        "upstream file (its folder's SOURCE.txt names the repository, commit and path)",
+    )
+
+
 def _parse_xml(path: Path) -> ET.Element:
     _require_file(path)
     try:
@@ -177,6 +191,9 @@ def read_stsb_file(path: Path) -> list[ScoredPair]:
     lines = raw.split("\n")  # not splitlines(): it would also split on \x0b, \u2028 etc. inside sentences
     if lines and lines[-1] == "":
         lines.pop()
+    elif lines:  # every upstream sts-*.csv ends with a newline: a last line without one was cut off
+        fields = len(lines[-1].split("\t"))
+        raise _torn_last_line(path, raw, fields, "a final newline, as every upstream sts-*.csv has")
     out: list[ScoredPair] = []
     for n, line in enumerate(lines, start=1):
         cols = line.rstrip("\r").split("\t")
@@ -338,11 +355,8 @@ def read_medquad(root: Path) -> list[MedquadDoc]:
         raise DataError(
             folder, None, "12 subset folders 1_CancerGov_QA ... 12_MPlusHerbsSupplements_QA", str(found)
         )
-    docs = []
-    for n, d in sorted(subsets):
-        for f in sorted(d.glob("*.xml")):
-            docs.append(read_medquad_file(f, n))
-    return docs
+    files = [(n, f) for n, d in sorted(subsets) for f in sorted(d.glob("*.xml"))]
+    return [read_medquad_file(f, n) for n, f in progress(files, desc="reading MedQuAD", unit="files")]
 
 
 # --- PubMedQA -----------------------------------------------------------------------------------------------
@@ -458,7 +472,8 @@ def read_abbreviations_file(path: Path) -> list[AbbreviationRow]:
     _require_file(path)
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: tolerate a BOM if one appears
-            rows = list(csv.reader(fh))
+            text = fh.read()
+        rows = list(csv.reader(io.StringIO(text, newline="")))
     except UnicodeDecodeError as e:
         raise DataError(path, f"byte {e.start}", "UTF-8 text", "undecodable bytes") from e
     except csv.Error as e:
@@ -467,6 +482,9 @@ def read_abbreviations_file(path: Path) -> list[AbbreviationRow]:
         raise DataError(
             path, "line 1", f"the header {', '.join(ABBREV_HEADER)}", repr(rows[0] if rows else None)
         )
+    # The upstream CSVs end without a newline, so only a short last row shows that the file was cut off.
+    if not text.endswith(("\n", "\r")) and len(rows[-1]) != len(ABBREV_HEADER):
+        raise _torn_last_line(path, text, len(rows[-1]), f"{len(ABBREV_HEADER)} fields, as in the header")
     out = []
     for n, row in enumerate(rows[1:], start=2):
         if not row:

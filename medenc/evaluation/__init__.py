@@ -5,8 +5,9 @@ them back, refusing results from a different data manifest), ``write_charts`` an
 scripts/evaluate_run.py calls). See docs/results_schema.md.
 
 Modules, in the order of the flow: ``sets`` (the test sets), ``models`` (the checkpoints), ``cache``
-(embeddings on disk), ``scoring`` and ``metrics`` (figures and the bootstrap), ``results`` (the document and
-results.md), ``charts``, ``suite`` (``run_evaluation``, tying them together) and ``launch``.
+(embeddings on disk), ``scoring`` and ``metrics`` (figures and the bootstrap), ``dimensions`` (the figures at
+truncated widths), ``results`` (the document and results.md), ``charts``, ``suite`` (``run_evaluation``, tying
+them together) and ``launch``.
 """
 
 from medenc.evaluation.charts import write_charts

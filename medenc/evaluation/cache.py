@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from medenc.core.paths import cache_dir
+from medenc.core.progress import encode_in_chunks
 
 log = logging.getLogger(__name__)
 
@@ -71,26 +72,25 @@ class ModelRef:
 
 
 def encode_texts(
-    model, texts: Sequence[str], max_seq_length: int, precision: str, batch_size: int = 32
+    model,
+    texts: Sequence[str],
+    max_seq_length: int,
+    precision: str,
+    batch_size: int = 32,
+    desc: str = "encoding",
 ) -> np.ndarray:
-    """Encode with length-sorted batches (less padding), then restore the input order."""
+    """Encode with length-sorted batches (less padding) in the input order, reporting progress as it goes."""
     import torch
 
     model.max_seq_length = max_seq_length
-    # Longest first: the first batch shows the peak memory, and padding within a batch stays small.
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    sorted_texts = [texts[i] for i in order]
     device_type = "cuda" if str(model.device).startswith("cuda") else "cpu"
     ctx = (
         torch.autocast(device_type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     )
+    # Longest first (encode_in_chunks): the first batch shows the peak memory, and padding stays small.
     with torch.inference_mode(), ctx:
-        emb = model.encode(
-            sorted_texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
-    out = np.empty_like(emb, dtype=np.float32)
-    out[np.asarray(order)] = emb.astype(np.float32)
-    return out
+        emb = encode_in_chunks(model.encode, texts, batch_size=batch_size, desc=desc)
+    return emb.astype(np.float32)
 
 
 class EmbeddingCache:
@@ -147,7 +147,8 @@ class EmbeddingCache:
         if todo:
             t0 = time.perf_counter()
             ref.encode_calls += 1
-            arr = encode_texts(ref.model(), list(todo.values()), max_seq_length, precision)
+            desc = f"{ref.name}: encoding at {max_seq_length} tokens"
+            arr = encode_texts(ref.model(), list(todo.values()), max_seq_length, precision, desc=desc)
             seconds = time.perf_counter() - t0
             table.update(zip(todo, arr, strict=True))
             if self.enabled:

@@ -26,9 +26,12 @@ def evaluate_run(run: str, *, output_dir: Path | None = None, **options: Any) ->
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Evaluation is cheap next to training and its results are one file: under `accelerate launch` with
     # several processes only the main one scores, the others exit.
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    # On a machine without CUDA, cpu=True is what lets `accelerate launch --multi_gpu` processes join one
+    # gloo group (DDP on the CPU); without it each process would train alone.
+    state = PartialState(cpu=not torch.cuda.is_available())
     if not state.is_main_process:
         return None
     run_dir = resolve_run_dir(run)

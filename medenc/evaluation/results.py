@@ -85,6 +85,31 @@ def _set_table(doc: dict, s: str, final: str | None) -> list[str]:
     return [*lines, ""]
 
 
+def _dimensions_table(doc: dict, final: str | None) -> list[str]:
+    """The final and base models at each width of ``dimensions``: a row per (set, metric, model)."""
+    block = doc.get("dimensions") or {}
+    if not block:
+        return []
+    dims = list(block)
+    models = list(block[dims[0]])
+    lines = [
+        "## Smaller embeddings (`truncate_dim`)",
+        "",
+        "The first d values of each embedding, re-normalised, as `SentenceTransformer(..., truncate_dim=d)` "
+        f"gives them, at d = {', '.join(dims)}; {dims[0]} is the full width (the figures above).",
+        "",
+        "| Set | Metric | Model | " + " | ".join(dims) + " |",
+        "|" + "---|" * (3 + len(dims)),
+    ]
+    for s, per_m in block[dims[0]][models[0]].items():
+        for m in per_m:
+            for model in models:
+                cells = [_value_cell(block[d][model][s][m]) for d in dims]
+                row = [doc["sets"][s]["title"], m, model_label(model, final), *cells]
+                lines.append("| " + " | ".join(row) + " |")
+    return [*lines, ""]
+
+
 def results_markdown(doc: dict) -> str:
     """results.md: per set, a table of base and each phase, CI in brackets, deltas vs base."""
     final = final_phase(doc)
@@ -103,4 +128,5 @@ def results_markdown(doc: dict) -> str:
         lines += [f"`final/` is `{final}` (sha256 `{doc['models']['final'].get('sha256')}`).", ""]
     for s in doc["sets"]:
         lines += _set_table(doc, s, final)
+    lines += _dimensions_table(doc, final)
     return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,7 +123,7 @@ def score_set(es: EvalSet, short: Table, passage: Table | None) -> dict:
 @dataclass
 class SuiteScores:
     """Per model: each set's ``score_set`` output, its ST agreement check, timing and cache records; then
-    ``results`` and ``deltas`` from ``bootstrap_all`` (model -> set -> metric)."""
+    ``results`` and ``deltas`` from ``bootstrap_all`` (model -> set -> metric); the embeddings of some."""
 
     raw: dict[str, dict[str, dict]] = field(default_factory=dict)
     checks: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -131,6 +131,9 @@ class SuiteScores:
     cache_record: dict[str, list[dict]] = field(default_factory=dict)
     results: dict[str, dict] = field(default_factory=dict)
     deltas: dict[str, dict] = field(default_factory=dict)
+    # model -> (short-text table, passage table), kept only for the models ``score_models`` was asked to keep
+    tables: dict[str, tuple[Table, Table | None]] = field(default_factory=dict)
+    dimensions: dict[str, dict] = field(default_factory=dict)  # results at truncated widths (dimensions.py)
 
 
 def _encode_model(
@@ -178,8 +181,9 @@ def score_models(
     cache: EmbeddingCache,
     max_seq_lengths: Mapping[str, int],
     precision: str,
+    keep: Collection[str] = (),
 ) -> SuiteScores:
-    """Encode (or fetch) each model's embeddings, then score every set with them."""
+    """Encode (or fetch) each model's embeddings, then score every set with them; keep those of ``keep``."""
     # Every text is encoded once per model and length cap, whichever sets share it (the triplets' answers are
     # MedQuAD corpus passages), in one length-sorted pass; the cache then serves it to every later run.
     texts = (
@@ -193,6 +197,8 @@ def score_models(
         t_encoded = time.perf_counter()
         out.raw[ref.name], out.checks[ref.name], metrics_s = _score_model(ref.name, eval_sets, short, passage)
         out.cache_record[ref.name] = records
+        if ref.name in keep:
+            out.tables[ref.name] = (short, passage)
         out.timing[ref.name] = {
             "encode_s": round(t_encoded - t_model, 3),
             "encoded_texts": sum(r["encoded"] for r in records),
@@ -206,6 +212,21 @@ def score_models(
 
 
 # --- the bootstrap ------------------------------------------------------------------------------------------
+
+
+def resample(name: str, n: int, n_boot: int, seed: int) -> np.ndarray | None:
+    """Set ``name``'s resampled item indices (B, n), the same for every model scored on it; None: no CIs."""
+    return M.bootstrap_indices(n, n_boot, M.set_seed(seed, name)) if n_boot > 0 else None
+
+
+def intervals(scored: dict, idx: np.ndarray | None, n: int) -> tuple[dict, dict]:
+    """One model on one set: {metric: {value, ci_low, ci_high, n}} and the per-resample values behind them."""
+    samples = {m: (f(idx) if idx is not None else None) for m, f in scored["stats"].items()}
+    cells = {}
+    for m, v in scored["values"].items():
+        iv = M.interval(v, samples[m])
+        cells[m] = {"value": iv.value, "ci_low": iv.ci_low, "ci_high": iv.ci_high, "n": n}
+    return cells, samples
 
 
 def bootstrap_all(
@@ -223,20 +244,10 @@ def bootstrap_all(
     results: dict[str, dict] = {r.name: {} for r in refs}
     deltas: dict[str, dict] = {r.name: {} for r in refs[1:]}
     for name, es in eval_sets.items():
-        idx = M.bootstrap_indices(es.n, n_boot, M.set_seed(seed, name)) if n_boot > 0 else None
+        idx = resample(name, es.n, n_boot, seed)
         samples: dict[str, dict[str, np.ndarray | None]] = {}
         for ref in refs:
-            scored = raw[ref.name][name]
-            samples[ref.name] = {m: (f(idx) if idx is not None else None) for m, f in scored["stats"].items()}
-            results[ref.name][name] = {}
-            for m, v in scored["values"].items():
-                iv = M.interval(v, samples[ref.name][m])
-                results[ref.name][name][m] = {
-                    "value": iv.value,
-                    "ci_low": iv.ci_low,
-                    "ci_high": iv.ci_high,
-                    "n": es.n,
-                }
+            results[ref.name][name], samples[ref.name] = intervals(raw[ref.name][name], idx, es.n)
         base = raw["base"][name]["values"]
         for ref in refs[1:]:
             vals = raw[ref.name][name]["values"]

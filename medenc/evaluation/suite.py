@@ -22,6 +22,7 @@ from medenc.core.environment import PACKAGES, hardware, versions
 from medenc.core.io import write_json
 from medenc.evaluation.cache import EmbeddingCache, ModelRef
 from medenc.evaluation.charts import write_charts
+from medenc.evaluation.dimensions import DEFAULT_DIMENSIONS, dimension_results
 from medenc.evaluation.models import find_models, read_run_json
 from medenc.evaluation.results import (
     EMBEDDING_CACHE_RECORD,
@@ -58,6 +59,7 @@ class _Settings:
     precision: str
     device: str
     use_cache: bool
+    dimensions: tuple[int, ...]  # smaller widths the final and base models are also scored at
 
 
 def _environment(precision: str, device: str) -> dict:
@@ -106,6 +108,13 @@ def _resolve_inputs(
     return _Inputs(run_dir, refs, models, run_json, manifest, sets)
 
 
+def _compared_models(inputs: _Inputs) -> list[str]:
+    """The base model and the one released: the phase ``final/`` copies, else the last phase scored."""
+    scored = [r.name for r in inputs.refs]
+    final = inputs.models.get("final", {}).get("from")
+    return ["base", final if final in scored[1:] else scored[-1]]
+
+
 def _results_doc(
     inputs: _Inputs, scores: SuiteScores, cfg: _Settings, cache: EmbeddingCache, timing: dict[str, Any]
 ) -> dict:
@@ -123,6 +132,7 @@ def _results_doc(
         },
         "results": scores.results,
         "deltas": scores.deltas,
+        **({"dimensions": scores.dimensions} if scores.dimensions else {}),
         "bootstrap": {
             "resamples": cfg.bootstrap,
             "seed": cfg.seed,
@@ -183,6 +193,7 @@ def _settings(
     bf16: bool,
     device: str | None,
     use_cache: bool,
+    dimensions: Sequence[int] | None = DEFAULT_DIMENSIONS,
 ) -> _Settings:
     """Defaults filled in: the device (CUDA when there is one) and the length caps."""
     import torch
@@ -194,6 +205,7 @@ def _settings(
         precision="bf16" if bf16 else "fp32",
         device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
         use_cache=use_cache,
+        dimensions=tuple(dimensions or ()),
     )
 
 
@@ -212,27 +224,35 @@ def run_evaluation(
     device: str | None = None,
     cache_root: Path | None = None,
     charts: bool = True,
+    dimensions: Sequence[int] | None = DEFAULT_DIMENSIONS,
 ) -> dict:
     """Score base + every phase of ``run_dir``; write results.json, results.md and charts; return the results.
 
     ``loader`` provides ``load_split``, ``load_retrieval`` and ``manifest_hash`` (default: ``medenc.data``).
     ``base_path`` replaces the real base model (tests use a tiny one). ``bf16`` turns on bfloat16 autocast,
     which is opt-in: it has to be measured against fp32 (every metric within 0.002) before being trusted.
+    ``dimensions``: the smaller widths the final and base models are also scored at (None or () for none).
     """
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
-    cfg = _settings(bootstrap, seed, max_seq_lengths, bf16, device, use_cache)
+    cfg = _settings(bootstrap, seed, max_seq_lengths, bf16, device, use_cache, dimensions)
     out_dir = eval_dir(run_dir, output_dir)
     names = select_sets(sets)
     inputs = _resolve_inputs(run_dir, loader or default_loader(), names, base_path, cfg.device)
 
     cache = EmbeddingCache(cache_root, enabled=use_cache)
-    scores = score_models(inputs.refs, inputs.sets, cache, cfg.max_seq_lengths, cfg.precision)
+    compared = _compared_models(inputs) if cfg.dimensions else []
+    scores = score_models(inputs.refs, inputs.sets, cache, cfg.max_seq_lengths, cfg.precision, compared)
     t_boot = time.perf_counter()
     scores.results, scores.deltas = bootstrap_all(
         inputs.refs, inputs.sets, scores.raw, cfg.bootstrap, cfg.seed
     )
     timing: dict[str, Any] = {"models": scores.timing, "bootstrap_s": round(time.perf_counter() - t_boot, 3)}
+    t_dims = time.perf_counter()
+    scores.dimensions = dimension_results(
+        scores, compared, inputs.sets, cfg.dimensions, cfg.bootstrap, cfg.seed
+    )
+    timing["dimensions_s"] = round(time.perf_counter() - t_dims, 3)
 
     doc = _results_doc(inputs, scores, cfg, cache, timing)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,24 @@ _FIELD_ALIASES = {
     "rows": ("rows", "row_counts", "counts"),
     "name": ("name", "title"),
     "attribution": ("attribution", "citation"),
+    "hub_dataset": ("hub_dataset",),
+    "bibtex": ("bibtex",),
 }
+
+# The raw source each held-out set is drawn from (its upstream is the model-index `source_url`).
+EVAL_SOURCES = {
+    "biosses": "biosses",
+    "stsb": "stsbenchmark",
+    "rqe": "rqe_amia2016",
+    "medquad": "medquad",
+    "pubmedqa": "pubmedqa",
+    "terms": "medical_abbreviations",
+    "triplets": "medquad",
+}
+# Held-out sets that are a Hub dataset's split row for row (checked: same 100 pairs, same mean gold score):
+# the model-index names that dataset. Every other set is this project's own split of a raw source (held out
+# by document, deduplicated, leakage-filtered), identified by the data manifest's hash as its revision.
+HUB_EVAL_SETS = {"biosses": ("bigbio/biosses", "train")}
 
 
 def _manifest_entries(manifest: dict | None) -> dict[str, dict]:
@@ -111,6 +128,22 @@ def final_results(results: dict) -> dict[str, dict[str, dict]]:
     return per_model[source]
 
 
+def _dataset_fields(set_name: str, info: dict, results: dict) -> dict[str, Any]:
+    """The model-index dataset of a held-out set: a Hub id where the same data is there, else our split."""
+    if set_name in HUB_EVAL_SETS:
+        hub_id, split = HUB_EVAL_SETS[set_name]
+        return {"dataset_type": hub_id, "dataset_name": info.get("title", set_name), "dataset_split": split}
+    source = CATALOG.get(EVAL_SOURCES.get(set_name, ""))
+    return {
+        "dataset_type": set_name,
+        "dataset_name": info.get("title", set_name),
+        "dataset_split": "test",
+        "dataset_revision": results.get("data_manifest_sha256"),
+        "source_url": source.url if source else None,
+        "source_name": source.name if source else None,
+    }
+
+
 def eval_results(results: dict) -> list:
     """One ``EvalResult`` per (set, metric) of the final model, in results.json order."""
     from huggingface_hub import EvalResult
@@ -124,22 +157,20 @@ def eval_results(results: dict) -> list:
                 f"{', '.join(TASK_TYPES)}"
             )
         task_type, task_name = TASK_TYPES[info["task"]]
+        dataset = _dataset_fields(set_name, info, results)
         for metric in info["metrics"]:
             cell = final.get(set_name, {}).get(metric)
-            if cell is None:
-                continue
-            out.append(
-                EvalResult(
-                    task_type=task_type,
-                    task_name=task_name,
-                    dataset_type=set_name,
-                    dataset_name=info.get("title", set_name),
-                    dataset_split="test",
-                    metric_type=metric,
-                    metric_name=metric,
-                    metric_value=float(cell["value"]),
+            if cell is not None:
+                out.append(
+                    EvalResult(
+                        task_type=task_type,
+                        task_name=task_name,
+                        metric_type=metric,
+                        metric_name=metric,
+                        metric_value=float(cell["value"]),
+                        **dataset,
+                    )
                 )
-            )
     return out
 
 
@@ -172,6 +203,25 @@ def results_table(results: dict) -> dict[str, Any]:
     return {"models": models, "rows": rows, "small_sets": small}
 
 
+def smaller_embeddings_table(results: dict) -> dict[str, list]:
+    """results.json's ``dimensions``: a row per width, a column per set (nDCG@10, else its one metric), each
+    cell the released model's figure / the base model's. Empty lists when there is no such block."""
+    block = results.get("dimensions") or {}
+    if not block:
+        return {"columns": [], "rows": []}
+    first = next(iter(block.values()))
+    final = next(m for m in first if m != "base")
+    metric = {s: "ndcg@10" if "ndcg@10" in cells else next(iter(cells)) for s, cells in first[final].items()}
+    columns = [f"{results['sets'][s].get('title', s)} {m}" for s, m in metric.items()]
+
+    def cell(per_model: dict, s: str, m: str) -> str:
+        """``final / base`` at one width."""
+        return " / ".join(fmt(per_model[who][s][m]["value"], digits=3) for who in (final, "base"))
+
+    rows = [{"dim": d, "cells": [cell(pm, s, m) for s, m in metric.items()]} for d, pm in block.items()]
+    return {"columns": columns, "rows": rows}
+
+
 def _architecture(final_dir: Path) -> str | None:
     """The "Full Model Architecture" block sentence-transformers wrote into final/README.md, if any."""
     readme = final_dir / "README.md"
@@ -179,6 +229,35 @@ def _architecture(final_dir: Path) -> str | None:
         return None
     m = re.search(r"### Full Model Architecture\s*```\n(.*?)```", readme.read_text(encoding="utf-8"), re.S)
     return m.group(1).rstrip() if m else None
+
+
+# Alt text per chart (medenc.evaluation.charts writes them), so a screen reader says what each one shows.
+CHART_ALT = {
+    "metrics.png": "Bar charts, one per held-out set and metric: the value for the base model and after each "
+    "training phase, with 95% bootstrap confidence intervals as whiskers",
+    "deltas.png": "Dot plots, one per held-out set and metric: each phase's difference from the base model "
+    "with its 95% paired bootstrap confidence interval; hollow dots where the interval includes zero",
+    "loss_curves.png": "Line charts, one per training phase: training loss and validation loss per step",
+}
+
+
+def model_details(final_dir: Path, max_seq_length: int | None = None) -> dict[str, Any]:
+    """Output dimensions, pooling, normalisation and similarity function, read from the saved model."""
+    pooling = _read_json(final_dir / "1_Pooling" / "config.json")
+    st_config = _read_json(final_dir / "config_sentence_transformers.json")
+    modules = _read_json(final_dir / "modules.json") or []
+    modes = [k.removeprefix("pooling_mode_").removesuffix("_tokens") for k, v in pooling.items() if v is True]
+    return {
+        "dimensions": pooling.get("word_embedding_dimension"),
+        "pooling": ", ".join(modes) or "unknown",
+        "normalized": any(str(m.get("type", "")).endswith("Normalize") for m in modules),
+        "similarity": st_config.get("similarity_fn_name") or "cosine",
+        "max_seq_length": max_seq_length or inference_length(final_dir),
+    }
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def inference_length(final_dir: Path) -> int | None:
@@ -189,7 +268,7 @@ def inference_length(final_dir: Path) -> int | None:
     return json.loads(config.read_text(encoding="utf-8")).get("model_max_length")
 
 
-def training_context(run_info: dict, final_dir: Path) -> dict[str, Any]:
+def training_context(run_info: dict, final_dir: Path, max_seq_length: int | None = None) -> dict[str, Any]:
     """What the card says about training, straight from run.json, and the released model's length."""
     phases = run_info.get("phases", [])
     done = [p for p in phases if p.get("status") == "done"]
@@ -197,7 +276,7 @@ def training_context(run_info: dict, final_dir: Path) -> dict[str, Any]:
         "phases": phases,
         "done_phases": done,
         "seconds": training_seconds(run_info),
-        "max_seq_length": inference_length(final_dir),
+        "max_seq_length": max_seq_length or inference_length(final_dir),
     }
 
 
@@ -210,8 +289,14 @@ def card_context(
     manifest: dict | None,
     charts: list[str],
     test_release: bool = False,
+    final_dir: Path | None = None,
+    max_seq_length: int | None = None,
 ) -> dict[str, Any]:
-    """Everything the template may use; strict rendering makes any other name an error."""
+    """Everything the template may use; strict rendering makes any other name an error.
+
+    ``final_dir`` (default ``run_dir/final``): the model folder the details are read from.
+    """
+    final_dir = final_dir or run_dir / FINAL_DIR
     recipe_path = run_info.get("recipe_path") or f"recipes/{run_dir.name}.yaml"
     recipe = Path(recipe_path).stem
     run = run_info.get("run", run_dir.name)
@@ -234,11 +319,13 @@ def card_context(
         "release_command": release_cmd,
         "results": results,
         "table": results_table(results),
+        "smaller_embeddings": smaller_embeddings_table(results),
         "final_from": results["models"]["final"].get("from", ""),
         "final_sha256": results["models"]["final"]["sha256"],
-        "charts": [f"assets/{name}" for name in charts],
-        "training": training_context(run_info, run_dir / FINAL_DIR),
-        "architecture": _architecture(run_dir / FINAL_DIR),
+        "charts": [{"path": f"assets/{name}", "alt": CHART_ALT.get(name, name)} for name in charts],
+        "details": model_details(final_dir, max_seq_length),
+        "training": training_context(run_info, final_dir, max_seq_length),
+        "architecture": _architecture(final_dir),
         "sources": sources,
         "phase_dirs": PHASE_DIRS,
     }
@@ -278,6 +365,8 @@ def render_card(
     charts: list[str] | None = None,
     template_path: Path | None = None,
     test_release: bool = False,
+    final_dir: Path | None = None,
+    max_seq_length: int | None = None,
 ):
     """The model card as a ``huggingface_hub.ModelCard`` (front matter from ``ModelCardData``).
 
@@ -300,12 +389,15 @@ def render_card(
         pipeline_tag="sentence-similarity",
         base_model=BASE_MODEL_ID if is_verified_base(base) else None,
         tags=list(TAGS),
-        datasets=[s["url"] for s in sources if s["train"] and s.get("url")],
+        # Hub ids where the Hub holds the same data (the Hub links them), the upstream repository otherwise.
+        datasets=[
+            s["hub_dataset"] or s["url"] for s in sources if s["train"] and (s["hub_dataset"] or s["url"])
+        ],
         eval_results=eval_results(results),
     )
     context = card_context(
         run_dir, repo_id, results=results, run_info=run_info, manifest=manifest, charts=list(charts or []),
-        test_release=test_release,
+        test_release=test_release, final_dir=final_dir, max_seq_length=max_seq_length,
     )  # fmt: skip
     text = _render(template_path, card_data=card_data.to_yaml(), **context)
     card = ModelCard(text)

@@ -2,9 +2,9 @@
 
 ``stage_release`` assembles outputs/<run>/release/ atomically (built in a temporary sibling, then renamed):
 the final sentence-transformers model (safetensors), README.md (the model card), assets/*.png, results.json,
-recipe.yaml and run.json. ``push_release`` creates the repo if needed and uploads the folder with a single
-``upload_folder`` commit, then optionally tags it. Without a token, ``release`` stages only and says what to
-set.
+recipe.yaml, run.json and runs/ (the TensorBoard training logs). ``push_release`` creates the repo if needed
+and uploads the folder with a single ``upload_folder`` commit, then optionally tags it. Without a token,
+``release`` stages only and says what to set.
 
 The token is only ever handed to ``HfApi``: it is never printed, logged, or written into the release folder,
 and error messages are scrubbed of it in case a library echoes it.
@@ -26,6 +26,7 @@ from medenc.core.io import sha256_file
 from medenc.core.layout import (
     EVAL_DIR,
     FINAL_DIR,
+    LOGS_DIR,
     MANIFEST,
     RELEASE_DIR,
     RESULTS_FILE,
@@ -41,6 +42,9 @@ from medenc.release.card import render_card
 log = logging.getLogger(__name__)
 
 ASSETS_DIR = "assets"
+# The training logs (TensorBoard event files, one folder per phase): the Hub opens a TensorBoard tab for any
+# repo holding tfevents files; runs/ is where the Trainer's own push_to_hub puts them.
+RELEASE_LOGS_DIR = "runs"
 # Never ship pickled weights or training state: the release is safetensors only.
 _SKIP_FROM_FINAL = (
     "*.bin",
@@ -162,7 +166,7 @@ def _load_manifest() -> dict | None:
 
 # --- staging ------------------------------------------------------------------------------------------------
 def _assemble(run_dir: Path, staged: Path, charts: list[str], card, final_sha: str) -> None:
-    """The release folder's contents: final model (safetensors only), card, charts, records."""
+    """The release folder's contents: final model (safetensors only), card, charts, records, training logs."""
     shutil.copytree(run_dir / FINAL_DIR, staged, ignore=shutil.ignore_patterns(*_SKIP_FROM_FINAL))
     if charts:
         (staged / ASSETS_DIR).mkdir(exist_ok=True)
@@ -171,6 +175,8 @@ def _assemble(run_dir: Path, staged: Path, charts: list[str], card, final_sha: s
     for name in (RUN_RECIPE, RUN_INFO):
         shutil.copy2(run_dir / name, staged / name)
     shutil.copy2(run_dir / EVAL_DIR / RESULTS_FILE, staged / RESULTS_FILE)
+    if (run_dir / LOGS_DIR).is_dir():  # absent for a run trained with report_to: none
+        shutil.copytree(run_dir / LOGS_DIR, staged / RELEASE_LOGS_DIR)
     card.save(staged / "README.md")  # replaces the generic card sentence-transformers wrote into final/
     if sha256_file(staged / WEIGHTS_FILE) != final_sha:
         raise ReleaseError(

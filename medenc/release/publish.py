@@ -28,6 +28,7 @@ from medenc.core.layout import (
     training_seconds,
 )
 from medenc.core.paths import PROJECT_ROOT, outputs_dir, prepared_dir
+from medenc.release.hub import ASSETS_DIR
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,12 @@ def _copy_records(run_dir: Path, dest: Path, log: Path | None) -> None:
     if log is not None:
         (dest / "logs").mkdir()
         (dest / "logs" / "run.log").write_text(clean_log(log.read_text(errors="replace")), encoding="utf-8")
-    for src in [eval_dir / RESULTS_FILE, eval_dir / "results.md", *sorted(eval_dir.glob("*.png"))]:
+    for src in [eval_dir / RESULTS_FILE, eval_dir / "results.md"]:
         shutil.copy2(src, dest / src.name)
+    # Under assets/, where the card links them (as in the release), so the published card shows its charts.
+    (dest / ASSETS_DIR).mkdir()
+    for src in sorted(eval_dir.glob("*.png")):
+        shutil.copy2(src, dest / ASSETS_DIR / src.name)
     shutil.copy2(run_dir / RELEASE_DIR / "README.md", dest / "model_card.md")
     shutil.copy2(run_dir / RUN_RECIPE, dest / "recipe.yaml")
     shutil.copy2(run_dir / RUN_INFO, dest / "run.json")
@@ -209,6 +214,27 @@ def _readme(run: str, command: str, results: dict, run_info: dict, with_log: boo
     return "\n".join(text) + "\n"
 
 
+def rerender_card(dest: Path, repo_id: str) -> Path:
+    """Render ``dest/model_card.md`` again from the published records alone (no run folder needed).
+
+    The weights are not published, so the model details come from the verified base model: a release has
+    its modules (same dimensions, pooling and normalisation), and the length it truncates at is the passage
+    length its figures were measured at, recorded in results.json.
+    """
+    from medenc.core.base_model import resolve_base_model
+    from medenc.release.card import render_card
+
+    results = json.loads((dest / RESULTS_FILE).read_text(encoding="utf-8"))
+    card = render_card(
+        dest, repo_id, results=results, run_info=json.loads((dest / "run.json").read_text(encoding="utf-8")),
+        manifest=json.loads((dest / MANIFEST).read_text(encoding="utf-8")),
+        charts=sorted(p.name for p in (dest / ASSETS_DIR).glob("*.png")),
+        final_dir=resolve_base_model(), max_seq_length=results["max_seq_lengths"]["passage"],
+    )  # fmt: skip
+    card.save(dest / "model_card.md")
+    return dest / "model_card.md"
+
+
 def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path:
     """Copy a run's records (results, charts, card, recipe, run.json, manifest) into ``dest``; no weights.
 
@@ -241,7 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dest", type=Path, default=None, help="default: results/<run>")
     ap.add_argument("--command", default=None, help="the command that produced the run (recorded)")
     ap.add_argument("--log", type=Path, default=None, help="that command's console output, to keep")
+    ap.add_argument(
+        "--rerender-card",
+        metavar="REPO_ID",
+        help="only render results/<run>/model_card.md again from the published records",
+    )
     args = ap.parse_args(argv)
+    if args.rerender_card:
+        print(rerender_card(args.dest or PROJECT_ROOT / "results" / args.run, args.rerender_card))
+        return 0
     command = args.command or f"make train evaluate release RECIPE={args.run}"
     try:
         dest = publish(args.run, args.dest or PROJECT_ROOT / "results" / args.run, command, args.log)

@@ -12,12 +12,45 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from medenc.core.errors import DataError
 from medenc.core.layout import COLUMNS, TRIPLETS
+from medenc.core.progress import encode_in_chunks
 from medenc.training.data import Loader, PhaseData, mining_pairs
 from medenc.training.recipe import Recipe
 
 log = logging.getLogger("medenc.training")
+
+
+class _ProgressEncoder:
+    """The model as ``mine_hard_negatives`` sees it, with its two encodes reporting progress our way.
+
+    ``mine_hard_negatives`` always draws ST's bars (``show_progress_bar=True``), which a log file cannot use;
+    through this stand-in its encodes go through ``encode_in_chunks`` (a bar on a terminal, log lines
+    elsewhere, nothing when not ``verbose``). Everything else is the model's own.
+    """
+
+    def __init__(self, model, verbose: bool):
+        self._model, self._verbose = model, verbose
+
+    def __getattr__(self, name: str):
+        """Everything but the two encodes: the model's own (similarity, device, card data...)."""
+        return getattr(self._model, name)
+
+    def _encode(self, fn, texts: list[str], what: str, batch_size: int = 32, **kwargs) -> np.ndarray:
+        """``fn`` over ``texts`` in chunks; ST's own bar and pool arguments are replaced by ours."""
+        kwargs.pop("pool", None)  # mining runs in this process (use_multi_process stays off)
+        desc = f"phase 3: mining, encoding {what}"
+        return encode_in_chunks(fn, texts, batch_size=batch_size, desc=desc, enabled=self._verbose, **kwargs)
+
+    def encode_query(self, texts: list[str], **kwargs) -> np.ndarray:
+        """The anchors."""
+        return self._encode(self._model.encode_query, texts, "anchors", **kwargs)
+
+    def encode_document(self, texts: list[str], **kwargs) -> np.ndarray:
+        """The corpus (every positive)."""
+        return self._encode(self._model.encode_document, texts, "the corpus", **kwargs)
 
 
 def mine_negatives(recipe: Recipe, model, pairs, anchors: int | None, verbose: bool):
@@ -31,7 +64,7 @@ def mine_negatives(recipe: Recipe, model, pairs, anchors: int | None, verbose: b
         queries = pairs.select(sorted(random.Random(recipe.seed).sample(range(len(pairs)), anchors)))
     return mine_hard_negatives(
         queries,
-        model,
+        _ProgressEncoder(model, verbose),
         anchor_column_name="anchor",
         positive_column_name="positive",
         corpus=corpus,
@@ -71,10 +104,10 @@ def _mine(recipe: Recipe, model, mine_train, loader: Loader, state) -> tuple[Any
 
 
 def _cached(cache: Path) -> bool:
-    """Whether ``cache`` holds both mined sets; one cut by a kill is moved aside and mined again."""
+    """Whether ``cache`` holds the mined sets; one cut by a kill is moved aside and mined again."""
     if not cache.exists():
         return False
-    if all((cache / split / "state.json").is_file() for split in ("train", "validation")):
+    if (cache / "train" / "state.json").is_file():
         return True
     aside = cache.with_name(f"{cache.name}.incomplete")
     shutil.rmtree(aside, ignore_errors=True)
@@ -84,22 +117,32 @@ def _cached(cache: Path) -> bool:
 
 
 def _save(cache: Path, mined_train, mined_val) -> None:
-    """Both sets into a sibling folder, then one rename: the cache is either whole or absent."""
+    """Both sets into a sibling folder, then one rename: the cache is either whole or absent.
+
+    An empty validation set is not saved (datasets cannot load an empty one back); absent means empty.
+    """
     tmp = cache.with_name(f"{cache.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     mined_train.save_to_disk(str(tmp / "train"))
-    mined_val.save_to_disk(str(tmp / "validation"))
+    if len(mined_val):
+        mined_val.save_to_disk(str(tmp / "validation"))
     tmp.rename(cache)
+
+
+def _load(cache: Path) -> tuple[Any, Any]:
+    from datasets import load_from_disk
+
+    train = load_from_disk(str(cache / "train"))
+    has_val = (cache / "validation").is_dir()
+    return train, load_from_disk(str(cache / "validation")) if has_val else train.select([])
 
 
 def mined_sets(recipe: Recipe, model, mine_train, loader: Loader, state, cache: Path) -> tuple[Any, Any]:
     """The mined (train, validation) triplets: from ``cache`` when an earlier attempt saved them."""
-    from datasets import load_from_disk
-
     # The main process mines and saves; the others then read its result, so all train on the same set.
     with state.main_process_first():
         if _cached(cache):
-            return load_from_disk(str(cache / "train")), load_from_disk(str(cache / "validation"))
+            return _load(cache)
         mined_train, mined_val = _mine(recipe, model, mine_train, loader, state)
         if state.is_main_process:
             _save(cache, mined_train, mined_val)

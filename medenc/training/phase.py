@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from medenc.core.io import fmt, sha256_file
-from medenc.core.layout import INFERENCE_MAX_SEQ_LENGTH, LOSS_HISTORY, WEIGHTS_FILE, phase_dir
+from medenc.core.layout import INFERENCE_MAX_SEQ_LENGTH, LOGS_DIR, LOSS_HISTORY, WEIGHTS_FILE, phase_dir
 from medenc.training.checkpoints import last_complete_checkpoint
 from medenc.training.data import Loader, PhaseData
 from medenc.training.mining import mined_sets, phase3_sets
 from medenc.training.phases import PHASES
 from medenc.training.recipe import Recipe
-from medenc.training.trainer import build_trainer, load_model, make_loss
+from medenc.training.trainer import build_trainer, close_logs, load_model, make_evaluator, make_loss
 
 log = logging.getLogger("medenc.training")
 
@@ -43,6 +43,10 @@ class RunContext:
     def checkpoints(self, n: int) -> Path:
         """Phase ``n``'s Trainer checkpoints (and phase 3's mined-triplet cache)."""
         return self.run_dir / CHECKPOINTS_DIR / f"phase-{n}"
+
+    def logs(self, n: int) -> Path:
+        """Phase ``n``'s TensorBoard logs (with ``report_to: tensorboard``)."""
+        return self.run_dir / LOGS_DIR / f"phase-{n}"
 
 
 def model_sha(folder: Path) -> str | None:
@@ -110,7 +114,9 @@ def _fit(trainer, resume: str | None, has_val: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - t0
-    eval_loss = trainer.evaluate()["eval_loss"] if has_val else None
+    # With several processes and a validation set smaller than one global batch, the Trainer reports the
+    # evaluator's figures but no eval_loss: None then, not a crash at the end of a finished phase.
+    eval_loss = (trainer.evaluate() if has_val else {}).get("eval_loss")
     train_losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     samples = result.metrics.get("train_samples_per_second")
     return {
@@ -158,14 +164,19 @@ def train_phase(
     # The main process sets incomplete checkpoints aside first; the others then see the same newest one.
     with ctx.state.main_process_first():
         resume = last_complete_checkpoint(ckpt_dir)
+        if ctx.state.is_main_process and not resume:
+            # A phase trained anew (an upstream phase retrained) must not show an earlier attempt's curves.
+            shutil.rmtree(ctx.logs(n), ignore_errors=True)
     loss = make_loss(ctx.recipe, n, model, ctx.state.num_processes)
     rec.update(_describe(ctx, n, loss, train, val, rows, previous, resume))
     trainer = build_trainer(
         ctx.recipe, n, model, train, val,
         precision=ctx.precision, cuda=ctx.cuda, output_dir=ckpt_dir, num_processes=ctx.state.num_processes,
         callbacks=callbacks or [], loss=loss, run_name=f"{ctx.run_dir.name}-phase-{n}",
+        evaluator=make_evaluator(ctx.recipe, n, val), logging_dir=ctx.logs(n),
     )  # fmt: skip
     rec.update(_fit(trainer, resume, val is not None))
+    close_logs(trainer)
     if resume:
         rec["resumed_from"] = Path(resume).name
     if ctx.state.is_main_process:

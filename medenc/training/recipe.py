@@ -65,6 +65,9 @@ class Phase2Config(PhaseConfig):
 
     loss: Literal["mnrl", "cached_mnrl"] = "mnrl"
     mini_batch_size: int = 16  # only for cached_mnrl
+    # Matryoshka training: the loss is also applied to the first N dimensions of each embedding for every N
+    # listed (e.g. [768, 256, 128]), so that truncated vectors stay useful; null = off.
+    matryoshka_dims: list[int] | None = None
 
 
 class MiningConfig(_Strict):
@@ -106,6 +109,9 @@ class Recipe(_Strict):
     seed: int = 42
     max_seq_length: int = 128
     precision: Precision = "auto"
+    # Where the Trainer reports loss, learning rate and the validation figures: TensorBoard event files under
+    # outputs/<run>/logs/phase-N/ (shipped with the release), or nowhere.
+    report_to: Literal["tensorboard", "none"] = "tensorboard"
     phase1: Phase1Config = Field(default_factory=Phase1Config)
     phase2: Phase2Config = Field(default_factory=Phase2Config)
     phase3: Phase3Config = Field(default_factory=Phase3Config)
@@ -152,6 +158,8 @@ def _declared(loc: tuple[str | int, ...]) -> Any:
             tp = tp.model_fields[part].annotation
         elif loc[i + 1 :] == ("[key]",):
             return typing.get_args(tp)[0]
+        elif isinstance(part, int):  # an item of a list (phase2.matryoshka_dims): list[int] | None -> int
+            tp = next(a for a in (tp, *typing.get_args(tp)) if typing.get_origin(a) is list).__args__[0]
         else:  # a mapping of source names: every key has the value type
             tp = typing.get_args(tp)[1]
     return tp
@@ -221,6 +229,9 @@ def recipe_from_dict(data: Any, where: str = "<recipe>") -> Recipe:
     return recipe
 
 
+MAX_POSITIONS = 512  # the tokens MPNet (514 position embeddings, offset 2) can encode
+
+
 def _validate_phase(recipe: Recipe, n: int, where: str) -> None:
     """Value checks of phase ``n``."""
     ph = recipe.phase(n)
@@ -229,6 +240,8 @@ def _validate_phase(recipe: Recipe, n: int, where: str) -> None:
             raise RecipeError(f"{where}: key 'phase{n}.{key}': expected at least 1, found {getattr(ph, key)}")
     if ph.dataloader_workers < 0:
         raise RecipeError(f"{where}: key 'phase{n}.dataloader_workers': expected at least 0")
+    if ph.max_seq_length is not None:
+        _check_length(ph.max_seq_length, f"phase{n}.max_seq_length", where)
     if ph.max_steps is not None and ph.max_steps < 1:
         raise RecipeError(f"{where}: key 'phase{n}.max_steps': expected at least 1 or null")
     if ph.learning_rate <= 0 or not 0 <= ph.warmup_ratio < 1 or ph.epochs <= 0:
@@ -245,8 +258,15 @@ def _validate_phase(recipe: Recipe, n: int, where: str) -> None:
         raise RecipeError(f"{where}: phase{n} is enabled but 'phase{n}.sources' names no source")
 
 
+def _check_length(value: int, key: str, where: str) -> None:
+    # MPNet has 514 positions, 2 of them reserved: a longer sequence would fail deep inside the model.
+    if not 1 <= value <= MAX_POSITIONS:
+        raise RecipeError(f"{where}: key '{key}': expected a length from 1 to {MAX_POSITIONS}, found {value}")
+
+
 def validate(recipe: Recipe, where: str) -> None:
     """Value checks that types alone cannot express (kept out of the models: they span phases)."""
+    _check_length(recipe.max_seq_length, "max_seq_length", where)
     for n in (1, 2, 3):
         _validate_phase(recipe, n, where)
     if recipe.phase3.enabled and recipe.phase3.negatives != "curated" and not recipe.phase2.used_sources():
@@ -257,6 +277,12 @@ def validate(recipe: Recipe, where: str) -> None:
         raise RecipeError(
             f"{where}: key 'init_from': expected a sentence-transformers model folder (with modules.json), "
             f"found {recipe.init_from!r}"
+        )
+    dims = recipe.phase2.matryoshka_dims
+    if dims is not None and (not dims or min(dims) < 1 or len(set(dims)) != len(dims)):
+        raise RecipeError(
+            f"{where}: key 'phase2.matryoshka_dims': expected distinct dimensions >= 1 "
+            f"(e.g. [768, 256, 128]) or null, found {dims}"
         )
     m = recipe.phase3.mining
     if m.num_negatives < 1 or m.range_min < 0 or m.batch_size < 1:

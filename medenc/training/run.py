@@ -259,9 +259,12 @@ def run_training(
     ``loader`` (default: the prepared data) and ``data_hash`` (default: the manifest's sha256) are injectable
     for tests, as are extra Trainer ``callbacks`` per phase number.
     """
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    # On a machine without CUDA, cpu=True is what lets `accelerate launch --multi_gpu` processes join one
+    # gloo group (DDP on the CPU); without it each process would train alone.
+    state = PartialState(cpu=not torch.cuda.is_available())
     run_dir = Path(output_dir or outputs_dir()) / run
     # Only the main process writes the folder, so only it holds the lock.
     with run_lock(run_dir, "make train") if state.is_main_process else contextlib.nullcontext():

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from medenc.core.base_model import BASE_MODEL_ID, BASE_MODEL_REVISION, resolve_base_model
+from medenc.core.errors import RecipeError
 from medenc.core.layout import MODEL_NAME
 from medenc.core.modeling import RANDOM_SHAPES, use_sdpa_attention
 from medenc.training.phases import PHASES
@@ -64,12 +65,80 @@ def make_loss(recipe: Recipe, n: int, model, num_processes: int):
         kwargs: dict[str, Any] = {"gather_across_devices": num_processes > 1}
         if cfg.loss == "cached_mnrl":
             kwargs["mini_batch_size"] = recipe.phase2.mini_batch_size
-        return getattr(losses, name)(model, **kwargs)
+        loss = getattr(losses, name)(model, **kwargs)
+        return _matryoshka(recipe, model, loss) if recipe.phase2.matryoshka_dims else loss
     metric = {
         "cosine": losses.TripletDistanceMetric.COSINE,
         "euclidean": losses.TripletDistanceMetric.EUCLIDEAN,
     }[recipe.phase3.distance]
     return losses.TripletLoss(model, distance_metric=metric, triplet_margin=recipe.phase3.margin)
+
+
+def _matryoshka(recipe: Recipe, model, loss):
+    """``loss`` applied at each of ``phase2.matryoshka_dims`` too, so truncated embeddings stay useful."""
+    from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
+
+    dims = list(recipe.phase2.matryoshka_dims or [])
+    width = model.get_embedding_dimension()
+    if width is not None and max(dims) > width:  # ST's own ValueError would not name the recipe key
+        raise RecipeError(
+            f"key 'phase2.matryoshka_dims': {dims} exceeds the model's {width} embedding dimensions"
+        )
+    return MatryoshkaLoss(model, loss, matryoshka_dims=dims)
+
+
+# --- Validation evaluators: a figure per eval step, beside the eval loss ---------------------------------
+
+
+def _sts_evaluator(val, name: str, batch_size: int, recipe: Recipe):
+    """Phase 1: Spearman (and Pearson) of cosine similarity against the graded scores."""
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+
+    return EmbeddingSimilarityEvaluator(
+        val["sentence1"], val["sentence2"], val["score"], name=name, batch_size=batch_size,
+        write_csv=False, similarity_fn_names=["cosine"],
+    )  # fmt: skip
+
+
+def _retrieval_evaluator(val, name: str, batch_size: int, recipe: Recipe):
+    """Phase 2: each anchor retrieves its positive(s) among every validation positive (nDCG@10, MRR@10...)."""
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    # Ids by text: a repeated anchor is one query with several relevant documents; a repeated positive, one.
+    docs = {text: f"d{i}" for i, text in enumerate(dict.fromkeys(val["positive"]))}
+    queries = {text: f"q{i}" for i, text in enumerate(dict.fromkeys(val["anchor"]))}
+    relevant: dict[str, set[str]] = {}
+    for anchor, positive in zip(val["anchor"], val["positive"], strict=True):
+        relevant.setdefault(queries[anchor], set()).add(docs[positive])
+    return InformationRetrievalEvaluator(
+        {q: t for t, q in queries.items()}, {d: t for t, d in docs.items()}, relevant, name=name,
+        batch_size=batch_size, write_csv=False, accuracy_at_k=[1], precision_recall_at_k=[5],
+    )  # fmt: skip
+
+
+def _triplet_evaluator(val, name: str, batch_size: int, recipe: Recipe):
+    """Phase 3: how often the anchor is closer to its positive than to its negative (the loss's distance)."""
+    from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
+
+    return TripletEvaluator(
+        val["anchor"], val["positive"], val["negative"], name=name, batch_size=batch_size,
+        write_csv=False, similarity_fn_names=[recipe.phase3.distance],
+    )  # fmt: skip
+
+
+_EVALUATORS = {
+    1: (_sts_evaluator, "sts"),
+    2: (_retrieval_evaluator, "retrieval"),
+    3: (_triplet_evaluator, "triplet"),
+}
+
+
+def make_evaluator(recipe: Recipe, n: int, val):
+    """Phase ``n``'s validation evaluator, named ``phase-N-<kind>-dev``; None without validation rows."""
+    if val is None or len(val) == 0:
+        return None
+    build, kind = _EVALUATORS[n]
+    return build(val, f"phase-{n}-{kind}-dev", recipe.phase(n).batch_size, recipe)
 
 
 # --- Trainer (shared by training and the benchmark, medenc.bench.run) -------------------------------------
@@ -159,7 +228,8 @@ def training_arguments(
 ):
     """Phase ``n``'s ``SentenceTransformerTrainingArguments`` from the recipe.
 
-    ``over``: has_validation (eval on or off), save_checkpoints, max_steps (overrides the recipe's), run_name.
+    ``over``: has_validation (eval on or off), save_checkpoints, max_steps (overrides the recipe's), run_name,
+    logging_dir (report to the recipe's ``report_to`` there; without it, to nothing: the benchmark).
     """
     from sentence_transformers import SentenceTransformerTrainingArguments
 
@@ -190,7 +260,7 @@ def training_arguments(
         dataloader_persistent_workers=workers > 0,
         dataloader_pin_memory=cuda,
         torch_compile=cfg.torch_compile,
-        report_to="none",
+        report_to=recipe.report_to if over.get("logging_dir") else "none",
         run_name=over.get("run_name"),
     )
 
@@ -211,10 +281,13 @@ def build_trainer(
     loss=None,
     run_name: str | None = None,
     save_checkpoints: bool = True,
+    evaluator=None,
+    logging_dir: str | Path | None = None,
 ):
     """The SentenceTransformerTrainer of phase ``n`` as the recipe says (loss from make_loss unless given).
 
-    ``max_steps`` overrides the recipe's; ``save_checkpoints=False`` turns checkpoints off (benchmark).
+    ``max_steps`` overrides the recipe's; ``save_checkpoints=False`` turns checkpoints off (benchmark);
+    ``evaluator`` runs at every eval step; ``logging_dir``: where the recipe's ``report_to`` writes.
     """
     from sentence_transformers import SentenceTransformerTrainer
 
@@ -223,12 +296,34 @@ def build_trainer(
     args = training_arguments(
         recipe, n, precision=precision, cuda=cuda, output_dir=output_dir, max_steps=max_steps,
         has_validation=val is not None, save_checkpoints=save_checkpoints, run_name=run_name,
+        logging_dir=logging_dir,
     )  # fmt: skip
-    return SentenceTransformerTrainer(
+    trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
         train_dataset=train,
         eval_dataset=val,
         loss=loss if loss is not None else make_loss(recipe, n, model, num_processes),
+        evaluator=evaluator,
         callbacks=list(callbacks) or None,
     )
+    for callback in _tensorboard_callbacks(trainer):
+        # transformers 5 has no logging_dir argument: its default, <output_dir>/runs/<time>_<host>, would sit
+        # among the checkpoints that are deleted when the phase is done.
+        callback.logging_dir = str(logging_dir)
+    return trainer
+
+
+def _tensorboard_callbacks(trainer) -> list:
+    """The Trainer's TensorBoard callbacks (none unless ``report_to`` is tensorboard)."""
+    from transformers.integrations import TensorBoardCallback
+
+    return [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, TensorBoardCallback)]
+
+
+def close_logs(trainer) -> None:
+    """Close the TensorBoard writer an ``evaluate()`` after training reopened (training's own is closed)."""
+    for callback in _tensorboard_callbacks(trainer):
+        if callback.tb_writer is not None:
+            callback.tb_writer.close()
+            callback.tb_writer = None

@@ -1,0 +1,72 @@
+"""The shape of the package, checked: one package per stage, imports flow one way, short functions.
+
+Data flows data -> training -> evaluation -> release; ``core`` is shared plumbing every stage may import and
+that imports no stage; the bench is a tool over training that nothing imports.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from medenc.core.paths import PROJECT_ROOT
+
+PACKAGE = PROJECT_ROOT / "medenc"
+ORDER = ["core", "data", "training", "evaluation", "release"]
+# What each stage may import besides itself.
+ALLOWED = {stage: set(ORDER[: ORDER.index(stage)]) for stage in ORDER}
+ALLOWED["bench"] = {"core", "data", "training"}
+MAX_FUNCTION_LINES = 60
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _stage(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0]
+
+
+def _imported_stages(path: Path) -> set[str]:
+    """The medenc stages a module imports, at module level or inside functions."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        out |= {n.split(".")[1] for n in names if n.startswith("medenc.") and n.count(".") >= 1}
+    return out
+
+
+def test_every_module_sits_in_a_stage_package():
+    assert {_stage(p) for p in _modules() if p.parent != PACKAGE} <= set(ALLOWED)
+    assert [p.name for p in _modules() if p.parent == PACKAGE] == ["__init__.py"]
+
+
+def test_imports_flow_one_way():
+    wrong = {
+        str(p.relative_to(PROJECT_ROOT)): sorted(_imported_stages(p) - ALLOWED[_stage(p)] - {_stage(p)})
+        for p in _modules()
+        if p.parent != PACKAGE
+    }
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
+def test_library_functions_read_in_one_screen():
+    long = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []
+
+
+def test_scripts_are_thin_and_import_the_installed_package():
+    for script in (PROJECT_ROOT / "scripts").glob("*.py"):
+        text = script.read_text(encoding="utf-8")
+        assert "sys.path" not in text, script
+        assert script.stem not in {"evaluate", "datasets", "transformers", "accelerate"}, script
