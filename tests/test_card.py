@@ -112,7 +112,9 @@ def test_plain_transformers_snippet_gives_the_sentence_transformers_vectors(tmp_
     from sentence_transformers import SentenceTransformer
 
     run_dir = make_run(tmp_path, model=tiny_model)
-    staged = stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    staged = stage_release(
+        run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest(), test_release=True
+    )
     text = (staged / "README.md").read_text(encoding="utf-8")
     section = text.split("### Without sentence-transformers", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1).replace(REPO_ID, str(staged))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,9 +90,18 @@ def test_prepared_layout_and_loaders(prepared: Path) -> None:
         for t in load_split(s, "pairs")[c]
     }
     assert not {leakage.key(t) for t in [*terms.queries.values(), *terms.corpus.values()]} & train_keys
+    # Every name of a held-out concept (its queries, its name in the corpus) is absent from training.
+    concepts = load_retrieval("concepts")
+    assert 1000 <= len(concepts.queries) <= 1500 and len(concepts.corpus) > 10000
+    held_names = {concepts.corpus[c] for q in concepts.queries for c in concepts.relevant[q]}
+    assert not {leakage.key(t) for t in [*concepts.queries.values(), *held_names]} & train_keys
+    assert not {q.split("#")[0] for q in concepts.queries} & set(load_split("train", "pairs")["source"])
     man = load_manifest()
     assert man["leakage"]["passed"] and len(manifest_hash()) == 64
     assert man["sources"]["medquad"]["commit"].startswith("577bd37")
+    by_source = man["sets"]["train"]["pairs"]["by_source"]
+    assert all(by_source[s] > 1000 for s in ("do_synonym", "do_definition", "hpo_lay"))
+    assert man["sets"]["train"]["triplets"]["by_source"]["do_sibling"] > 1000
     assert {k: (v["license"], v["role"]) for k, v in man["sources"].items()} == {
         k: (v.license, v.role) for k, v in catalog.CATALOG.items()
     }
@@ -479,3 +489,217 @@ def test_pins_match_the_real_data() -> None:
     raw_files = prepare.hash_raw_files(RAW)
     assert pins.differences(raw_files) == {}
     assert pins.current_pins(RAW, raw_files) == pins.PINS  # line and file counts too
+
+
+# --- ontologies: Human Disease Ontology and HPO layperson synonyms --------------------------------------
+OBO_HEAD = "format-version: 1.2\ndata-version: doid/releases/2026-07-31/subsets/DO_rare_slim.obo\n\n"
+OBO_TERMS = """[Term]
+id: DOID:0040093
+name: drug-induced lupus erythematosus
+def: "A lupus erythematosus caused by chronic use of certain drugs." [url:https\\://www.ncbi.nlm.nih.gov/pubmed/1378852]
+synonym: "DIL" EXACT OMO:0003012 []
+synonym: "drug lupus" RELATED []
+is_a: DOID:9074 ! systemic lupus erythematosus
+
+[Term]
+id: DOID:9074
+name: systemic lupus erythematosus
+synonym: "SLE" EXACT []
+
+[Term]
+id: DOID:1
+name: gone
+is_obsolete: true
+
+[Typedef]
+id: has_symptom
+name: has symptom
+"""
+HUMANDO_TSV = (
+    "id\tlabel\tsubClassOf\n"
+    '"DOID:0040093"\t"drug-induced lupus erythematosus"\t"systemic lupus erythematosus"\n'
+    '"DOID:0080000"\t"neonatal lupus erythematosus"\t"systemic lupus erythematosus"\n'
+    '"DOID:9074"\t"systemic lupus erythematosus"\t"lupus erythematosus"\n'
+)
+HPO_TSV = (
+    "?term\t?term_label\t?layperson\n"
+    '<http://purl.obolibrary.org/obo/HP_0002648>\t"Abnormality of calvarial morphology"\t'
+    '"Abnormally shaped skull"\n'
+    '<http://purl.obolibrary.org/obo/HP_0025251>\t"Open comedo"@en\t"Blackhead"\n'
+    '<http://purl.obolibrary.org/obo/HP_0025251>\t"Open comedo"@en\t"Open comedo"\n'
+)
+
+
+def _ontology_root(tmp_path: Path, obo: str = OBO_TERMS, hpo: str = HPO_TSV) -> Path:
+    """A raw root with the two ontology folders: one small OBO subset (the others empty), HumanDO, HPO."""
+    from medenc.data import ontologies
+
+    do = tmp_path / ontologies.DO_FOLDER
+    do.mkdir(parents=True)
+    for name in ontologies.DO_OBO_FILES:
+        (do / name).write_text(OBO_HEAD + (obo if name == "DO_rare_slim.obo" else ""), encoding="utf-8")
+    (do / ontologies.DO_TSV).write_text(HUMANDO_TSV, encoding="utf-8")
+    (tmp_path / ontologies.HPO_FOLDER).mkdir()
+    (tmp_path / ontologies.HPO_FOLDER / ontologies.HPO_TSV).write_text(hpo, encoding="utf-8")
+    return tmp_path
+
+
+def test_ontology_adapters_on_excerpts(tmp_path: Path) -> None:
+    from medenc.data import ontologies
+
+    root = _ontology_root(tmp_path)
+    skips = sources.SkipLog()
+    do = {c.id: c for c in ontologies.read_disease_ontology(root, skips)}
+    assert list(do) == ["DOID:0040093", "DOID:9074", "DOID:0080000"]  # OBO first, then HumanDO-only
+    dil = do["DOID:0040093"]
+    assert dil.name == "drug-induced lupus erythematosus" and dil.synonyms == ["DIL"]  # EXACT only
+    assert dil.definition == "A lupus erythematosus caused by chronic use of certain drugs."
+    assert dil.parents == ["DOID:9074"] and do["DOID:0080000"].parents == ["DOID:9074"]
+    assert skips.counts == {"disease_ontology: obsolete term (DO_rare_slim.obo)": 1}
+    hpo = ontologies.read_hpo_layperson(root)
+    assert [(c.id, c.name, c.synonyms) for c in hpo] == [
+        ("HP:0002648", "Abnormality of calvarial morphology", ["Abnormally shaped skull"]),
+        ("HP:0025251", "Open comedo", ["Blackhead", "Open comedo"]),
+    ]
+    pairs, triplets = prepare._ontology_candidates(list(do.values()), hpo)
+    by_source = {(r["source"], r["anchor"], r["positive"]) for r in pairs}
+    assert ("do_synonym", "DIL", dil.name) in by_source and (
+        "hpo_lay",
+        "Blackhead",
+        "Open comedo",
+    ) in by_source
+    assert ("do_definition", dil.name, dil.definition) in by_source
+    # DIL's sibling under systemic lupus erythematosus is neonatal lupus (from HumanDO.tsv).
+    assert [(t["anchor"], t["positive"], t["negative"]) for t in triplets] == [
+        ("DIL", dil.name, "neonatal lupus erythematosus")
+    ]
+
+
+def test_obo_without_name_or_malformed_refused_nothing_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medenc.data import ontologies
+
+    root = _ontology_root(tmp_path / "raw", obo=OBO_TERMS.replace("name: systemic lupus erythematosus\n", ""))
+    with pytest.raises(DataError) as e:
+        ontologies.read_disease_ontology(root)
+    msg = str(e.value)
+    assert "DO_rare_slim.obo, [Term] stanza #2 (id: DOID:9074): expected a 'name:' line" in msg
+    bad = OBO_TERMS.replace('synonym: "SLE" EXACT []', 'synonym: "SLE EXACT []')
+    (root / ontologies.DO_FOLDER / "DO_rare_slim.obo").write_text(OBO_HEAD + bad, encoding="utf-8")
+    with pytest.raises(DataError, match=r"DO_rare_slim\.obo, line 15: expected well-formed OBO 1\.4"):
+        ontologies.read_disease_ontology(root)
+    # Through `make data`: refused before anything is written (pins taken as they are, to reach the parser).
+    for name in sources.SOURCE_FILES:  # the other sources' folders, empty: only the DO is read here
+        (root / name).mkdir(exist_ok=True)
+    monkeypatch.setattr(pins, "PINS", pins.current_pins(root, prepare.hash_raw_files(root)))
+    monkeypatch.setattr(prepare, "read_sources", lambda r, s: ontologies.read_disease_ontology(r, s))
+    monkeypatch.setenv("DATA_DIR", str(root))
+    target, before = _old_prepared(tmp_path)
+    with pytest.raises(DataError, match="line 15"):
+        prepare.prepare(target)
+    assert (target / layout.MANIFEST).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared", "raw"]
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ('<http://purl.obolibrary.org/obo/HP_1>\t"Stiff wrist"', r"line 3: expected 3 tab-separated fields"),
+        (
+            '<http://purl.obolibrary.org/obo/HP_1>\t"Stiff wrist\t"Wrist stiffness"',
+            r"line 3, column 2 \(\?term_label\): expected a value in double quotes",
+        ),
+        (
+            '<http://purl.obolibrary.org/obo/HP_1>\tStiff wrist\t"Wrist stiffness"',
+            r"line 3, column 2 \(\?term_label\): expected a value in double quotes",
+        ),
+        ('HP_1\t"Stiff wrist"\t"Wrist stiffness"', r"line 3, column 1 \(\?term\): expected an HPO term IRI"),
+        ('<http://purl.obolibrary.org/obo/HP_1>\t"  "\t"x"', r"line 3, column 2 .*expected a non-empty text"),
+    ],
+)
+def test_hpo_tsv_bad_rows(tmp_path: Path, line: str, match: str) -> None:
+    from medenc.data import ontologies
+
+    lines = HPO_TSV.splitlines(keepends=True)
+    root = _ontology_root(tmp_path, hpo="".join([lines[0], lines[1], line + "\n", *lines[2:]]))
+    with pytest.raises(DataError, match=r"layperson-synonyms\.tsv, " + match):
+        ontologies.read_hpo_layperson(root)
+
+
+def test_humando_tsv_torn_and_bad_quote(tmp_path: Path) -> None:
+    from medenc.data import ontologies
+
+    root = _ontology_root(tmp_path)
+    f = root / ontologies.DO_FOLDER / ontologies.DO_TSV
+    f.write_text(HUMANDO_TSV + '"DOID:9"\t"lupus', encoding="utf-8")
+    with pytest.raises(DataError, match=r"HumanDO\.tsv, line 5 \(the last\): expected a final newline"):
+        ontologies.read_disease_ontology(root)
+    f.write_text(
+        HUMANDO_TSV.replace('"neonatal lupus erythematosus"', '"neonatal "lupus""'), encoding="utf-8"
+    )
+    with pytest.raises(
+        DataError, match=r"HumanDO\.tsv, line 3, column 2 \(label\): expected a value in double"
+    ):
+        ontologies.read_disease_ontology(root)
+
+
+def _concepts(n: int) -> tuple[list, list]:
+    """n synthetic diseases (two synonyms each, a shared parent) and n HPO terms (one lay phrasing each)."""
+    from medenc.data.ontologies import Concept
+
+    do = [
+        Concept(f"DOID:{i}", f"disease {i}", [f"synonym {i}", f"other name {i}"], f"defined {i}", ["DOID:0"])
+        for i in range(1, n + 1)
+    ]
+    hp = [Concept(f"HP:{i}", f"phenotype {i}", [f"lay phrase {i}"]) for i in range(1, n + 1)]
+    return do, hp
+
+
+def test_concepts_split_by_concept_id() -> None:
+    """No concept on both sides; every name of a held-out concept is a test text, none is in training."""
+    do, hp = _concepts(300)
+    held = {c.id for c in do + hp if prepare.concept_held(c.id)}
+    assert 15 <= len(held) <= 75  # about 7% of 600
+    sets, skipped = prepare.build_concepts_test(do, hp)
+    assert skipped == 0
+    queries = {r["id"]: r["text"] for r in sets[("test", "concepts_queries")]}
+    corpus = {r["id"]: r["text"] for r in sets[("test", "concepts_corpus")]}
+    assert len(corpus) == 600  # every preferred name, held out or not
+    assert {q.split("#")[0] for q in queries} == held
+    names = {c.id: c.name for c in do + hp}
+    for r in sets[("test", "concepts_qrels")]:
+        assert corpus[r["corpus_id"]] == names[r["query_id"].split("#")[0]]
+    pairs, triplets = prepare._ontology_candidates(do, hp)
+    trained = {r["_group"].split(":", 1)[1] for r in pairs + triplets}
+    assert trained and not trained & held
+    guarded = {leakage.key(t) for t in prepare._test_texts_by_set(sets)["concepts_corpus"]}
+    held_names = {leakage.key(t) for c in do + hp if c.id in held for t in (c.name, *c.synonyms)}
+    assert {
+        leakage.key(t) for t in queries.values()
+    } | guarded == held_names  # distractors are not test texts
+    train_texts = {
+        leakage.key(r[c]) for r in pairs + triplets for c in ("anchor", "positive", "negative") if c in r
+    }
+    assert not train_texts & held_names
+
+
+def test_concepts_names_leave_every_training_source() -> None:
+    """A MedQuAD synonym or abbreviation equal to a held-out concept's name is dropped from training."""
+    do, hp = _concepts(300)
+    held = next(c for c in do if prepare.concept_held(c.id))
+    kept_concept = next(c for c in do if not prepare.concept_held(c.id))
+    sets, _ = prepare.build_concepts_test(do, hp)
+    cand = {
+        layout.PAIRS: [
+            prepare._row(layout.PAIRS, "medquad_synonym", "d1", held.synonyms[1], "Some focus"),
+            prepare._row(layout.PAIRS, "medical_abbreviations", "ab", "AB", held.name),
+            prepare._row(layout.PAIRS, "medquad_synonym", "d2", kept_concept.name, "distractor names stay"),
+        ],
+        layout.GRADED_PAIRS: [],
+        layout.TRIPLETS: [],
+    }
+    dropped: prepare.Dropped = defaultdict(Counter)
+    kept = prepare.filter_candidates(cand, sets, 0.5, dropped)
+    assert [r["positive"] for r in kept[layout.PAIRS]] == ["distractor names stay"]
+    assert dropped["pairs: equals a test text"] == {"medquad_synonym": 1, "medical_abbreviations": 1}

@@ -25,7 +25,7 @@ TRAIN_SPLITS = ("train", "validation")
 TEST_STS = ("biosses", "stsb")  # sentence1, sentence2, score in [0, 1]
 TEST_CLASSIFICATION = ("rqe",)  # sentence1, sentence2, label (0/1)
 # <name>_queries (id, text), <name>_corpus (id, text), <name>_qrels (query_id, corpus_id)
-TEST_RETRIEVAL = ("medquad", "pubmedqa", "terms")
+TEST_RETRIEVAL = ("medquad", "pubmedqa", "terms", "concepts")
 TEST_TRIPLETS = ("triplets",)  # anchor, positive, negative
 
 # The max_seq_length every saved model folder carries, and the passage cap of the evaluation: training may use

@@ -152,6 +152,54 @@ _SOURCES = (
   note = {commit ce0e8397e88afc953a18681100e75bcc145dd4b5}
 }""",
     ),
+    SourceInfo(
+        folder="disease_ontology",
+        name="Human Disease Ontology",
+        license="CC0 1.0",
+        role="train+validation: pairs (synonym->name, name->definition), triplets (sibling-disease "
+        "negatives); test: concepts (7% of diseases by DOID, with every DO and HPO name as distractors)",
+        url="https://github.com/DiseaseOntology/HumanDiseaseOntology",
+        commit="9fbefd6651b79526165453395d06c8fd4bfe4247",
+        attribution="Schriml et al., 2019, Human Disease Ontology 2018 update: classification, content and "
+        "workflow expansion",
+        bibtex="""@article{schriml2019human,
+  title = {Human Disease Ontology 2018 update: classification, content and workflow expansion},
+  author = {Schriml, Lynn M. and Mitraka, Elvira and Munro, James and Tauber, Becky and Schor, Mike and
+    Nickle, Lance and Felix, Victor and Jeng, Linda and Bearer, Cynthia and Lichenstein, Richard and
+    others},
+  journal = {Nucleic Acids Research},
+  volume = {47},
+  number = {D1},
+  pages = {D955--D962},
+  year = {2019},
+  doi = {10.1093/nar/gky1032}
+}""",
+    ),
+    SourceInfo(
+        folder="hpo_layperson",
+        name="Human Phenotype Ontology (layperson synonyms)",
+        license="HPO license: free for any use, acknowledging the HPO Consortium and the file version",
+        role="train+validation: pairs (lay phrasing->clinical label); test: concepts (7% of terms by HP id)",
+        url="https://github.com/obophenotype/human-phenotype-ontology",
+        commit="af70204caaaac7023f6606ead6a3970d5c303575",
+        # The HPO license asks for this acknowledgement, with the version of the files used, wherever the
+        # product is shown publicly.
+        attribution="This product uses the Human Phenotype Ontology (version "
+        "af70204caaaac7023f6606ead6a3970d5c303575, 2026-08-14), https://hpo.jax.org; "
+        "Köhler et al., 2021, The Human Phenotype Ontology in 2021",
+        bibtex="""@article{kohler2021human,
+  title = {The {Human Phenotype Ontology} in 2021},
+  author = {K{\\"o}hler, Sebastian and Gargano, Michael and Matentzoglu, Nicolas and Carmody, Leigh C. and
+    Lewis-Smith, David and Vasilevsky, Nicole A. and Danis, Daniel and Balagura, Ganna and Baynam, Gareth
+    and Brower, Amy M. and others},
+  journal = {Nucleic Acids Research},
+  volume = {49},
+  number = {D1},
+  pages = {D1207--D1217},
+  year = {2021},
+  doi = {10.1093/nar/gkaa1043}
+}""",
+    ),
 )
 
 # Keyed by folder, in the order the manifest lists the sources (its bytes, hence its hash, depend on it).

@@ -118,6 +118,26 @@ PINS: dict[str, Pin] = {
     ABBREVIATIONS.format("S"): Pin("f6a46d0ad5db777058d9f883f6435bb12f00711dff577f02f13751e1346d34be", 320),
     ABBREVIATIONS.format("T"): Pin("9ed461d4a0567953ee2dc3108df12844605e85f07b78ae4c9525fb4cb2166dd9", 277),
     ABBREVIATIONS.format("U-Z"): Pin("444c445a0283ea18785a0e0b8288c39113bc647d29463d4ade7e3590f7a76993", 233),
+    # disease_ontology @ 9fbefd6651b7
+    "disease_ontology/DO_cancer_slim.obo": Pin(
+        "031af4f526edbb60978ed1d817e620f4ecbee57378e5e68819c6c95b64878a2a", 11325
+    ),
+    "disease_ontology/DO_infectious_disease_slim.obo": Pin(
+        "7118594e9d8e89ae1b7834218fa0dcedd247f4b20ce7b32a2bc5be82e7dee820", 8782
+    ),
+    "disease_ontology/DO_rare_slim.obo": Pin(
+        "7307b7d0df45aa765660caf3cea29f65d2ad91263b66ba9da4d77d4ebd8cd05a", 55698
+    ),
+    "disease_ontology/HumanDO.tsv": Pin(
+        "c862a3523b0308ae82df6ffd5b0781af83cc561a9e9aa2b25a3cee7e2b33452d", 12297
+    ),
+    "disease_ontology/NCIthesaurus.obo": Pin(
+        "dfaad715d526718d55ae2e32fa2af0626d98a0f1824886d586dc148980546f7c", 72825
+    ),
+    # hpo_layperson @ af70204caaaa
+    "hpo_layperson/layperson-synonyms.tsv": Pin(
+        "2d22863798dbd660ea613f2f42a3f0c577941d6580764d5dc50bd372754ec3a0", 7187
+    ),
 }
 
 ACCEPT_HINT = (
@@ -220,7 +240,7 @@ def current_pins(root: Path, raw_files: dict[str, str]) -> dict[str, Pin]:
         if is_folder(key):
             out[key] = Pin(sha, found_count(root, key, raw_files, None), "files")
         else:
-            text = (root / key).suffix in (".csv", ".tsv", ".json", ".xml", ".txt")
+            text = (root / key).suffix in (".csv", ".tsv", ".json", ".xml", ".txt", ".obo")
             out[key] = Pin(sha, count_lines(root / key) if text else None)
     return out
 

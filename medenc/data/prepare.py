@@ -44,7 +44,7 @@ from medenc.core.errors import DataError, LeakageError, MedencError, fail
 from medenc.core.io import sha256_file
 from medenc.core.paths import data_dir, prepared_dir
 from medenc.core.progress import progress
-from medenc.data import leakage, pins, sources
+from medenc.data import leakage, ontologies, pins, sources
 from medenc.data.catalog import CATALOG
 
 # Fraction of MedQuAD answered documents (subsets 1-9) held out for the retrieval test, by hash of the
@@ -57,6 +57,10 @@ TEST_TRIPLETS_CAP = 500
 # Fraction of abbreviations (by hash of the normalised abbreviation, all its meanings together) held out of
 # training for the terms test: about 400 abbreviations, enough for a CI of a few points on a 2-core budget.
 TERMS_ABBREVIATION_FRACTION = 0.1
+# Fraction of ontology concepts (DO diseases and HPO terms, by hash of the DOID / HP id, every name of a
+# concept together) held out for the concepts test: about 1,300 lay phrasings and synonyms as queries.
+CONCEPTS_TEST_FRACTION = 0.07
+ONTOLOGY_SOURCES = frozenset({"do_synonym", "do_definition", "hpo_lay", "do_sibling"})
 MEDQUAD_TEST_SETS = frozenset({"medquad_queries", "medquad_corpus", "triplets"})
 
 NOTES = [
@@ -70,6 +74,12 @@ NOTES = [
     "terms test: abbreviations held out by hash of the normalised abbreviation (all meanings together), "
     "plus the synonyms of the held-out MedQuAD documents; queries are abbreviations and synonyms, the corpus "
     "their meanings and focuses",
+    "concepts test: DO diseases and HPO terms held out by hash of their id (every name of a concept "
+    "together); queries are their EXACT synonyms and lay phrasings, the corpus every DO and HPO preferred "
+    "name; only the held-out concepts' names are test texts for the leakage checks (the rest: distractors)",
+    "ontology training rows: do_synonym (EXACT synonym -> name), do_definition (name -> definition), "
+    "hpo_lay (lay phrasing -> label), do_sibling triplets (synonym, name, the name of a sibling sharing a "
+    "parent, chosen by hash)",
     "pairs with identical sides dropped; exact duplicate rows removed within each set",
     "training rows with a field equal to a test text (lowercased, whitespace collapsed) are dropped",
     "training rows with a field that alone contains > threshold of a test text's word 8-grams are dropped",
@@ -116,6 +126,8 @@ class RawSources:
     rqe: dict[str, list[sources.RqePair]]
     meqsum: list[sources.MeqsumRow]
     abbrevs: list[sources.AbbreviationRow]
+    diseases: list[ontologies.Concept]
+    phenotypes: list[ontologies.Concept]
 
 
 # --- building: the steps, in the order build() runs them ---------------------------------------------------
@@ -166,7 +178,9 @@ def read_sources(root: Path, skips: sources.SkipLog) -> RawSources:
     rqe = sources.read_rqe(root, skips)
     meqsum = sources.read_meqsum(root)
     abbrevs = sources.read_abbreviations(root)
-    return RawSources(stsb, biosses, medquad, pubmed, pubmed_test, rqe, meqsum, abbrevs)
+    diseases = ontologies.read_disease_ontology(root, skips)
+    phenotypes = ontologies.read_hpo_layperson(root)
+    return RawSources(stsb, biosses, medquad, pubmed, pubmed_test, rqe, meqsum, abbrevs, diseases, phenotypes)
 
 
 def hash_raw_files(root: Path) -> dict[str, str]:
@@ -178,6 +192,8 @@ def hash_raw_files(root: Path) -> dict[str, str]:
     files += [root / "rqe_amia2016" / f for f in sources.SOURCE_FILES["rqe_amia2016"]]
     files += [root / "meqsum" / f for f in sources.SOURCE_FILES["meqsum"]]
     files += sorted((root / "medical_abbreviations" / "CSVs").glob("*.csv"))
+    for name in (ontologies.DO_FOLDER, ontologies.HPO_FOLDER):
+        files += [root / name / f for f in sources.SOURCE_FILES[name]]
     files += [root / n / "SOURCE.txt" for n in sources.SOURCE_FILES]
     # A missing file is left out: the pin check names it, or (with --accept-upstream) its adapter does.
     files = [f for f in files if f.is_file()]
@@ -201,6 +217,9 @@ def build_test_sets(raw: RawSources, dropped: Dropped) -> tuple[Sets, set[str]]:
     terms_sets, skipped = build_terms_test(raw.medquad, held_docs, raw.abbrevs)
     sets.update(terms_sets)
     dropped["test: terms queries equal to a corpus text"]["terms"] = skipped
+    concept_sets, skipped = build_concepts_test(raw.diseases, raw.phenotypes)
+    sets.update(concept_sets)
+    dropped["test: concepts queries equal to a corpus text"]["concepts"] = skipped
     for (split, name), rows in list(sets.items()):
         if split == "test" and not name.endswith("_qrels"):
             sets[(split, name)], dups = _dedupe(rows, tuple(rows[0]) if rows else ())
@@ -217,10 +236,11 @@ def training_candidates(
     pairs = _medquad_candidates(raw.medquad, held_docs, skips) + _abbreviation_candidates(raw.abbrevs)
     pairs += [_row(layout.PAIRS, "meqsum", m.file, m.chq, m.summary) for m in raw.meqsum]
     rqe_graded, rqe_pairs, rqe_triplets = _rqe_candidates(raw.rqe["train"], skips)
+    onto_pairs, onto_triplets = _ontology_candidates(raw.diseases, raw.phenotypes)
     return {
         layout.GRADED_PAIRS: graded + rqe_graded,
-        layout.PAIRS: pairs + rqe_pairs,
-        layout.TRIPLETS: rqe_triplets,
+        layout.PAIRS: pairs + rqe_pairs + onto_pairs,
+        layout.TRIPLETS: rqe_triplets + onto_triplets,
     }
 
 
@@ -286,7 +306,11 @@ def resplit_covered(
 def split_train_validation(cand: dict[str, list[dict]], sets: Sets) -> None:
     """Add each format's train and validation sets to ``sets`` (validation: whole groups, by hash)."""
     for fmt, rows in cand.items():
-        sets[("train", fmt)], sets[("validation", fmt)] = _split_validation(rows)
+        # The ontology sources get their own validation draw and cap: adding them leaves the validation rows
+        # of the other sources (and so what existing recipes train on) as they were.
+        parts = [[r for r in rows if (r["source"] in ONTOLOGY_SOURCES) == onto] for onto in (False, True)]
+        (train, val), (onto_train, onto_val) = (_split_validation(part) for part in parts)
+        sets[("train", fmt)], sets[("validation", fmt)] = train + onto_train, val + onto_val
 
 
 def leakage_guard(out: Prepared, threshold: float) -> None:
@@ -406,13 +430,24 @@ def build_terms_test(
     for d in docs:
         if d.doc_id in held_docs and d.focus:
             pairs.extend((f"synonym:{d.doc_id}#{n}", s, d.focus) for n, s in enumerate(d.synonyms, start=1))
-    corpus: dict[str, str] = {}  # answer key -> corpus id
+    return _query_sets("terms", pairs, [answer for _, _, answer in pairs], "t")
+
+
+def _query_sets(
+    name: str, pairs: list[tuple[str, str, str]], corpus_texts: list[str], id_prefix: str
+) -> tuple[Sets, int]:
+    """``<name>_queries/_corpus/_qrels`` from (query id, query, answer) and the corpus texts.
+
+    The corpus holds each distinct text (by key) once; identical queries share one query (every answer of
+    each relevant). A query equal to any corpus text is left out and counted (see build_terms_test).
+    """
+    corpus: dict[str, str] = {}  # text key -> corpus id
     corpus_rows = []
-    for _, _, answer in pairs:
-        k = leakage.key(answer)
+    for text in corpus_texts:
+        k = leakage.key(text)
         if k not in corpus:
-            corpus[k] = f"t{len(corpus_rows)}"
-            corpus_rows.append({"id": corpus[k], "text": answer})
+            corpus[k] = f"{id_prefix}{len(corpus_rows)}"
+            corpus_rows.append({"id": corpus[k], "text": text})
     relevant: dict[str, set[str]] = defaultdict(set)  # query key -> corpus ids
     first: dict[str, tuple[str, str]] = {}  # query key -> (query id, text), first seen
     for qid, query, answer in pairs:
@@ -428,10 +463,35 @@ def build_terms_test(
         query_rows.append({"id": qid, "text": query})
         qrel_rows += [{"query_id": qid, "corpus_id": c} for c in sorted(relevant[qk])]
     return {
-        ("test", "terms_queries"): query_rows,
-        ("test", "terms_corpus"): corpus_rows,
-        ("test", "terms_qrels"): qrel_rows,
+        ("test", f"{name}_queries"): query_rows,
+        ("test", f"{name}_corpus"): corpus_rows,
+        ("test", f"{name}_qrels"): qrel_rows,
     }, skipped
+
+
+def concept_held(concept_id: str) -> bool:
+    """Whether an ontology concept (DOID / HP id) is held out for the concepts test, with all its names."""
+    return bucket(f"concepts-test:{concept_id}") < CONCEPTS_TEST_FRACTION
+
+
+def build_concepts_test(
+    diseases: list[ontologies.Concept], phenotypes: list[ontologies.Concept]
+) -> tuple[Sets, int]:
+    """The concepts retrieval test: a held-out concept's synonym or lay phrasing -> its preferred name.
+
+    The corpus is every DO and HPO preferred name, so the held-out names sit among thousands of distractors.
+    Corpus rows carry ``_distractor`` (not written): a name of no held-out concept is no test text for the
+    leakage checks, since training on the concepts that are not held out is the point. A name shared with
+    a held-out concept (as its name or synonym) is a test text, so every held-out name leaves training.
+    """
+    concepts = [*diseases, *phenotypes]
+    held = [c for c in concepts if concept_held(c.id)]
+    pairs = [(f"{c.id}#{n}", s, c.name) for c in held for n, s in enumerate(c.synonyms, start=1)]
+    sets, skipped = _query_sets("concepts", pairs, [c.name for c in concepts], "c")
+    held_names = {leakage.key(t) for c in held for t in (c.name, *c.synonyms)}
+    for r in sets[("test", "concepts_corpus")]:
+        r["_distractor"] = leakage.key(r["text"]) not in held_names
+    return sets, skipped
 
 
 # --- building: training candidates and filters --------------------------------------------------------------
@@ -478,6 +538,43 @@ def _abbreviation_candidates(abbrevs: list[sources.AbbreviationRow]) -> list[dic
         for a in abbrevs
         if not _abbreviation_held(a.abbreviation)
     ]
+
+
+def _ontology_candidates(
+    diseases: list[ontologies.Concept], phenotypes: list[ontologies.Concept]
+) -> tuple[list[dict], list[dict]]:
+    """(pairs, triplets) of the ontology concepts not held out for the concepts test."""
+    train_do = [c for c in diseases if not concept_held(c.id)]
+    pairs = []
+    for c in train_do:
+        pairs += [_row(layout.PAIRS, "do_synonym", c.id, s, c.name) for s in c.synonyms]
+        if c.definition:
+            pairs.append(_row(layout.PAIRS, "do_definition", c.id, c.name, c.definition))
+    for c in phenotypes:
+        if not concept_held(c.id):
+            pairs += [_row(layout.PAIRS, "hpo_lay", c.id, s, c.name) for s in c.synonyms]
+    return pairs, _sibling_triplets(train_do)
+
+
+def _sibling_triplets(diseases: list[ontologies.Concept]) -> list[dict]:
+    """(EXACT synonym, name, a sibling's name) per synonym: a sibling shares a parent and has another name.
+
+    The sibling is the one with the lowest hash (stable), among ``diseases`` only: a held-out disease's name
+    must not become a training negative. (name, name, sibling) would have identical sides, so a disease
+    without an EXACT synonym gives no triplet.
+    """
+    children: dict[str, list[ontologies.Concept]] = defaultdict(list)  # parent id -> its diseases
+    for c in diseases:
+        for parent in c.parents:
+            children[parent].append(c)
+    rows = []
+    for c in diseases:
+        sibs = [s for p in c.parents for s in children[p] if leakage.key(s.name) != leakage.key(c.name)]
+        if not sibs or not c.synonyms:
+            continue
+        neg = min(sibs, key=lambda s: bucket(f"do-sibling:{c.id}:{s.id}"))
+        rows += [_row(layout.TRIPLETS, "do_sibling", c.id, syn, c.name, neg.name) for syn in c.synonyms]
+    return rows
 
 
 def _rqe_candidates(
@@ -568,7 +665,10 @@ def _split_validation(rows: list[dict]) -> tuple[list[dict], list[dict]]:
 
 
 def _texts_of(rows: list[dict]) -> Iterator[str]:
+    """The text fields of test rows; a distractor (a corpus text held out for no query) is no test text."""
     for r in rows:
+        if r.get("_distractor"):
+            continue
         for k, v in r.items():
             if k in ("sentence1", "sentence2", "anchor", "positive", "negative", "text"):
                 yield v

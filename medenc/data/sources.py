@@ -29,6 +29,15 @@ SOURCE_FILES: dict[str, tuple[str, ...]] = {
     "rqe_amia2016": ("RQE_Train_8588_AMIA2016.xml", "RQE_Test_302_pairs_AMIA2016.xml"),
     "meqsum": ("MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx",),
     "medical_abbreviations": ("CSVs/*.csv",),
+    # Read by medenc.data.ontologies.
+    "disease_ontology": (
+        "NCIthesaurus.obo",
+        "DO_rare_slim.obo",
+        "DO_cancer_slim.obo",
+        "DO_infectious_disease_slim.obo",
+        "HumanDO.tsv",
+    ),
+    "hpo_layperson": ("layperson-synonyms.tsv",),
 }
 
 # Known defects of the upstream files, skipped explicitly (and counted) instead of failing the whole build.

@@ -17,7 +17,7 @@ from medenc.evaluation.sets import EvalSet
 
 DEFAULT_DIMENSIONS = (256, 128)
 # The sets a user's index serves, retrieval and similarity; RQE and the triplets stay at full width only.
-DIMENSION_SETS = ("biosses", "stsb", "medquad", "pubmedqa", "terms")
+DIMENSION_SETS = ("biosses", "stsb", "medquad", "pubmedqa", "terms", "concepts")
 
 
 def truncate(table: Table, dim: int) -> Table:

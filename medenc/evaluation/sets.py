@@ -24,6 +24,7 @@ SETS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "medquad": ("retrieval", M.RETRIEVAL_METRICS, "MedQuAD"),
     "pubmedqa": ("retrieval", M.RETRIEVAL_METRICS, "PubMedQA"),
     "terms": ("retrieval", M.RETRIEVAL_METRICS, "Medical terms"),
+    "concepts": ("retrieval", M.RETRIEVAL_METRICS, "Medical concepts (lay / synonym -> concept)"),
     "triplets": ("triplets", ("accuracy",), "Medical triplets"),
 }
 

@@ -69,6 +69,7 @@ EVAL_SOURCES = {
     "medquad": "medquad",
     "pubmedqa": "pubmedqa",
     "terms": "medical_abbreviations",
+    "concepts": "disease_ontology",
     "triplets": "medquad",
 }
 # Held-out sets that are a Hub dataset's split row for row (checked: same 100 pairs, same mean gold score):
