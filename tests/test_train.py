@@ -456,3 +456,90 @@ def test_a_clear_error_under_accelerate_is_one_line_without_tracebacks(tmp_path,
     assert proc.returncode != 0
     assert "unknown key 'phase2.bach_size'" in proc.stderr
     assert "Traceback" not in proc.stderr and "CalledProcessError" not in proc.stderr, proc.stderr
+
+
+def test_multi_dataset_and_replay_off_train_as_before(uninterrupted):
+    """Off (the default, as in the shipped recipes): one mixed set per phase, as before the options existed.
+
+    Measured when they were added: the tiny recipe's weights were bit-identical before and after (a hash is
+    not asserted here: float results differ between CPU kinds and thread counts).
+    """
+    for p in uninterrupted["phases"]:
+        assert "replay" not in p and "datasets" not in p, p["phase"]
+
+
+def _batch_origin(row: dict) -> str:
+    """Which training dataset a row of the tiny sets belongs to, from its texts alone."""
+    if "sentence1" in row:
+        return "replay"
+    anchor = row["anchor"]
+    if anchor.startswith("Can "):
+        return "curated"  # rqe triplets
+    if "negative" in row:
+        return "mined"  # mined triplets: anchors of the phase-2 pairs
+    return "medquad_qa" if anchor.startswith("What is") else "meqsum"
+
+
+def test_multi_dataset_batches_come_from_one_dataset_with_replay(tmp_path, monkeypatch):
+    """Every training batch is one dataset's (a source; phase 3: curated, mined); replay: phase 1's loss."""
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss, MultipleNegativesRankingLoss
+
+    from medenc.training import phase as phase_module
+
+    batches: dict[int, list[list[dict]]] = {2: [], 3: []}
+    losses: dict[int, dict] = {}
+    real_build = phase_module.build_trainer
+
+    class Recorder:
+        """The Trainer's collator, keeping the rows of every training batch it collates."""
+
+        def __init__(self, collate, n: int) -> None:
+            self.collate, self.n = collate, n
+
+        def __getattr__(self, name: str):
+            return getattr(self.collate, name)
+
+        def __call__(self, features: list[dict]):
+            if features[0].get("dataset_name") != "validation":
+                batches[self.n].append(features)
+            return self.collate(features)
+
+    def recording_build(recipe, n, *args, **kwargs):
+        trainer = real_build(recipe, n, *args, **kwargs)
+        losses[n] = trainer.loss
+        if n in batches:
+            trainer.data_collator = Recorder(trainer.data_collator, n)
+        return trainer
+
+    monkeypatch.setattr(phase_module, "build_trainer", recording_build)
+    info = _run(
+        tmp_path,
+        ["phase1.loss=cosent", "phase2.multi_dataset=proportional", "phase2.replay_graded=3",
+         "phase3.multi_dataset=round_robin", "phase3.replay_graded=2",
+         "phase2.max_steps=null", "phase3.max_steps=null"],
+    )  # fmt: skip
+    p2, p3 = info["phases"][1], info["phases"][2]
+    assert p2["datasets"] == {"medquad_qa": 6, "meqsum": 4, "replay": 3} and p2["replay"] == 3
+    assert p2["rows"] == {"medquad_qa": 6, "meqsum": 4} and p2["train_rows"] == 13 and p2["steps"] == 4
+    assert p3["datasets"] == {"curated": 4, "mined": p3["negatives"]["mined"], "replay": 2}
+    assert p3["replay"] == 2
+    graded = set(DATA["train"][GRADED_PAIRS]["sentence1"])
+    for n in (2, 3):
+        assert batches[n], n
+        for batch in batches[n]:
+            names = {row["dataset_name"] for row in batch}
+            assert len(names) == 1 and {_batch_origin(row) for row in batch} == names, (n, batch)
+            assert names != {"replay"} or {row["sentence1"] for row in batch} <= graded
+        assert isinstance(losses[n]["replay"], CoSENTLoss)  # phase 1's loss, as phase1.loss says
+    assert {name for batch in batches[2] for name in {batch[0]["dataset_name"]}} == set(p2["datasets"])
+    assert len({id(loss) for name, loss in losses[2].items() if name != "replay"}) == 1  # one shared MNRL
+    assert isinstance(losses[2]["medquad_qa"], MultipleNegativesRankingLoss)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_replay_without_multi_dataset_is_refused(n):
+    with pytest.raises(RecipeError, match=rf"'phase{n}\.replay_graded' needs 'phase{n}\.multi_dataset'"):
+        load_recipe(TINY, [f"phase{n}.replay_graded=4"])
+    with pytest.raises(RecipeError, match=rf"phase{n}\.replay_graded.*>= 0"):
+        load_recipe(TINY, [f"phase{n}.multi_dataset=proportional", f"phase{n}.replay_graded=-1"])
+    assert load_recipe(TINY, [f"phase{n}.multi_dataset=round_robin", f"phase{n}.replay_graded=4"])

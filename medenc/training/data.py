@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medenc.core.errors import DataError, RecipeError
-from medenc.core.layout import COLUMNS, PAIRS
+from medenc.core.layout import COLUMNS, GRADED_PAIRS, PAIRS
 from medenc.training.phases import PHASES
 from medenc.training.recipe import Recipe
 
@@ -53,6 +53,7 @@ def select_sources(
 
     ``required``: a named source without rows is a RecipeError (training); else it is skipped (validation).
     ``cap``: a random subset of at most this many rows overall.
+    Rows come grouped by source, in the order of ``counts`` (``split_sets`` relies on it).
     """
     _check_columns(ds, columns, phase, split, set_name)
     by_source: dict[str, list[int]] = {}
@@ -81,6 +82,36 @@ def select_sources(
             counts[ds[i]["source"]] = counts.get(ds[i]["source"], 0) + 1
     # ST treats every non-label column as an input, so `source` (and anything else) must go.
     return ds.select(picked).select_columns(list(columns)), counts
+
+
+def split_sets(ds, sizes: dict[str, int]) -> dict[str, Any]:
+    """``ds`` cut into consecutive named blocks of ``sizes`` rows (empty ones left out): one dataset each."""
+    sets, start = {}, 0
+    for name, size in sizes.items():
+        if size:
+            sets[name] = ds.select(range(start, start + size))
+        start += size
+    if start != len(ds):  # the blocks must be the rows as selected, not an estimate of them
+        raise ValueError(f"blocks {sizes} do not add up to the {len(ds)} rows")
+    return sets
+
+
+def replay_pairs(recipe: Recipe, n: int, loader: Loader):
+    """Phase ``n``'s ``replay_graded`` rows: phase 1's graded pairs as phase 1 selects them, then capped."""
+    rows = getattr(recipe.phase(n), "replay_graded", 0)
+    if not rows or not recipe.phase(n).enabled:
+        return None
+    ds, _ = select_sources(
+        loader("train", GRADED_PAIRS),
+        recipe.phase1.used_sources(),
+        COLUMNS[GRADED_PAIRS],
+        phase=1,
+        set_name=GRADED_PAIRS,
+        split="train",
+        seed=recipe.seed,
+        cap=rows,
+    )
+    return ds
 
 
 @dataclass

@@ -10,18 +10,25 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medenc.core.io import fmt, sha256_file
 from medenc.core.layout import INFERENCE_MAX_SEQ_LENGTH, LOGS_DIR, LOSS_HISTORY, WEIGHTS_FILE, phase_dir
 from medenc.training.checkpoints import last_complete_checkpoint
-from medenc.training.data import Loader, PhaseData
+from medenc.training.data import Loader, PhaseData, split_sets
 from medenc.training.mining import mined_sets, phase3_sets
 from medenc.training.phases import PHASES
 from medenc.training.recipe import Recipe
-from medenc.training.trainer import build_trainer, close_logs, load_model, make_evaluator, make_loss
+from medenc.training.trainer import (
+    REPLAY,
+    build_trainer,
+    close_logs,
+    load_model,
+    make_evaluator,
+    make_loss,
+)
 
 log = logging.getLogger("medenc.training")
 
@@ -39,6 +46,7 @@ class RunContext:
     cuda: bool
     state: Any  # accelerate.PartialState
     mine_train: Any = None  # the phase-2 pairs phase 3 mines over, or None when it does not mine
+    replay: dict[int, Any] = field(default_factory=dict)  # phase -> its replayed graded pairs (replay_graded)
 
     def checkpoints(self, n: int) -> Path:
         """Phase ``n``'s Trainer checkpoints (and phase 3's mined-triplet cache)."""
@@ -82,14 +90,41 @@ def _phase_sets(ctx: RunContext, n: int, model, pd: PhaseData | None, rec: dict[
     return train, (val if val is not None and len(val) else None), rows
 
 
+def _multi_dataset(ctx: RunContext, n: int, train, rows: dict[str, int], rec: dict[str, Any]):
+    """With ``phaseN.multi_dataset``: one set per source (phase 3: curated and mined) plus the replay set."""
+    if ctx.recipe.phase(n).multi_dataset is None:
+        return train
+    # The mixed set is the sources' (phase 3: curated then mined) rows one block after another.
+    blocks = {"curated": rec["negatives"]["curated"], "mined": rec["negatives"]["mined"]} if n == 3 else rows
+    sets = split_sets(train, blocks)
+    replay = ctx.replay.get(n)
+    if replay is not None:
+        sets[REPLAY] = replay
+        rec["replay"] = len(replay)
+    rec["datasets"] = {name: len(ds) for name, ds in sets.items()}
+    mode = ctx.recipe.phase(n).multi_dataset
+    log.info("phase %d: %s multi-dataset batches, each from one of %s", n, mode, rec["datasets"])
+    return sets
+
+
+def _epoch(train, cfg, world: int) -> tuple[int, int]:
+    """(training rows, batches per epoch) of one set, or of a dict of sets as multi-dataset draws them."""
+    if not isinstance(train, dict):
+        return len(train), math.ceil(len(train) / (cfg.batch_size * world))
+    per_set = [math.ceil(len(ds) / (cfg.batch_size * world)) for ds in train.values()]
+    # round_robin stops when the smallest set runs out; proportional draws every batch of every set.
+    batches = min(per_set) * len(per_set) if cfg.multi_dataset == "round_robin" else sum(per_set)
+    return sum(len(ds) for ds in train.values()), batches
+
+
 def _describe(ctx: RunContext, n: int, loss, train, val, rows, previous: Path | None, resume) -> dict:
     """The phase's plan as run.json records it, logged before training starts."""
     cfg, world = ctx.recipe.phase(n), ctx.state.num_processes
-    steps_per_epoch = math.ceil(len(train) / (cfg.batch_size * world))
+    train_rows, steps_per_epoch = _epoch(train, cfg, world)
     plan = {
         "loss": type(loss).__name__,
         "rows": rows,
-        "train_rows": len(train),
+        "train_rows": train_rows,
         "validation_rows": len(val) if val is not None else 0,
         "epochs": cfg.epochs,
         "steps": cfg.max_steps or math.ceil(steps_per_epoch * cfg.epochs),
@@ -102,7 +137,7 @@ def _describe(ctx: RunContext, n: int, loss, train, val, rows, previous: Path | 
     log.info(
         "phase %d (%s, %s): %d train rows %s, %d validation rows, %d steps (batch %d x %d process(es), "
         "%s epoch(s)), max_seq_length %d, precision %s%s",
-        n, PHASES[n].name, plan["loss"], len(train), rows, plan["validation_rows"], plan["steps"],
+        n, PHASES[n].name, plan["loss"], train_rows, rows, plan["validation_rows"], plan["steps"],
         cfg.batch_size, world, cfg.epochs, plan["max_seq_length"], ctx.precision,
         f", resuming from {resume}" if resume else "",
     )  # fmt: skip
@@ -160,6 +195,7 @@ def train_phase(
     """Train phase ``n`` from ``previous`` (None: the recipe's model), save its folder, fill ``rec``."""
     model = load_model(ctx.recipe, previous, ctx.recipe.seq_len(n))
     train, val, rows = _phase_sets(ctx, n, model, data, rec)
+    train = _multi_dataset(ctx, n, train, rows, rec)
     ckpt_dir = ctx.checkpoints(n)
     # The main process sets incomplete checkpoints aside first; the others then see the same newest one.
     with ctx.state.main_process_first():

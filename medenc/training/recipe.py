@@ -48,6 +48,10 @@ class PhaseConfig(_Strict):
     torch_compile: bool = False
     # sdpa: MPNet self-attention through torch's fused scaled_dot_product_attention (same math; modeling.py)
     attention: Literal["eager", "sdpa"] = "eager"
+    # Multi-dataset training: one training set per source (phase 3: curated and mined), every batch drawn from
+    # one of them, as the base model was trained; null = one mixed set (the shipped recipes). Validation stays
+    # one set.
+    multi_dataset: Literal["proportional", "round_robin"] | None = None
 
     def used_sources(self) -> dict[str, int | None]:
         """The sources this phase reads: those not set to 0 rows."""
@@ -60,7 +64,15 @@ class Phase1Config(PhaseConfig):
     loss: Literal["cosine", "cosent"] = "cosine"
 
 
-class Phase2Config(PhaseConfig):
+class _LaterPhaseConfig(PhaseConfig):
+    """Phases 2 and 3: they can replay phase 1's graded pairs so its gain (BIOSSES) is kept."""
+
+    # That many of phase 1's graded pairs (its sources, the recipe seed) as their own dataset with phase 1's
+    # loss; needs multi_dataset (a loss per dataset). 0 = off.
+    replay_graded: int = 0
+
+
+class Phase2Config(_LaterPhaseConfig):
     """(anchor, positive) pairs with in-batch negatives."""
 
     loss: Literal["mnrl", "cached_mnrl"] = "mnrl"
@@ -86,7 +98,7 @@ class MiningConfig(_Strict):
     batch_size: int = 32
 
 
-class Phase3Config(PhaseConfig):
+class Phase3Config(_LaterPhaseConfig):
     """(anchor, positive, negative) triplets: mined and/or curated; ``sources`` selects curated triplets."""
 
     loss: Literal["triplet"] = "triplet"
@@ -254,8 +266,26 @@ def _validate_phase(recipe: Recipe, n: int, where: str) -> None:
                 f"{where}: key 'phase{n}.sources.{name}': expected a row count >= 0 (0 leaves it out) "
                 "or null (all rows)"
             )
+    if isinstance(ph, _LaterPhaseConfig):
+        _validate_replay(recipe, n, ph, where)
     if ph.enabled and not ph.used_sources() and not (n == 3 and recipe.phase3.negatives == "mined"):
         raise RecipeError(f"{where}: phase{n} is enabled but 'phase{n}.sources' names no source")
+
+
+def _validate_replay(recipe: Recipe, n: int, ph: _LaterPhaseConfig, where: str) -> None:
+    """Replay needs a row count >= 0, a loss per dataset (multi_dataset) and phase 1's sources."""
+    key = f"phase{n}.replay_graded"
+    if ph.replay_graded < 0:
+        raise RecipeError(
+            f"{where}: key '{key}': expected a row count >= 0 (0 = off), found {ph.replay_graded}"
+        )
+    if ph.replay_graded and ph.multi_dataset is None:
+        raise RecipeError(
+            f"{where}: key '{key}' needs 'phase{n}.multi_dataset' (proportional or round_robin): "
+            "the replayed graded pairs are their own dataset with phase 1's loss"
+        )
+    if ph.replay_graded and not recipe.phase1.used_sources():
+        raise RecipeError(f"{where}: key '{key}' draws from 'phase1.sources', which names no source")
 
 
 def _check_length(value: int, key: str, where: str) -> None:

@@ -39,7 +39,14 @@ from medenc.core.lock import run_lock
 from medenc.core.modeling import RANDOM_SHAPES
 from medenc.core.paths import outputs_dir
 from medenc.core.runs import RUN_SCHEMA_VERSION, read_run_info
-from medenc.training.data import Loader, PhaseData, default_loader, mining_pairs, prepare_phase_data
+from medenc.training.data import (
+    Loader,
+    PhaseData,
+    default_loader,
+    mining_pairs,
+    prepare_phase_data,
+    replay_pairs,
+)
 from medenc.training.phase import CHECKPOINTS_DIR, RunContext, model_sha, train_phase
 from medenc.training.phases import PHASES
 from medenc.training.precision import decide_precision, requested_precision, tell_accelerate
@@ -111,14 +118,16 @@ def _precision(recipe: Recipe, cuda: bool) -> dict[str, str]:
     return {"requested": requested, "used": used, "reason": reason}
 
 
-def _load_data(recipe: Recipe, loader: Loader) -> tuple[dict[int, PhaseData | None], Any]:
-    """Every enabled phase's sets, and the pairs phase 3 mines over: all checked before any training."""
+def _load_data(recipe: Recipe, loader: Loader) -> tuple[dict[int, PhaseData | None], Any, dict[int, Any]]:
+    """Every enabled phase's sets, the pairs phase 3 mines over and the replayed graded pairs of phases 2-3:
+    all checked before any training."""
     data = {n: prepare_phase_data(recipe, n, loader) for n in (1, 2, 3) if recipe.phase(n).enabled}
     mine = recipe.phase3.enabled and recipe.phase3.negatives != "curated"
     mine_train = mining_pairs(recipe, loader, "train", None) if mine else None
     if mine_train is not None and len(mine_train) == 0:
         raise DataError(f"prepared train/{PAIRS}", "phase 3 mining", "at least one pair", "none")
-    return data, mine_train
+    replay = {n: ds for n in (2, 3) if (ds := replay_pairs(recipe, n, loader)) is not None}
+    return data, mine_train, replay
 
 
 def _base_record(recipe: Recipe, base_path: Path | None) -> dict[str, Any]:
@@ -296,7 +305,7 @@ def _run(
     state.wait_for_everyone()
     cuda = torch.cuda.is_available()
     precision = _precision(recipe, cuda)
-    data, mine_train = _load_data(recipe, loader)
+    data, mine_train, replay = _load_data(recipe, loader)
 
     # 2. The run folder and its records.
     info = _start_record(
@@ -314,7 +323,7 @@ def _run(
         log.info("precision: %s (%s)", precision["used"], precision["reason"])
 
     # 3. The phases, then final/.
-    ctx = RunContext(recipe, run_dir, loader, precision["used"], cuda, state, mine_train)
+    ctx = RunContext(recipe, run_dir, loader, precision["used"], cuda, state, mine_train, replay)
     _train_phases(ctx, record, data, callbacks)
     last = _finish(ctx, record)
     _log_summary(info, run_dir, last)

@@ -74,6 +74,20 @@ def make_loss(recipe: Recipe, n: int, model, num_processes: int):
     return losses.TripletLoss(model, distance_metric=metric, triplet_margin=recipe.phase3.margin)
 
 
+# The replayed graded pairs' dataset, and the key that routes the one validation set to the phase's loss.
+REPLAY = "replay"
+VALIDATION = "validation"
+
+
+def dataset_losses(recipe: Recipe, n: int, model, loss, names, num_processes: int) -> dict[str, Any]:
+    """A loss per training dataset: the phase's own (one shared object), phase 1's for the replayed pairs."""
+    losses = {name: loss for name in names if name != REPLAY}
+    if REPLAY in names:
+        losses[REPLAY] = make_loss(recipe, 1, model, num_processes)
+    losses[VALIDATION] = loss
+    return losses
+
+
 def _matryoshka(recipe: Recipe, model, loss):
     """``loss`` applied at each of ``phase2.matryoshka_dims`` too, so truncated embeddings stay useful."""
     from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
@@ -262,6 +276,8 @@ def training_arguments(
         torch_compile=cfg.torch_compile,
         report_to=recipe.report_to if over.get("logging_dir") else "none",
         run_name=over.get("run_name"),
+        # Used only with a dict of training sets (phaseN.multi_dataset); proportional is ST's default.
+        multi_dataset_batch_sampler=cfg.multi_dataset or "proportional",
     )
 
 
@@ -286,7 +302,8 @@ def build_trainer(
 ):
     """The SentenceTransformerTrainer of phase ``n`` as the recipe says (loss from make_loss unless given).
 
-    ``max_steps`` overrides the recipe's; ``save_checkpoints=False`` turns checkpoints off (benchmark);
+    ``train``: one dataset, or a dict of them (multi-dataset: a loss each, from ``dataset_losses``, every
+    batch from one). ``max_steps`` overrides the recipe's; ``save_checkpoints=False`` turns checkpoints off;
     ``evaluator`` runs at every eval step; ``logging_dir``: where the recipe's ``report_to`` writes.
     """
     from sentence_transformers import SentenceTransformerTrainer
@@ -298,15 +315,22 @@ def build_trainer(
         has_validation=val is not None, save_checkpoints=save_checkpoints, run_name=run_name,
         logging_dir=logging_dir,
     )  # fmt: skip
+    loss = loss if loss is not None else make_loss(recipe, n, model, num_processes)
+    multi = isinstance(train, dict)
+    if multi:  # a dict of losses needs a dict of validation sets too: the one set goes in under VALIDATION
+        loss = dataset_losses(recipe, n, model, loss, train, num_processes)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
         train_dataset=train,
-        eval_dataset=val,
-        loss=loss if loss is not None else make_loss(recipe, n, model, num_processes),
+        eval_dataset={VALIDATION: val} if multi and val is not None else val,
+        loss=loss,
         evaluator=evaluator,
         callbacks=list(callbacks) or None,
     )
+    if multi and val is not None:
+        # Unwrapped (its rows now carry the VALIDATION name): one eval_loss and evaluator, as without multi.
+        trainer.eval_dataset = trainer.eval_dataset[VALIDATION]
     for callback in _tensorboard_callbacks(trainer):
         # transformers 5 has no logging_dir argument: its default, <output_dir>/runs/<time>_<host>, would sit
         # among the checkpoints that are deleted when the phase is done.
