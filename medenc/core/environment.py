@@ -40,11 +40,6 @@ def cpu_flags() -> tuple[str, set[str], float | None]:
     return vendor, flags, mhz
 
 
-def cpu_has_bf16() -> bool:
-    """Whether the CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 autocast is emulated."""
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags()[1])
-
-
 def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
     """Installed version of each package, None when it is missing."""
     out: dict[str, str | None] = {}
