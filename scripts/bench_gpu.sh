@@ -4,6 +4,10 @@
 # travel to that machine. Figures of the last call and what they showed: results/bench/h100/README.md.
 #   1. bench.json       all phases, ours (recipes/gpu.yaml) vs plain sentence-transformers defaults, then 5
 #                       profiled steps of ours (device busy time, top operators); about 2 minutes
+#   1b. bench_reference.json  phase 2, ours vs the reference row: the same model, loss and batch in a bare
+#                       PyTorch loop (fixed shapes, fused AdamW, torch.compile on CUDA), the ceiling ours is
+#                       read against (ours/reference, docs/bench.md); compiling takes a minute or so.
+#                       REFERENCE=0 skips it.
 #   2. train_gpu.json   the whole recipes/gpu.yaml training (its run.json) with a random-weight model: the time
 #                       (about 6-7 minutes projected from results/bench/h100/)
 #   3. bench_variants.tar  one speed option at a time against the recipe (no defaults run), one JSON each
@@ -55,10 +59,21 @@ BENCH=("$PYTHON" scripts/bench.py --model "$MODEL" --device "$DEVICE" --recipe r
   --steps "$STEPS" --warmup "$WARMUP")
 # shellcheck disable=SC2206  # BENCH_ARGS: extra options, word-split on purpose (e.g. "--batch-size 4")
 BENCH+=(${BENCH_ARGS:-})
+# The reference row (phase 2, compiled on CUDA) runs in step 1b only: the other steps pass --no-reference.
+WITH_REFERENCE=("${BENCH[@]}")
+BENCH+=(--no-reference)
 every_phase() { for n in 1 2 3; do printf -- '--set\nphase%s.%s\n' "$n" "$1"; done; }
 
 # 1. The recipe as it is (ours) against plain defaults: the main figure.
 step "bench: ours vs defaults" 150 "${BENCH[@]}" --profile-steps 5 --out "$OUT/bench.json"
+
+# 1b. Phase 2 against its bare-loop reference (ours is measured again in the same process, so the ratio compares
+# like with like). Before the training step, so that when time runs short the deadline cuts the training
+# (its phases 1-2 were measured before: results/bench/h100/), not this ratio.
+if [ "${REFERENCE:-1}" != 0 ]; then
+  step "bench: phase 2, ours vs bare-loop reference" 150 "${WITH_REFERENCE[@]}" --phases 2 --no-defaults \
+    --out "$OUT/bench_reference.json"
+fi
 
 # 2. The whole GPU recipe, timed. Random embeddings all sit close together, so the miner's similarity filters
 # (max_score, relative_margin) would reject nearly every negative and phase 3 would shrink; they are lifted so

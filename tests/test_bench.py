@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import subprocess
 import sys
@@ -51,7 +52,8 @@ def test_command_line_takes_every_documented_flag():
             "--model base --device cuda --recipe recipes/gpu.yaml --phases 1,3 --steps 4 --warmup 1 "
             "--batch-size 16 --seq-len 128 --spread 0.5 --set phase2.group_by_length=true "
             "--set phase2.attention=sdpa --precision bf16 --tokenizer bench_assets/tokenizer "
-            "--peak-flops 1e12 --no-defaults --profile-steps 5 --out results/bench/x.json"
+            "--peak-flops 1e12 --no-defaults --profile-steps 5 --out results/bench/x.json "
+            "--no-reference --compile-reference on"
         )
     )
     assert (cfg.model, cfg.device, cfg.recipe, cfg.phases) == ("base", "cuda", "recipes/gpu.yaml", (1, 3))
@@ -59,6 +61,7 @@ def test_command_line_takes_every_documented_flag():
     assert cfg.overrides == ("phase2.group_by_length=true", "phase2.attention=sdpa")
     assert (cfg.precision, cfg.tokenizer, cfg.peak_flops) == ("bf16", "bench_assets/tokenizer", 1e12)
     assert (cfg.defaults, cfg.profile_steps, cfg.out) == (False, 5, "results/bench/x.json")
+    assert (cfg.reference, cfg.compile_reference) == (False, "on")
     default = parse_args([])
     assert (default.model, default.phases, default.overrides, default.defaults) == (
         "real",
@@ -67,6 +70,7 @@ def test_command_line_takes_every_documented_flag():
         True,
     )
     assert (default.batch_size, default.precision, default.out) == (None, None, "outputs/bench/bench.json")
+    assert (default.reference, default.compile_reference) == (True, "auto")
     with pytest.raises(SystemExit):
         parse_args(["--precision", "fp8"])
 
@@ -119,7 +123,22 @@ def test_bench_script_tiny(tmp_path):
             assert m["tokens"] > 0 and m["tokens_per_second"] > 0 and m["samples_per_second"] > 0
             assert 0 <= m["padding_waste"] < 1 and m["peak_memory_mb"] > 0 and m["mfu"] > 0
         assert set(p["ratio_ours_to_defaults"]) >= {"samples_per_second", "tokens_per_second"}
-    assert "ours" in proc.stdout and "MFU" in proc.stdout
+    # the bare-loop reference row: phase 2 only, the same figures, its options, a finite ours/reference
+    assert ["reference" in p for p in data["phases"]] == [False, True, False]
+    phase2 = data["phases"][1]
+    ref = phase2["reference"]
+    assert ref["steps"] == 2 and ref["samples"] == 8 and ref["tokens"] > 0
+    assert ref["samples_per_second"] > 0 and ref["tokens_per_second"] > 0 and ref["mfu"] > 0
+    assert ref["peak_memory_mb"] > 0 and 0 <= ref["padding_waste"] < 1
+    assert math.isfinite(ref["loss_first"]) and math.isfinite(phase2["ours"]["loss_first"])
+    o = ref["options"]
+    assert o["loss"] == "MultipleNegativesRankingLoss" and o["padded_to"] == 16
+    assert o["optimizer"] in ("AdamW (fused)", "AdamW (foreach)") and o["torch_compile"] is False  # CPU: auto
+    assert o["first_step_seconds"] > 0 and o["warmup_seconds"] > 0
+    ratio = phase2["ratio_ours_to_reference"]
+    for key in ("samples_per_second", "tokens_per_second", "mfu", "peak_memory_mb"):
+        assert math.isfinite(ratio[key]) and ratio[key] > 0, key
+    assert "ours" in proc.stdout and "MFU" in proc.stdout and "ours/ref" in proc.stdout
 
 
 def _env() -> dict[str, str]:
@@ -216,6 +235,9 @@ def test_gpu_script_cpu_smoke(tmp_path):
     bench = json.loads((out / "bench.json").read_text())
     assert [p["phase"] for p in bench["phases"]] == [1, 2, 3]
     assert all("profile_ours" in p for p in bench["phases"])
+    assert not any("reference" in p for p in bench["phases"])  # the reference row has its own step
+    (phase2,) = json.loads((out / "bench_reference.json").read_text())["phases"]
+    assert phase2["phase"] == 2 and "reference" in phase2 and "ratio_ours_to_reference" in phase2
     train = json.loads((out / "train_gpu.json").read_text())
     assert [p["status"] for p in train["phases"]] == ["done", "done", "done"]
     import tarfile
@@ -223,3 +245,68 @@ def test_gpu_script_cpu_smoke(tmp_path):
     with tarfile.open(out / "bench_variants.tar") as tar:
         names = {Path(n).name for n in tar.getnames()}
     assert {"bench_workers.json", "bench_b256.json", "bench_sdpa.json"} <= names
+
+
+def _no_dropout(model):
+    import torch
+
+    for m in model.modules():  # dropout off: two computations of one loss must then agree up to rounding
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return model
+
+
+def test_reference_loss_equals_sentence_transformers_mnrl(repo_root):
+    """The loop's loss on its fixed-shape batch is ST's MNRL through SentenceTransformer's own forward."""
+    import torch
+    import torch.nn.functional as F
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from medenc.bench.reference import Update, make_optimizer, tokenize_batches, train_step
+    from medenc.core.modeling import build_random_model
+    from medenc.training.recipe import load_recipe
+    from medenc.training.trainer import make_loss
+
+    anchors = ["What causes gout?", "How is asthma treated in children?", "MI", "Is hepatitis B curable?"]
+    positives = [
+        "Uric acid crystals in the joints.",
+        "Inhaled corticosteroids and short-acting bronchodilators are the mainstay.",
+        "Myocardial infarction",
+        "Chronic hepatitis B can be controlled, rarely cured.",
+    ]
+    model = _no_dropout(build_random_model("tiny", max_seq_length=24, seed=7))
+    model.train()
+    # ST's path: its own preprocess (padded to the longest text), its MNRL class, SentenceTransformer.forward
+    with torch.no_grad():
+        features = [model.preprocess(anchors), model.preprocess(positives)]
+        expected = MultipleNegativesRankingLoss(model)(features, None)
+        a, p = (model(f)["sentence_embedding"] for f in features)
+        by_hand = F.cross_entropy(20.0 * F.normalize(a, dim=-1) @ F.normalize(p, dim=-1).T, torch.arange(4))
+    assert float(expected) == pytest.approx(float(by_hand), abs=1e-5)  # scale 20, cosine, i-th is i-th's
+    # the reference: the loss the bench builds (the recipe's), on its pre-tokenized batch padded to 24
+    batches = tokenize_batches(
+        model, {"anchor": anchors, "positive": positives}, ("anchor", "positive"), 4, 24, "cpu"
+    )
+    assert batches.features[0][0]["input_ids"].shape == (4, 24) and batches.positions == [2 * 4 * 24]
+    assert batches.tokens == [int(features[0]["attention_mask"].sum() + features[1]["attention_mask"].sum())]
+    loss_fn = make_loss(load_recipe(repo_root / "recipes" / "cpu.yaml"), 2, model, 1)
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer, _ = make_optimizer(list(model.parameters()), 1e-3, (0.9, 0.999), 1e-8, 0.0)
+    got = train_step(model, loss_fn, batches.features[0], Update("fp32", "cpu", optimizer, None, 1.0))
+    assert float(got) == pytest.approx(float(expected), abs=1e-5)
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))  # it trained
+
+
+def test_no_reference_omits_the_row(tmp_path, monkeypatch):
+    from medenc.bench import BenchConfig, format_table, run_bench
+
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)  # the bench sets it: restored after
+    cfg = BenchConfig(
+        model="tiny", phases=(2,), steps=1, warmup=1, batch_size=4, seq_len=16, device="cpu",
+        defaults=False, reference=False, out=str(tmp_path / "bench.json"),
+    )  # fmt: skip
+    result = run_bench(cfg, log=lambda msg: None)
+    (phase,) = result["phases"]
+    assert "ours" in phase and "reference" not in phase and "ratio_ours_to_reference" not in phase
+    assert result["config"]["reference"] is False
+    assert "reference" not in format_table(result)

@@ -2,8 +2,9 @@
 
 A tool over training: it imports core, data and training, and nothing imports it. options (BenchConfig, the
 command line generated from it), texts (synthetic rows of controlled length), measure (MFU, peaks, padding,
-profile figures), timing (timed Trainer steps), run (a whole benchmark and its bench.json). The entry point
-is :func:`run_and_write`; see docs/bench.md.
+profile figures), timing (timed Trainer steps), reference (phase 2's step in a bare PyTorch loop, the ceiling
+the Trainer path is read against), run (a whole benchmark and its bench.json). The entry point is
+:func:`run_and_write`; see docs/bench.md.
 """
 
 from medenc.bench.measure import cpu_peak_flops, device_busy_seconds, gpu_peak_flops, mfu, padding_waste

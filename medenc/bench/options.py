@@ -60,6 +60,17 @@ class BenchConfig:
     peak_flops: float | None = field(default=None, metadata={"help": "the device's peak FLOP/s for MFU"})
     # also measure plain sentence-transformers defaults; the help is that of the flag, --no-defaults
     defaults: bool = field(default=True, metadata={"help": "skip the plain sentence-transformers run"})
+    # phase 2 also in a bare PyTorch loop (medenc/bench/reference.py); the help is that of --no-reference
+    reference: bool = field(
+        default=True, metadata={"help": "skip phase 2's reference row (the same step in a bare PyTorch loop)"}
+    )
+    compile_reference: str = field(
+        default="auto",
+        metadata={
+            "choices": ("auto", "on", "off"),
+            "help": "torch.compile the reference row's model; auto: on with CUDA, off on a CPU (slow)",
+        },
+    )
     profile_steps: int = field(
         default=0,
         metadata={

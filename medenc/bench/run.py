@@ -4,10 +4,12 @@ Each phase's step runs through the training code path (:func:`medenc.training.tr
 recipe's speed options, precision decided as in training) on synthetic batches whose texts come from the
 prepared data (or, when it is missing, a built-in list of medical sentences), cut and joined with the real
 tokenizer to controlled token lengths (:mod:`medenc.bench.texts`). The same batches also run through plain
-sentence-transformers defaults, and the report gives ours/defaults. See docs/bench.md.
+sentence-transformers defaults, and the report gives ours/defaults. Phase 2 also runs as a reference row: the
+same model, loss and batch in a bare PyTorch loop (:mod:`medenc.bench.reference`), the ceiling ours is read
+against (ours/reference). See docs/bench.md.
 
 :func:`run_bench` reads top down: :func:`prepare` (device, recipe, precision, peak FLOP/s), then
-:func:`bench_phase` per phase (ours, then defaults), then the record.
+:func:`bench_phase` per phase (ours, then defaults, then the reference in phase 2), then the record.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from medenc.core.paths import PROJECT_ROOT
 from medenc.training.phases import PHASES
 from medenc.training.precision import decide_precision, requested_precision, tell_accelerate
 from medenc.training.recipe import Recipe, load_recipe
-from medenc.training.trainer import build_trainer, make_loss
+from medenc.training.trainer import build_trainer, make_loss, training_arguments
 
 SCHEMA_VERSION = 1
 MFU_FORMULA = "6 * parameters * tokens / seconds / peak_flops (parameters: no embedding tables)"
@@ -60,6 +62,8 @@ def _check(cfg: BenchConfig) -> None:
         raise ValueError("--steps and --warmup must be at least 1")
     if cfg.profile_steps < 0:
         raise ValueError("--profile-steps must be 0 or more")
+    if cfg.compile_reference not in ("auto", "on", "off"):
+        raise ValueError(f"--compile-reference: expected auto, on or off, found {cfg.compile_reference!r}")
 
 
 def _use_cuda(device: str) -> bool:
@@ -192,14 +196,56 @@ def _measure_defaults(
         return timed_train(trainer, cfg.warmup, s.cuda, cfg.steps)[0]
 
 
+def _measure_reference(s: Setup, n: int, rows: dict[str, list[Any]]) -> tuple[Measurement, dict[str, Any]]:
+    """The reference row: a fresh model (the same initial weights as ours), the same loss, a bare loop."""
+    import torch
+
+    from medenc.bench.reference import ReferenceSpec, measure_reference
+    from medenc.core.modeling import use_sdpa_attention
+
+    cfg, pc = s.cfg, s.recipe.phase(n)
+    model = _build_model(cfg, s.recipe.seq_len(n))
+    if pc.attention == "sdpa":  # the same model as ours: build_trainer patches it so
+        use_sdpa_attention(model)
+    with tempfile.TemporaryDirectory(prefix=f"medenc-bench-{n}-") as tmp:
+        # the optimizer settings the Trainer of ours reads (learning rate, betas, eps, decay, clipping)
+        args = training_arguments(s.recipe, n, precision=s.precision, cuda=s.cuda, output_dir=tmp)
+    spec = ReferenceSpec(
+        columns=PHASES[n].columns,
+        batch_size=pc.batch_size,
+        seq_len=s.recipe.seq_len(n),
+        warmup=cfg.warmup,
+        precision=s.precision,
+        cuda=s.cuda,
+        compile={"auto": s.cuda, "on": True, "off": False}[cfg.compile_reference],
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
+        weight_decay=args.weight_decay,
+        max_grad_norm=args.max_grad_norm,
+    )
+    rows = {c: rows[c][: (cfg.warmup + cfg.steps) * pc.batch_size] for c in spec.columns}
+    torch.manual_seed(cfg.seed)  # dropout: the same masks on every run of the command line
+    return measure_reference(model, make_loss(s.recipe, n, model, 1), rows, spec)
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
+RATIO_KEYS = ("samples_per_second", "tokens_per_second", "mfu", "peak_memory_mb")
+
+
 def _phase_entry(
-    s: Setup, n: int, text_source: str, runs: dict[str, Measurement], profile: Profile | None, parameters: int
+    s: Setup,
+    n: int,
+    text_source: str,
+    runs: dict[str, Measurement],
+    profile: Profile | None,
+    parameters: int,
+    reference_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The phase's record in bench.json: its settings, each run's figures, the profile and ours/defaults."""
+    """The phase's record in bench.json: settings, each run's figures, profile, ours/defaults, ours/ref."""
     pc = s.recipe.phase(n)
     summaries = {k: v.summary(parameters, s.peak) for k, v in runs.items()}
     entry: dict[str, Any] = {
@@ -220,16 +266,18 @@ def _phase_entry(
     }
     if profile is not None:
         entry["profile_ours"] = {**profile.summary(), "top_operators": profile.table}
-    if "defaults" in summaries:
-        o, d = summaries["ours"], summaries["defaults"]
-        entry["ratio_ours_to_defaults"] = {
-            k: _ratio(o[k], d[k]) for k in ("samples_per_second", "tokens_per_second", "peak_memory_mb")
-        }
+    o = summaries["ours"]
+    for run, key in (("defaults", "ratio_ours_to_defaults"), ("reference", "ratio_ours_to_reference")):
+        if run in summaries:
+            entry[key] = {k: _ratio(o[k], summaries[run][k]) for k in RATIO_KEYS}
+    if reference_options is not None:
+        entry["reference"]["options"] = reference_options
     return entry
 
 
 def bench_phase(s: Setup, n: int, log: Log = print) -> PhaseResult:
-    """Measure phase ``n``: ours, then (unless ``--no-defaults``) plain defaults on the same rows."""
+    """Measure phase ``n``: ours, then (unless ``--no-defaults``) plain defaults on the same rows, then (phase
+    2, unless ``--no-reference``) the bare-loop reference on them."""
     cfg = s.cfg
     seq_len, batch_size = s.recipe.seq_len(n), s.recipe.phase(n).batch_size
     pool, text_source = text_pool(n)
@@ -244,12 +292,16 @@ def bench_phase(s: Setup, n: int, log: Log = print) -> PhaseResult:
     if cfg.defaults:
         runs["defaults"] = _measure_defaults(s, n, _build_model(cfg, seq_len), rows, batch_size)
         log(f"phase {n} defaults: {runs['defaults'].steps} steps in {runs['defaults'].seconds:.2f} s")
+    reference_options = None
+    if cfg.reference and n == 2:
+        runs["reference"], reference_options = _measure_reference(s, n, rows)
+        log(f"phase {n} reference: {runs['reference'].steps} steps in {runs['reference'].seconds:.2f} s")
     if profile is not None:
         log(
             f"phase {n} ours, profiled {profile.steps} steps: device busy "
             f"{profile.device_busy_seconds:.3f} s of {profile.wall_seconds:.3f} s"
         )
-    entry = _phase_entry(s, n, text_source, runs, profile, parameters)
+    entry = _phase_entry(s, n, text_source, runs, profile, parameters, reference_options)
     return PhaseResult(entry, text_source, parameters, all_parameters)
 
 
@@ -299,6 +351,8 @@ def _record(s: Setup, phases: list[PhaseResult]) -> dict[str, Any]:
             "warmup": cfg.warmup,
             "spread": cfg.spread,
             "seed": cfg.seed,
+            "reference": cfg.reference,
+            "compile_reference": cfg.compile_reference,
         },
         "mfu_formula": MFU_FORMULA,
         "versions": environment.versions(),
@@ -321,27 +375,38 @@ def run_and_write(cfg: BenchConfig, log: Log = print) -> tuple[dict[str, Any], P
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """A short text table of bench.json."""
+    """A short text table of bench.json: a row per run, then ours/defaults and ours/reference."""
     lines = [
         f"device {result['device']['name']} ({result['device']['type']}), model {result['model']['kind']} "
         f"({result['model']['parameters']:,} parameters), peak {result['device']['peak_flops']:.3g} FLOP/s "
         f"[{result['device']['peak_flops_source']}]",
         f"{'phase':<10}{'run':<10}{'samples/s':>11}{'tokens/s':>11}{'pad waste':>10}{'peak MB':>10}"
-        f"{'MFU':>9}",
+        f"{'MFU':>9}{'loss 1st':>10}",
     ]
     for p in result["phases"]:
-        for run in ("ours", "defaults"):
+        for run in ("ours", "defaults", "reference"):
             if run in p:
                 m = p[run]
                 mfu_s = f"{m['mfu']:.2%}" if m["mfu"] is not None else "n/a"
+                loss_s = f"{m['loss_first']:.4f}" if m["loss_first"] is not None else "n/a"
                 lines.append(
                     f"{p['phase']} {p['name']:<8}{run:<10}{m['samples_per_second']:>11.2f}"
                     f"{m['tokens_per_second']:>11.0f}{m['padding_waste']:>10.1%}{m['peak_memory_mb']:>10.0f}"
-                    f"{mfu_s:>9}"
+                    f"{mfu_s:>9}{loss_s:>10}"
                 )
-        if "ratio_ours_to_defaults" in p:
-            r = p["ratio_ours_to_defaults"]
-            lines.append(f"{'':<10}{'ours/def':<10}{r['samples_per_second']:>11}{r['tokens_per_second']:>11}")
+        for key, label in (("ratio_ours_to_defaults", "ours/def"), ("ratio_ours_to_reference", "ours/ref")):
+            if key in p:
+                r = p[key]
+                lines.append(
+                    f"{'':<10}{label:<10}{r['samples_per_second']!s:>11}{r['tokens_per_second']!s:>11}"
+                    f"{'':>10}{r['peak_memory_mb']!s:>10}{r['mfu']!s:>9}"
+                )
+        if "reference" in p:
+            o = p["reference"]["options"]
+            lines.append(
+                f"{'':<10}reference: {o['optimizer']}, compiled {o['torch_compile']}, {o['precision']}, "
+                f"first step {o['first_step_seconds']:.2f} s, warm-up {o['warmup_seconds']:.2f} s (untimed)"
+            )
     lines += [f"note: {n}" for n in result["notes"]]
     return "\n".join(lines)
 
