@@ -299,3 +299,34 @@ def test_the_offline_switch_is_named_not_retried(tmp_path, fake_hub):
     msg = str(err.value)
     assert "HF_HUB_OFFLINE is set and forbids uploads; unset it" in msg
     assert "retry with exactly the same command" not in msg and fake_hub.writes() == []
+
+
+def test_weak_sets_name_the_released_models_weak_retrieval_sets():
+    """The card's "still weak" list comes from the results: under the threshold, weakest first."""
+    from medenc.release.card import weak_sets
+
+    def cell(v: float) -> dict:
+        return {"value": v, "ci_low": v - 0.02, "ci_high": v + 0.02}
+
+    results = {
+        "models": {"base": {}, "phase-3-triplet": {}, "final": {"from": "phase-3-triplet"}},
+        "sets": {
+            "terms": {"title": "Medical terms", "metrics": ["ndcg@10"]},
+            "concepts": {"title": "Medical concepts", "metrics": ["ndcg@10"]},
+            "medquad": {"title": "MedQuAD", "metrics": ["ndcg@10"]},
+            "biosses": {"title": "BIOSSES", "metrics": ["spearman"]},
+        },
+        "results": {
+            "base": {"terms": {"ndcg@10": cell(0.43)}, "concepts": {"ndcg@10": cell(0.41)}},
+            "phase-3-triplet": {
+                "terms": {"ndcg@10": cell(0.61)},
+                "concepts": {"ndcg@10": cell(0.55)},
+                "medquad": {"ndcg@10": cell(0.95)},
+                "biosses": {"spearman": cell(0.5)},
+            },
+        },
+    }
+    weak = weak_sets(results)
+    assert [w["title"] for w in weak] == ["Medical concepts", "Medical terms"]
+    assert weak[0]["value"] == "0.550" and weak[0]["base"] == "0.410"
+    assert weak_sets(results, threshold=0.5) == []

@@ -204,6 +204,37 @@ def results_table(results: dict) -> dict[str, Any]:
     return {"models": models, "rows": rows, "small_sets": small}
 
 
+# Below this nDCG@10 a retrieval set is named in the card's limitations: about one relevant answer in the
+# top ranks for every two queries, too weak to trust unaided in a search system.
+WEAK_NDCG = 0.7
+
+
+def weak_sets(results: dict, threshold: float = WEAK_NDCG) -> list[dict[str, Any]]:
+    """The released model's retrieval sets under ``threshold`` nDCG@10, weakest first, with the base figure.
+
+    The card's limitations read these from the run's results, so what it says the model is bad at is measured,
+    not written by hand.
+    """
+    final = results["results"].get(results["models"]["final"].get("from", ""), {})
+    base = results["results"].get("base", {})
+    weak = []
+    for name, info in results["sets"].items():
+        cell = final.get(name, {}).get("ndcg@10")
+        if cell is None or cell["value"] >= threshold:
+            continue
+        base_cell = base.get(name, {}).get("ndcg@10")
+        weak.append(
+            {
+                "title": info.get("title", name),
+                "value": fmt(cell["value"], digits=3),
+                "ci": f"[{fmt(cell['ci_low'], digits=3)}, {fmt(cell['ci_high'], digits=3)}]",
+                "base": fmt(base_cell["value"], digits=3) if base_cell else "–",
+                "sort": cell["value"],
+            }
+        )
+    return sorted(weak, key=lambda w: w["sort"])
+
+
 def smaller_embeddings_table(results: dict) -> dict[str, list]:
     """results.json's ``dimensions``: a row per width, a column per set (nDCG@10, else its one metric), each
     cell the released model's figure / the base model's. Empty lists when there is no such block."""
@@ -321,6 +352,8 @@ def card_context(
         "results": results,
         "table": results_table(results),
         "smaller_embeddings": smaller_embeddings_table(results),
+        "weak_sets": weak_sets(results),
+        "weak_threshold": WEAK_NDCG,
         "final_from": results["models"]["final"].get("from", ""),
         "final_sha256": results["models"]["final"]["sha256"],
         "charts": [{"path": f"assets/{name}", "alt": CHART_ALT.get(name, name)} for name in charts],
