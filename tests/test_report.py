@@ -36,6 +36,8 @@ def test_targets_met_and_missed():
     model[("medquad", "ndcg@10")] = (0.87, 0.02)  # needs +0.08 = 0.88: not met
     model[("pubmedqa", "ndcg@10")] = (0.796, -0.01)  # -0.004 >= -0.005: met
     model[("stsb", "spearman")] = (0.79, -0.02)  # -0.01: not met
+    model[("concepts", "ndcg@10")] = (0.96, 0.1)  # +0.16 >= +0.15, CI excludes zero: met
+    model[("terms", "ndcg@10")] = (0.85, -0.01)  # >= 0.58 but CI includes zero: not met
     rows = {r["set"]: r for r in check_targets(_results(BASE, model))}
     assert {k: v["met"] for k, v in rows.items()} == {
         "biosses": True,
@@ -43,7 +45,10 @@ def test_targets_met_and_missed():
         "medquad": False,
         "pubmedqa": True,
         "stsb": False,
+        "concepts": True,
+        "terms": False,
     }
+    assert rows["terms"]["needed"] == pytest.approx(0.58) and rows["terms"]["target"] == "≥ 0.58"
     assert rows["medquad"]["needed"] == pytest.approx(0.88)
     assert "**no**" in targets_markdown(list(rows.values()), "phase-2-mnrl")
 
