@@ -5,8 +5,9 @@ Usage (what ``make train RECIPE=cpu`` runs):
 accelerate launch --config_file accelerate_config.yaml scripts/train.py --recipe recipes/cpu.yaml --run cpu
 
 Options: ``--set phase2.batch_size=32`` (repeatable) overrides recipe keys; ``--fresh`` wipes outputs/<run>/
-first; ``--output-dir`` puts run folders elsewhere than outputs/. Rerunning the same command resumes: finished
-phases are kept, the unfinished one continues from its last checkpoint.
+first; ``--retrain-from 3`` keeps the finished phases 1-2 and trains phase 3 anew (the recipe may differ in
+phase 3 only); ``--output-dir`` puts run folders elsewhere than outputs/. Rerunning the same command resumes:
+finished phases are kept, the unfinished one continues from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     add_override_argument(parser)
     parser.add_argument("--fresh", action="store_true", help="wipe outputs/<run>/ and start over")
     parser.add_argument(
+        "--retrain-from",
+        type=int,
+        choices=(1, 2, 3),
+        default=None,
+        help="keep the finished phases before N, train N and later anew (the recipe may change there only)",
+    )
+    parser.add_argument(
         "--output-dir", type=Path, default=None, help="parent of run folders (default outputs/)"
     )
     args = parser.parse_args(argv)
@@ -38,7 +46,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         recipe = load_recipe(args.recipe, args.overrides)
-        run_training(recipe, args.run, recipe_path=args.recipe, output_dir=args.output_dir, fresh=args.fresh)
+        run_training(
+            recipe,
+            args.run,
+            recipe_path=args.recipe,
+            output_dir=args.output_dir,
+            fresh=args.fresh,
+            retrain_from=args.retrain_from,
+        )
     except MedencError as exc:
         return fail(exc)
     return 0

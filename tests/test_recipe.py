@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from datasets import Dataset
 
 from medenc.core.errors import RecipeError
 from medenc.training.recipe import load_recipe, parse_override, recipe_sha256, to_yaml
@@ -39,6 +40,8 @@ def test_gpu_recipe_carries_the_cpu_choices_at_full_scale():
         assert all(v is None for v in g.used_sources().values()), f"phase {n}: the GPU run uses every row"
     assert cpu.phase3.negatives == gpu.phase3.negatives and cpu.phase3.margin == gpu.phase3.margin
     assert cpu.phase3.mining.relative_margin == gpu.phase3.mining.relative_margin
+    mined = [{k for k, v in (p.phase3.mining.sources or {}).items() if v != 0} for p in (cpu, gpu)]
+    assert mined[0] <= mined[1], "phase 3 mines over the same kinds of pairs"
 
 
 def _write(tmp_path, text):
@@ -107,6 +110,32 @@ def test_zero_rows_leaves_a_source_out(tmp_path):
         load_recipe(tiny, ["phase2.sources.rqe=-1"])
     with pytest.raises(RecipeError, match="names no source"):
         load_recipe(_write(tmp_path, "phase1:\n  sources: {stsb: 0}\n"))
+
+
+def test_mining_sources_choose_the_pairs_phase_3_mines(tmp_path):
+    """null mines phase 2's selection; a dict chooses its own, checked like any source list."""
+    from medenc.training.data import mining_pairs
+
+    tiny = ROOT / "recipes" / "tiny.yaml"
+    pairs = Dataset.from_dict(
+        {
+            "anchor": [f"q{i}" for i in range(6)],
+            "positive": [f"a{i}" for i in range(6)],
+            "source": ["medquad_qa"] * 3 + ["rqe"] * 3,
+        }
+    )
+
+    def loader(split, set_name):
+        return pairs
+
+    r = load_recipe(tiny, ["phase2.sources={medquad_qa: null, rqe: null}"])
+    assert sorted(mining_pairs(r, loader, "train", None)["anchor"]) == [f"q{i}" for i in range(6)]
+    r = load_recipe(tiny, ["phase2.sources={medquad_qa: null, rqe: null}", "phase3.mining.sources={rqe: 2}"])
+    assert set(mining_pairs(r, loader, "train", None)["anchor"]) < {"q3", "q4", "q5"}  # 2 of the rqe rows
+    with pytest.raises(RecipeError, match=r"phase3\.mining\.sources' names no source"):
+        load_recipe(tiny, ["phase3.mining.sources={rqe: 0}"])
+    with pytest.raises(RecipeError, match=r"phase3\.mining\.sources\.rqe.*>= 0"):
+        load_recipe(tiny, ["phase3.mining.sources={rqe: -1}"])
 
 
 def test_value_checks(tmp_path):

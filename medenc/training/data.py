@@ -158,11 +158,12 @@ def prepare_phase_data(recipe: Recipe, n: int, loader: Loader) -> PhaseData | No
 
 
 def mining_pairs(recipe: Recipe, loader: Loader, split: str, cap: int | None):
-    """The phase-2 pairs that phase 3 mines over (the same selection phase 2 trains on, for ``train``)."""
-    cfg = recipe.phase2
+    """The pairs that phase 3 mines over: ``phase3.mining.sources``, else phase 2's selection."""
+    chosen = recipe.phase3.mining.sources
+    sources = recipe.phase2.used_sources() if chosen is None else {k: v for k, v in chosen.items() if v != 0}
     ds, _ = select_sources(
         loader(split, PAIRS),
-        cfg.used_sources(),
+        sources,
         COLUMNS[PAIRS],
         phase=3,
         set_name=PAIRS,

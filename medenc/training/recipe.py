@@ -7,6 +7,7 @@ silently ignored. Every error names the file (or the override), the key, the exp
 from __future__ import annotations
 
 import hashlib
+import json
 import types
 import typing
 from pathlib import Path
@@ -86,6 +87,10 @@ class MiningConfig(_Strict):
     """Arguments of ``mine_hard_negatives`` (phase-2 model, corpus = positives of the phase-2 pairs)."""
 
     anchors: int | None = 1000  # how many phase-2 training pairs to mine negatives for (null = all)
+    # Pair sources to mine over (name -> max rows, null = all, 0 = left out); null = phase 2's selection.
+    # Question -> answer pairs give the negatives that help retrieval; mined short synonym pairs mostly
+    # yield other names of the same thing (results/ablation.md, round 4).
+    sources: dict[str, int | None] | None = None
     range_min: int = 0
     range_max: int | None = 30
     # A candidate is dropped when its score is within this fraction of the positive's score, so
@@ -268,8 +273,24 @@ def _validate_phase(recipe: Recipe, n: int, where: str) -> None:
             )
     if isinstance(ph, _LaterPhaseConfig):
         _validate_replay(recipe, n, ph, where)
+    if n == 3:
+        _validate_mining_sources(recipe.phase3.mining, where)
     if ph.enabled and not ph.used_sources() and not (n == 3 and recipe.phase3.negatives == "mined"):
         raise RecipeError(f"{where}: phase{n} is enabled but 'phase{n}.sources' names no source")
+
+
+def _validate_mining_sources(mining: MiningConfig, where: str) -> None:
+    """``phase3.mining.sources``: row counts as in ``sources``, and at least one source when set."""
+    if mining.sources is None:
+        return
+    for name, rows in mining.sources.items():
+        if rows is not None and rows < 0:
+            raise RecipeError(
+                f"{where}: key 'phase3.mining.sources.{name}': expected a row count >= 0 (0 leaves it out) "
+                "or null (all rows)"
+            )
+    if not any(rows != 0 for rows in mining.sources.values()):
+        raise RecipeError(f"{where}: key 'phase3.mining.sources' names no source (null: phase 2's selection)")
 
 
 def _validate_replay(recipe: Recipe, n: int, ph: _LaterPhaseConfig, where: str) -> None:
@@ -368,6 +389,14 @@ def to_yaml(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(), sort_keys=False, default_flow_style=False)
 
 
-def recipe_sha256(recipe: Recipe) -> str:
-    """sha256 of the resolved recipe YAML."""
-    return hashlib.sha256(to_yaml(recipe).encode("utf-8")).hexdigest()
+def recipe_sha256(recipe: Recipe, before_phase: int | None = None) -> str:
+    """sha256 of the resolved recipe YAML; with ``before_phase=N``, of all but phases N and later.
+
+    The partial hash decides whether a run's finished phases before N can be kept while N onwards retrain.
+    """
+    if before_phase is None:
+        return hashlib.sha256(to_yaml(recipe).encode("utf-8")).hexdigest()
+    data = recipe.model_dump(mode="json")
+    for n in range(before_phase, 4):
+        data.pop(f"phase{n}")
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()

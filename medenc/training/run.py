@@ -65,8 +65,13 @@ def _phase_done(run_dir: Path, record: dict | None) -> bool:
 # --- The run --------------------------------------------------------------------------------------------
 
 
-def check_run_folder(run_dir: Path, recipe: Recipe, data_hash: str | None, fresh: bool) -> None:
-    """Refuse a run folder holding a different run (recipe or data changed) unless ``fresh`` wipes it."""
+def check_run_folder(
+    run_dir: Path, recipe: Recipe, data_hash: str | None, fresh: bool, retrain_from: int | None = None
+) -> None:
+    """Refuse a run folder holding a different run (recipe or data changed) unless ``fresh`` wipes it.
+
+    With ``retrain_from=N`` the recipe may differ in phases N and later only: those are retrained.
+    """
     if not run_dir.exists():
         return
     if fresh:
@@ -83,12 +88,19 @@ def check_run_folder(run_dir: Path, recipe: Recipe, data_hash: str | None, fresh
         return
     # Compared as parsed recipes, not as texts: a key added later with a default that keeps the old behaviour
     # (say phaseN.attention) must not make every earlier run folder look like a different recipe.
-    old = recipe_sha256(load_recipe(saved, []))
-    new = recipe_sha256(recipe)
+    old_recipe = load_recipe(saved, [])
+    old, new = recipe_sha256(old_recipe, retrain_from), recipe_sha256(recipe, retrain_from)
+    if old != new and retrain_from is not None:
+        raise RunError(
+            f"{run_dir}: --retrain-from {retrain_from} keeps phases before {retrain_from}, but the recipe "
+            f"differs from {saved} outside phases {retrain_from} and later; retrain from an earlier phase, "
+            "pass --fresh, or choose another --run"
+        )
     if old != new:
         raise RunError(
             f"{run_dir}: holds a run of a different recipe (sha256 {old[:12]}, this recipe {new[:12]}); "
-            f"compare with {saved}. Pass --fresh to wipe the folder and start over, or choose another --run"
+            f"compare with {saved}. Pass --fresh to wipe the folder and start over, --retrain-from N to keep "
+            "the finished phases before N (when only phases N and later changed), or choose another --run"
         )
     info = read_run_info(run_dir, required=False)  # refuses a corrupt record or one of another schema
     if info is not None and data_hash is not None:
@@ -198,7 +210,9 @@ class _Record:
             write_json(self.path, self.info)
 
 
-def _train_phases(ctx: RunContext, record: _Record, data: dict, callbacks: dict[int, list]) -> None:
+def _train_phases(
+    ctx: RunContext, record: _Record, data: dict, callbacks: dict[int, list], retrain_from: int | None = None
+) -> None:
     """Train every enabled phase not done yet; a retrained phase retrains every later one too."""
     previous: Path | None = None
     upstream_retrained = False
@@ -208,6 +222,13 @@ def _train_phases(ctx: RunContext, record: _Record, data: dict, callbacks: dict[
             log.info("phase %d (%s): disabled in the recipe", n, PHASES[n].name)
             continue
         folder = phase_dir(ctx.run_dir, n)
+        if retrain_from is not None and n >= retrain_from and not upstream_retrained:
+            # An earlier attempt's checkpoints and mined triplets follow the old recipe: never resume them.
+            if ctx.state.is_main_process:
+                shutil.rmtree(ctx.checkpoints(n), ignore_errors=True)
+            ctx.state.wait_for_everyone()
+            log.info("phase %d (%s): --retrain-from %d, trained anew", n, PHASES[n].name, retrain_from)
+            upstream_retrained = True
         if not upstream_retrained and _phase_done(ctx.run_dir, rec):
             log.info("phase %d (%s): done in an earlier run, skipped (%s)", n, PHASES[n].name, folder)
             previous = folder
@@ -259,14 +280,16 @@ def run_training(
     recipe_path: str | Path | None = None,
     output_dir: str | Path | None = None,
     fresh: bool = False,
+    retrain_from: int | None = None,
     loader: Loader | None = None,
     data_hash: str | None = None,
     callbacks: dict[int, list] | None = None,
 ) -> dict[str, Any]:
     """Train every enabled phase of ``recipe`` into ``<output_dir>/<run>/``; returns the run.json record.
 
-    ``loader`` (default: the prepared data) and ``data_hash`` (default: the manifest's sha256) are injectable
-    for tests, as are extra Trainer ``callbacks`` per phase number.
+    ``retrain_from=N`` keeps the finished phases before N and trains N and later anew, for a recipe that
+    changed only there. ``loader`` (default: the prepared data) and ``data_hash`` (default: the manifest's
+    sha256) are injectable for tests, as are extra Trainer ``callbacks`` per phase number.
     """
     import torch
     from accelerate import PartialState
@@ -278,8 +301,8 @@ def run_training(
     # Only the main process writes the folder, so only it holds the lock.
     with run_lock(run_dir, "make train") if state.is_main_process else contextlib.nullcontext():
         return _run(
-            recipe, run_dir, state, recipe_path=recipe_path, fresh=fresh, loader=loader or default_loader,
-            data_hash=data_hash, callbacks=callbacks or {},
+            recipe, run_dir, state, recipe_path=recipe_path, fresh=fresh, retrain_from=retrain_from,
+            loader=loader or default_loader, data_hash=data_hash, callbacks=callbacks or {},
         )  # fmt: skip
 
 
@@ -290,6 +313,7 @@ def _run(
     *,
     recipe_path: str | Path | None,
     fresh: bool,
+    retrain_from: int | None,
     loader: Loader,
     data_hash: str | None,
     callbacks: dict[int, list],
@@ -301,7 +325,7 @@ def _run(
     base_path = resolve_base_model() if recipe.model == "base" else None
     data_hash = _default_data_hash() if data_hash is None else data_hash
     if state.is_main_process:
-        check_run_folder(run_dir, recipe, data_hash, fresh)
+        check_run_folder(run_dir, recipe, data_hash, fresh, retrain_from)
     state.wait_for_everyone()
     cuda = torch.cuda.is_available()
     precision = _precision(recipe, cuda)
@@ -324,7 +348,7 @@ def _run(
 
     # 3. The phases, then final/.
     ctx = RunContext(recipe, run_dir, loader, precision["used"], cuda, state, mine_train, replay)
-    _train_phases(ctx, record, data, callbacks)
+    _train_phases(ctx, record, data, callbacks, retrain_from)
     last = _finish(ctx, record)
     _log_summary(info, run_dir, last)
     return info
