@@ -259,6 +259,31 @@ def test_changed_recipe_refused_unless_fresh(tmp_path):
     assert info["phases"][0]["learning_rate"] == 1e-4
 
 
+def test_retrain_from_keeps_earlier_phases_and_trains_the_rest_anew(tmp_path, caplog):
+    """--retrain-from 3 tunes phase 3 without retraining 1-2, and refuses a recipe changed before phase 3."""
+    info = _run(tmp_path, ["phase2.enabled=false"])
+    weights = tmp_path / "t" / PHASE_DIRS[1] / "model.safetensors"
+    mtime, sha1, sha3 = (
+        weights.stat().st_mtime_ns,
+        info["phases"][0]["model_sha256"],
+        info["final"]["model_sha256"],
+    )
+    with pytest.raises(RunError, match=r"--retrain-from 3 keeps phases before 3.*outside phases 3 and later"):
+        _run(tmp_path, ["phase2.enabled=false", "phase1.learning_rate=1.0e-4"], retrain_from=3)
+
+    caplog.set_level(logging.INFO, logger="medenc.training")
+    info = _run(tmp_path, ["phase2.enabled=false", "phase3.learning_rate=1.0e-4"], retrain_from=3)
+    assert "phase 1 (cosine): done in an earlier run, skipped" in caplog.text
+    assert "phase 3 (triplet): --retrain-from 3, trained anew" in caplog.text
+    assert weights.stat().st_mtime_ns == mtime and info["phases"][0]["model_sha256"] == sha1
+    assert info["phases"][2]["learning_rate"] == 1e-4 and info["phases"][2]["started_from"] == PHASE_DIRS[1]
+    assert info["final"]["from"] == PHASE_DIRS[3] and info["final"]["model_sha256"] != sha3
+    # The folder now holds the new recipe: a plain rerun of it resumes, nothing is retrained.
+    caplog.clear()
+    _run(tmp_path, ["phase2.enabled=false", "phase3.learning_rate=1.0e-4"])
+    assert "phase 3 (triplet): done in an earlier run, skipped" in caplog.text
+
+
 def test_bad_data_refused_before_training(tmp_path):
     with pytest.raises(RecipeError, match=r"source 'nope' has no rows.*medquad_qa"):
         _run(tmp_path, ["phase2.sources={nope: 3}"])
