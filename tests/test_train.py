@@ -23,6 +23,7 @@ from medenc.core.layout import (
 from medenc.core.paths import PROJECT_ROOT
 from medenc.core.runs import RUN_SCHEMA_VERSION
 from medenc.training import run_training
+from medenc.training.phase import CHECKPOINTS_DIR
 from medenc.training.precision import decide_precision, requested_precision
 from medenc.training.recipe import load_recipe
 
@@ -282,6 +283,16 @@ def test_retrain_from_keeps_earlier_phases_and_trains_the_rest_anew(tmp_path, ca
     caplog.clear()
     _run(tmp_path, ["phase2.enabled=false", "phase3.learning_rate=1.0e-4"])
     assert "phase 3 (triplet): done in an earlier run, skipped" in caplog.text
+
+    # Retraining phase 1 makes phase 3's mined negatives stale too (mined with the old weights), even those
+    # an interrupted attempt left behind: they are mined again, never loaded (this cache is not loadable).
+    stale = tmp_path / "t" / CHECKPOINTS_DIR / "phase-3" / "mined" / "train"
+    stale.mkdir(parents=True)
+    (stale / "state.json").write_text("{}")
+    caplog.clear()
+    info = _run(tmp_path, ["phase2.enabled=false", "phase1.learning_rate=1.0e-4"], retrain_from=1)
+    assert "phase 3: mining hard negatives" in caplog.text
+    assert info["phases"][0]["model_sha256"] != sha1 and info["phases"][2]["started_from"] == PHASE_DIRS[1]
 
 
 def test_bad_data_refused_before_training(tmp_path):

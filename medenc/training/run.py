@@ -223,9 +223,12 @@ def _train_phases(
             continue
         folder = phase_dir(ctx.run_dir, n)
         if retrain_from is not None and n >= retrain_from and not upstream_retrained:
-            # An earlier attempt's checkpoints and mined triplets follow the old recipe: never resume them.
+            # An earlier attempt's checkpoints and mined triplets follow the old recipe or old weights, in
+            # this phase and every later one (phase 3's negatives were mined with the old phase 2): never
+            # resume them.
             if ctx.state.is_main_process:
-                shutil.rmtree(ctx.checkpoints(n), ignore_errors=True)
+                for m in range(n, 4):
+                    shutil.rmtree(ctx.checkpoints(m), ignore_errors=True)
             ctx.state.wait_for_everyone()
             log.info("phase %d (%s): --retrain-from %d, trained anew", n, PHASES[n].name, retrain_from)
             upstream_retrained = True
