@@ -120,7 +120,7 @@ def make_run_info(final_sha: str, random_weights: bool = False) -> dict:
                 "dir": name,
                 "status": "done",
                 "loss": ["CosineSimilarityLoss", "MultipleNegativesRankingLoss", "TripletLoss"][phase - 1],
-                "rows": {"stsb": 100} if phase == 1 else {"medquad": 60, "meqsum": 40},
+                "rows": {"stsb": 100} if phase == 1 else {"medquad_qa": 60, "meqsum": 40},
                 "train_rows": 100,
                 "validation_rows": 10,
                 "epochs": 1,

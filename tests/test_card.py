@@ -88,7 +88,7 @@ def test_training_details_and_usage_come_from_the_run(staged):
     text = (staged / "README.md").read_text(encoding="utf-8")
     assert 'SentenceTransformer("org/mpnet-medical")' in text and "high blood pressure" in text
     assert "used `fp32`" in text and "Test CPU 9000" in text  # run.json, not retyped
-    assert "MultipleNegativesRankingLoss" in text and "medquad: 60" in text
+    assert "MultipleNegativesRankingLoss" in text and "medquad_qa: 60" in text
     assert "Not for clinical decisions" in text and "English only" in text
     assert "Maximum sequence length:** 256 tokens" in text  # the released model's, not a training length
     assert "make setup" in text and "make train evaluate release RECIPE=tiny" in text
@@ -149,6 +149,25 @@ def test_card_from_the_published_run_uses_hub_task_ids_and_dataset_ids(tmp_path,
     for alt, path in re.findall(r"!\[([^\]]*)\]\(([^)]+)\)", text):
         assert (published / path).is_file() and len(alt) > 40, (alt, path)  # shown, and described
     assert "@inproceedings{reimers2019sentencebert" in text and "@article{sogancioglu2017biosses" in text
+    # Credited as trained on only where the run used its rows: that recipe took no MeQSum pair.
+    assert "https://github.com/obophenotype/human-phenotype-ontology" in card.data.datasets
+    assert "https://github.com/abachaa/MeQSum" not in card.data.datasets
+    assert "Prepared, but not used by this run's recipe: MeQSum." in text
+    assert "| MeQSum | CC BY 4.0 | train+validation: pairs (CHQ->summary) (*not used by this run*) |" in text
+
+
+def test_a_source_the_run_took_no_rows_of_is_not_credited_as_training_data(tmp_path):
+    from medenc.release.card import data_sources, trained_row_sources
+
+    run_info = {"phases": [{"status": "done", "rows": {"stsb": 8, "meqsum": 0}},
+                           {"status": "done", "rows": {"rqe": 4, "mined": 6}, "mined_from": ["medquad_qa"]},
+                           {"status": "skipped"}]}  # fmt: skip
+    used = trained_row_sources(run_info)
+    assert used == {"stsb", "rqe", "medquad_qa"}
+    train = {s["folder"] for s in data_sources(None, used) if s["train"]}
+    assert train == {"stsbenchmark", "rqe_amia2016", "medquad"}
+    assert trained_row_sources({"phases": []}) is None  # no record: the roles decide, as before
+    assert "meqsum" in {s["folder"] for s in data_sources(None, None) if s["train"]}
 
 
 def test_smaller_embeddings_table_only_when_results_have_dimensions(tmp_path):

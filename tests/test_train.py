@@ -59,6 +59,7 @@ def test_three_phases_save_loadable_folders_and_run_json(tmp_path, caplog, monke
     assert [p["status"] for p in on_disk["phases"]] == ["done", "done", "done"]
     p3 = on_disk["phases"][2]
     assert p3["negatives"]["mined"] > 0 and p3["negatives"]["curated"] > 0
+    assert p3["mined_from"] == ["medquad_qa", "meqsum"]  # no mining.sources: phase 2's selection
     for p in on_disk["phases"]:
         for key in ("loss", "rows", "train_rows", "steps", "seconds", "model_sha256", "final_train_loss"):
             assert p[key] is not None, (p["phase"], key)

@@ -26,11 +26,15 @@ class SourceInfo:
     # `datasets:` metadata links it.
     hub_dataset: str = ""
     bibtex: str = ""  # the source's own citation, for the card's BibTeX section
+    # The `source` values its training rows carry in the prepared sets (what recipes select by): the card
+    # credits a source as trained on only where the run's record shows rows of one of them.
+    row_sources: tuple[str, ...] = ()
 
 
 _SOURCES = (
     SourceInfo(
         folder="stsbenchmark",
+        row_sources=("stsb",),
         name="STS Benchmark",
         license="CC BY-SA 4.0 (scores); sentence texts per LICENSE.txt",
         role="train+validation: graded_pairs (train+dev); test: stsb (general-domain control)",
@@ -69,6 +73,7 @@ _SOURCES = (
     ),
     SourceInfo(
         folder="medquad",
+        row_sources=("medquad_qa", "medquad_synonym"),
         name="MedQuAD",
         license="CC BY 4.0",
         role="train+validation: pairs (question->answer, synonym->focus); test: retrieval, triplets, "
@@ -106,6 +111,7 @@ _SOURCES = (
     ),
     SourceInfo(
         folder="rqe_amia2016",
+        row_sources=("rqe",),
         name="RQE (AMIA 2016)",
         license="CC BY 4.0",
         role="train+validation: graded_pairs (1.0/0.0), pairs, triplets; test: rqe",
@@ -123,6 +129,7 @@ _SOURCES = (
     ),
     SourceInfo(
         folder="meqsum",
+        row_sources=("meqsum",),
         name="MeQSum",
         license="CC BY 4.0",
         role="train+validation: pairs (CHQ->summary)",
@@ -139,6 +146,7 @@ _SOURCES = (
     ),
     SourceInfo(
         folder="medical_abbreviations",
+        row_sources=("medical_abbreviations",),
         name="medical_abbreviations",
         license="MIT",
         role="train+validation: pairs (abbreviation->meaning); test: terms (10% of abbreviations)",
@@ -154,6 +162,7 @@ _SOURCES = (
     ),
     SourceInfo(
         folder="disease_ontology",
+        row_sources=("do_synonym", "do_definition", "do_sibling"),
         name="Human Disease Ontology",
         license="CC0 1.0",
         role="train+validation: pairs (synonym->name, name->definition), triplets (sibling-disease "
@@ -177,6 +186,7 @@ _SOURCES = (
     ),
     SourceInfo(
         folder="hpo_layperson",
+        row_sources=("hpo_lay",),
         name="Human Phenotype Ontology (layperson synonyms)",
         license="HPO license: free for any use, acknowledging the HPO Consortium and the file version",
         role="train+validation: pairs (lay phrasing->clinical label); test: concepts (7% of terms by HP id)",

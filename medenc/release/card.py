@@ -93,8 +93,26 @@ def _manifest_entries(manifest: dict | None) -> dict[str, dict]:
     return out
 
 
-def data_sources(manifest: dict | None) -> list[dict[str, Any]]:
-    """Every data source with license, role, upstream and attribution: manifest first, fallback for gaps."""
+def trained_row_sources(run_info: dict) -> set[str] | None:
+    """The row ``source`` names the run trained on (``run.json``), or None where its record does not say."""
+    phases = [p for p in run_info.get("phases", []) if p.get("status") == "done" and "rows" in p]
+    if not phases:
+        return None
+    used: set[str] = set()
+    for phase in phases:
+        # "mined" rows are built from the pairs of `mined_from` (a record without it mined phase 2's pairs).
+        used |= {name for name, n in phase["rows"].items() if n and name != "mined"}
+        used |= set(phase.get("mined_from", ()))
+    return used
+
+
+def data_sources(manifest: dict | None, trained: set[str] | None = None) -> list[dict[str, Any]]:
+    """Every data source with license, role, upstream and attribution: manifest first, fallback for gaps.
+
+    ``train``: the run trained on the source: its role allows it and, where ``trained`` (the run's row
+    sources) is given, some of its rows were used. ``test_only``: evaluation data by role. A source that is
+    neither was prepared but not used by the run's recipe, and the card says so rather than crediting it.
+    """
     entries = _manifest_entries(manifest)
     keys = list(entries) if entries else list(SOURCES_FALLBACK)
     out = []
@@ -111,7 +129,10 @@ def data_sources(manifest: dict | None) -> list[dict[str, Any]]:
                 "a model card must state every source's license"
             )
         role = str(src["role"] or "")
-        src["train"] = "train" in role and "test only" not in role
+        src["test_only"] = "test only" in role
+        src["train"] = "train" in role and not src["test_only"]
+        if trained is not None and src["train"]:
+            src["train"] = bool(trained & set(CATALOG[key].row_sources if key in CATALOG else ()))
         out.append(src)
     return out
 
@@ -336,7 +357,7 @@ def card_context(
     if run != recipe:
         release_cmd += f" RUN={run}"
     release_cmd += f" HUB_REPO_ID={repo_id}"
-    sources = data_sources(manifest)
+    sources = data_sources(manifest, trained_row_sources(run_info))
     return {
         "model_name": MODEL_NAME,
         "repo_id": repo_id,
@@ -413,7 +434,7 @@ def render_card(
     from huggingface_hub import ModelCard, ModelCardData
 
     template_path = Path(template_path or TEMPLATE_PATH)
-    sources = data_sources(manifest)
+    sources = data_sources(manifest, trained_row_sources(run_info))
     base = run_info.get("base_model", {})
     card_data = ModelCardData(
         model_name=f"{MODEL_NAME} (test release, random weights)" if test_release else MODEL_NAME,

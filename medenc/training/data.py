@@ -157,13 +157,17 @@ def prepare_phase_data(recipe: Recipe, n: int, loader: Loader) -> PhaseData | No
     return PhaseData(train, val, rows, len(val))
 
 
-def mining_pairs(recipe: Recipe, loader: Loader, split: str, cap: int | None):
-    """The pairs that phase 3 mines over: ``phase3.mining.sources``, else phase 2's selection."""
+def mining_sources(recipe: Recipe) -> dict[str, int | None]:
+    """Rows per source that phase 3 mines over: ``phase3.mining.sources``, else phase 2's selection."""
     chosen = recipe.phase3.mining.sources
-    sources = recipe.phase2.used_sources() if chosen is None else {k: v for k, v in chosen.items() if v != 0}
+    return recipe.phase2.used_sources() if chosen is None else {k: v for k, v in chosen.items() if v != 0}
+
+
+def mining_pairs(recipe: Recipe, loader: Loader, split: str, cap: int | None):
+    """The pairs that phase 3 mines over (:func:`mining_sources`)."""
     ds, _ = select_sources(
         loader(split, PAIRS),
-        sources,
+        mining_sources(recipe),
         COLUMNS[PAIRS],
         phase=3,
         set_name=PAIRS,

@@ -17,7 +17,7 @@ from typing import Any
 from medenc.core.io import fmt, sha256_file
 from medenc.core.layout import INFERENCE_MAX_SEQ_LENGTH, LOGS_DIR, LOSS_HISTORY, WEIGHTS_FILE, phase_dir
 from medenc.training.checkpoints import last_complete_checkpoint
-from medenc.training.data import Loader, PhaseData, split_sets
+from medenc.training.data import Loader, PhaseData, mining_sources, split_sets
 from medenc.training.mining import mined_sets, phase3_sets
 from medenc.training.phases import PHASES
 from medenc.training.recipe import Recipe
@@ -83,6 +83,7 @@ def _phase_sets(ctx: RunContext, n: int, model, pd: PhaseData | None, rec: dict[
                 ctx.recipe, model, ctx.mine_train, ctx.loader, ctx.state, ctx.checkpoints(3) / "mined"
             )
             rec["mining_seconds"] = round(time.perf_counter() - t0, 1)
+            rec["mined_from"] = sorted(mining_sources(ctx.recipe))  # the card credits these sources
         train, val, rows = phase3_sets(ctx.recipe, model, pd, mined, rec)
     else:
         assert pd is not None  # enabled phases 1-2 always have sources (recipe validation)
