@@ -10,13 +10,14 @@
 #                       REFERENCE=0 skips it.
 #   2. train_gpu.json   the whole recipes/gpu.yaml training (its run.json) with a random-weight model: the time
 #                       (about 6-7 minutes projected from results/bench/h100/)
-#   3. bench_variants.tar  one speed option at a time against the recipe (no defaults run), one JSON each
+#   3. bench_variants.tar  one speed option at a time against the recipe (no defaults run), one JSON each:
+#                       workers, batch 256, fused AdamW, sdpa, compile with length buckets, bf16, grouping
 # Every step has a time cap and the whole script a deadline (DEADLINE seconds); a step that fails or runs out
 # leaves the earlier results intact. Needs python with torch (CUDA), transformers, accelerate and pyyaml; the
 # wheels in .whl/ (datasets, sentence-transformers 6.2, see docs/bench.md) are installed first into /tmp/site.
 #
 #   OUT=/some/folder bash scripts/bench_gpu.sh       # results land in $OUT (default outputs/bench)
-#   DEVICE=cpu MODEL=tiny STEPS=2 WARMUP=1 BENCH_ARGS="--batch-size 4 --seq-len 16" \
+#   DEVICE=cpu MODEL=tiny STEPS=2 WARMUP=1 CAP_SCALE=3 DEADLINE=1500 BENCH_ARGS="--batch-size 4 --seq-len 16" \
 #     TRAIN_ARGS="--set model=tiny --set phase1.max_steps=2 ..." bash scripts/bench_gpu.sh   # CPU smoke test
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,9 +40,10 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/medenc-gpu-XXXX)
 
-# step NAME CAP CMD...: run CMD under min(CAP, time left before DEADLINE); a failure is reported, not fatal.
+# step NAME CAP CMD...: run CMD under min(CAP x CAP_SCALE, time left before DEADLINE); a failure is reported,
+# not fatal. The caps fit the H100; the 2-core CPU smoke test scales them (4 loader workers start slowly there).
 step() {
-  local name=$1 cap=$2 left=$((DEADLINE - SECONDS))
+  local name=$1 cap=$(($2 * ${CAP_SCALE:-1})) left=$((DEADLINE - SECONDS))
   shift 2
   ((cap < left)) || cap=$left
   if ((cap < 20)); then echo "== $name: skipped, ${left}s left before the deadline"; return 0; fi
@@ -93,15 +95,18 @@ mkdir -p "$VAR"
 mapfile -t SDPA < <(every_phase attention=sdpa)
 mapfile -t GROUPED < <(every_phase group_by_length=true)
 mapfile -t WORKERS < <(every_phase dataloader_workers=4)
+mapfile -t FUSED < <(every_phase optimizer=adamw_torch_fused)
 # Ordered by what they can change; the deadline drops the last ones first.
 step "variant: 4 dataloader workers, every phase" 45 "${BENCH[@]}" --no-defaults "${WORKERS[@]}" \
   --out "$VAR/bench_workers.json"
 step "variant: phase 2 batch 256" 40 "${BENCH[@]}" --no-defaults --phases 2 --set phase2.batch_size=256 \
   --out "$VAR/bench_b256.json"
+step "variant: fused AdamW, every phase" 45 "${BENCH[@]}" --no-defaults "${FUSED[@]}" --out "$VAR/bench_fused.json"
 step "variant: sdpa" 45 "${BENCH[@]}" --no-defaults "${SDPA[@]}" --out "$VAR/bench_sdpa.json"
 if [ "$DEVICE" = cuda ]; then
-  step "variant: compile (phase 2)" 90 "${BENCH[@]}" --no-defaults --phases 2 --set phase2.torch_compile=true \
-    --out "$VAR/bench_compile.json"
+  # Lengths padded to multiples of 32: at most 4 shapes up to 128 tokens, so compile runs a handful of times.
+  step "variant: compile + length buckets (phase 2)" 90 "${BENCH[@]}" --no-defaults --phases 2 \
+    --set phase2.torch_compile=true --set phase2.pad_to_multiple_of=32 --out "$VAR/bench_compile.json"
 fi
 step "variant: bf16" 40 "${BENCH[@]}" --no-defaults --precision bf16 --out "$VAR/bench_bf16.json"
 step "variant: length-grouped" 40 "${BENCH[@]}" --no-defaults "${GROUPED[@]}" --out "$VAR/bench_grouped.json"

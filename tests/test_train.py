@@ -580,3 +580,44 @@ def test_replay_without_multi_dataset_is_refused(n):
     with pytest.raises(RecipeError, match=rf"phase{n}\.replay_graded.*>= 0"):
         load_recipe(TINY, [f"phase{n}.multi_dataset=proportional", f"phase{n}.replay_graded=-1"])
     assert load_recipe(TINY, [f"phase{n}.multi_dataset=round_robin", f"phase{n}.replay_graded=4"])
+
+
+def test_bucketed_padding_rounds_lengths_up_and_changes_no_embedding(tiny_model):
+    """pad_to_multiple_of: a few shapes for a compiled model, the same vectors (padding is masked)."""
+    import torch
+
+    from medenc.training.trainer import data_collator
+
+    assert data_collator(tiny_model, None) is None  # default: the Trainer's own collator
+    rows = [{"anchor": "What is hypertension?", "positive": "High blood pressure, a long-term condition."},
+            {"anchor": "MI", "positive": "Heart attack"}]  # fmt: skip
+    bucketed = data_collator(tiny_model, 16)(rows)
+    plain = {
+        f"{c}_{k}": v
+        for c in ("anchor", "positive")
+        for k, v in tiny_model.preprocess([r[c] for r in rows]).items()
+    }
+    for column in ("anchor", "positive"):
+        ids, mask = bucketed[f"{column}_input_ids"], bucketed[f"{column}_attention_mask"]
+        assert ids.shape[1] % 16 == 0 and ids.shape[1] > plain[f"{column}_input_ids"].shape[1]
+        assert torch.equal(mask.sum(1), plain[f"{column}_attention_mask"].sum(1))  # only padding was added
+        tiny_model.eval()
+        with torch.no_grad():
+            emb = tiny_model({"input_ids": ids, "attention_mask": mask})["sentence_embedding"]
+            ref = tiny_model({k: plain[f"{column}_{k}"] for k in ("input_ids", "attention_mask")})[
+                "sentence_embedding"
+            ]
+        torch.testing.assert_close(emb, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_fused_adamw_and_buckets_train_through_the_recipe(tmp_path):
+    from medenc.training.trainer import training_arguments
+
+    over = ["phase1.enabled=false", "phase3.enabled=false", "phase2.optimizer=adamw_torch_fused",
+            "phase2.pad_to_multiple_of=8"]  # fmt: skip
+    args = training_arguments(load_recipe(TINY, over), 2, precision="fp32", cuda=False, output_dir=tmp_path)
+    assert args.optim == "adamw_torch_fused"
+    info = _run(tmp_path, over)
+    assert [p["status"] for p in info["phases"]] == ["skipped", "done", "skipped"]
+    with pytest.raises(RecipeError, match="pad_to_multiple_of"):
+        load_recipe(TINY, ["phase2.pad_to_multiple_of=0"])

@@ -261,6 +261,8 @@ def _phase_entry(
             "dataloader_workers": pc.dataloader_workers,
             "torch_compile": pc.torch_compile,
             "attention": pc.attention,
+            "optimizer": pc.optimizer,
+            "pad_to_multiple_of": pc.pad_to_multiple_of,
         },
         **summaries,
     }

@@ -49,6 +49,11 @@ class PhaseConfig(_Strict):
     torch_compile: bool = False
     # sdpa: MPNet self-attention through torch's fused scaled_dot_product_attention (same math; modeling.py)
     attention: Literal["eager", "sdpa"] = "eager"
+    # adamw_torch_fused: one fused kernel updates every parameter (fewer kernel launches a step)
+    optimizer: Literal["adamw_torch", "adamw_torch_fused"] = "adamw_torch"
+    # Pad each batch's token length up to a multiple of this (null: to its longest text, the default). Masked
+    # padding changes no embedding; a compiled model (torch_compile) sees a few shapes, not one per batch.
+    pad_to_multiple_of: int | None = Field(default=None, gt=0)
     # Multi-dataset training: one training set per source (phase 3: curated and mined), every batch drawn from
     # one of them, as the base model was trained; null = one mixed set (the shipped recipes). Validation stays
     # one set.

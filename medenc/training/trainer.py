@@ -274,10 +274,26 @@ def training_arguments(
         dataloader_persistent_workers=workers > 0,
         dataloader_pin_memory=cuda,
         torch_compile=cfg.torch_compile,
+        optim=cfg.optimizer,
         report_to=recipe.report_to if over.get("logging_dir") else "none",
         run_name=over.get("run_name"),
         # Used only with a dict of training sets (phaseN.multi_dataset); proportional is ST's default.
         multi_dataset_batch_sampler=cfg.multi_dataset or "proportional",
+    )
+
+
+def data_collator(model, pad_to_multiple_of: int | None):
+    """The Trainer's collator; with ``pad_to_multiple_of``, token lengths rounded up to a few buckets."""
+    import functools
+
+    from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
+
+    if pad_to_multiple_of is None:
+        return None  # the Trainer builds its own
+    # A per-call override of the tokenizer's kwargs: nothing is written into the saved model's config.
+    text = {"text": {"pad_to_multiple_of": pad_to_multiple_of}}
+    return SentenceTransformerDataCollator(
+        preprocess_fn=functools.partial(model.preprocess, processing_kwargs=text)
     )
 
 
@@ -327,6 +343,7 @@ def build_trainer(
         loss=loss,
         evaluator=evaluator,
         callbacks=list(callbacks) or None,
+        data_collator=data_collator(model, recipe.phase(n).pad_to_multiple_of),
     )
     if multi and val is not None:
         # Unwrapped (its rows now carry the VALIDATION name): one eval_loss and evaluator, as without multi.
