@@ -10,6 +10,8 @@
 #                       REFERENCE=0 skips it.
 #   2. train_gpu.json   the whole recipes/gpu.yaml training (its run.json) with a random-weight model: the time
 #                       (about 6-7 minutes projected from results/bench/h100/)
+#   2b. eval_gpu.json   the evaluation of the base model (a random-weight stand-in) and every phase, cold, timed
+#                       (its results.json; `timing` holds the seconds per model)
 #   3. bench_variants.tar  one speed option at a time against the recipe (no defaults run), one JSON each:
 #                       workers, batch 256, fused AdamW, sdpa, compile with length buckets, bf16, grouping
 # Every step has a time cap and the whole script a deadline (DEADLINE seconds); a step that fails or runs out
@@ -86,7 +88,19 @@ TRAIN=("$PYTHON" -m accelerate.commands.launch --config_file accelerate_config.y
   --set phase3.mining.max_score=null --set phase3.mining.relative_margin=null ${TRAIN_ARGS:-})
 step "train: recipes/gpu.yaml, random weights" 420 "${TRAIN[@]}" >"$OUT/train.log" 2>&1 || true
 tail -n 5 "$OUT/train.log"
-if [ -f "$WORK/gpu-timing/run.json" ]; then cp "$WORK/gpu-timing/run.json" "$OUT/train_gpu.json"; fi
+if [ -f "$WORK/gpu-timing/run.json" ]; then
+  cp "$WORK/gpu-timing/run.json" "$OUT/train_gpu.json"
+  # 2b. The evaluation of the base model and every phase on this device, cold (no embedding cache), timed per
+  # model in results.json's `timing`. A random-weight model of the same shape stands in for the base model, so
+  # the figures mean nothing; the time is the point. Its log goes on after the training's (8 files come back).
+  "$PYTHON" -c "import sys; from medenc.core.modeling import build_random_model as b; b(sys.argv[1]).save(sys.argv[2])" \
+    "$MODEL" "$WORK/random-base"
+  step "evaluate: base + 3 phases" 180 "$PYTHON" -m accelerate.commands.launch --config_file accelerate_config.yaml \
+    --num_processes 1 scripts/evaluate_run.py --run "$WORK/gpu-timing" --base-model "$WORK/random-base" \
+    --no-cache >>"$OUT/train.log" 2>&1 || true
+  tail -n 2 "$OUT/train.log"
+  if [ -f "$WORK/gpu-timing/eval/results.json" ]; then cp "$WORK/gpu-timing/eval/results.json" "$OUT/eval_gpu.json"; fi
+fi
 rm -rf "$WORK"
 
 # 3. One option at a time, against the recipe.

@@ -30,6 +30,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--bf16", action="store_true", help="bfloat16 autocast (opt-in: measure against fp32 first)"
     )
+    p.add_argument(
+        "--base-model",
+        type=Path,
+        default=None,
+        help="a model folder scored as the base instead of the verified all-mpnet-base-v2 (GPU timing of a "
+        "random-weight run, where the real weights cannot travel)",
+    )
     return p.parse_args(argv)
 
 
@@ -46,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap=args.bootstrap,
             use_cache=not args.no_cache,
             bf16=args.bf16,
+            base_path=args.base_model,
         )
     except MedencError as exc:
         return fail(exc)
