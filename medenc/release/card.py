@@ -434,7 +434,11 @@ def render_card(
     from huggingface_hub import ModelCard, ModelCardData
 
     template_path = Path(template_path or TEMPLATE_PATH)
-    sources = data_sources(manifest, trained_row_sources(run_info))
+    context = card_context(
+        run_dir, repo_id, results=results, run_info=run_info, manifest=manifest, charts=list(charts or []),
+        test_release=test_release, final_dir=final_dir, max_seq_length=max_seq_length,
+    )  # fmt: skip
+    sources = context["sources"]  # one reading of which sources the run trained on, for metadata and text
     base = run_info.get("base_model", {})
     card_data = ModelCardData(
         model_name=f"{MODEL_NAME} (test release, random weights)" if test_release else MODEL_NAME,
@@ -450,10 +454,6 @@ def render_card(
         ],
         eval_results=eval_results(results),
     )
-    context = card_context(
-        run_dir, repo_id, results=results, run_info=run_info, manifest=manifest, charts=list(charts or []),
-        test_release=test_release, final_dir=final_dir, max_seq_length=max_seq_length,
-    )  # fmt: skip
     text = _render(template_path, card_data=card_data.to_yaml(), **context)
     card = ModelCard(text)
     if card.data.to_dict().get("license") != "apache-2.0":
