@@ -1,0 +1,47 @@
+"""The documentation's shape: the README stays a product page, and no relative link points nowhere."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README_MAX_LINES = 150
+# [text](target) and ![alt](target); the target ends at whitespace or the closing parenthesis.
+LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
+CODE_SPAN = re.compile(r"`[^`\n]*`")
+
+
+def doc_files() -> list[Path]:
+    """The pages a reader navigates: the README, docs/, and the committed results' READMEs and notes."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    pages += [*sorted((REPO / "results").glob("**/README.md")), REPO / "results" / "ablation.md"]
+    return [p for p in pages if p.is_file()]
+
+
+def relative_links(text: str) -> list[str]:
+    """Link targets that are paths in this tree (no URL, no mail, no in-page anchor), code left out."""
+    text = CODE_SPAN.sub("", FENCE.sub("", text))
+    targets = []
+    for target in LINK.findall(text):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE) or target.startswith("#"):
+            continue
+        targets.append(target.split("#", 1)[0])
+    return targets
+
+
+@pytest.mark.parametrize("page", doc_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_relative_links_resolve(page: Path) -> None:
+    missing = [t for t in relative_links(page.read_text(encoding="utf-8")) if not (page.parent / t).exists()]
+    assert not missing, f"{page.relative_to(REPO)} links to paths that do not exist: {missing}"
+
+
+def test_readme_is_a_page() -> None:
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines; move detail to docs/"
+
+
+def test_link_pattern_finds_what_it_should() -> None:
+    text = "[a](docs/x.md) ![b](img.png#frag) [c](https://h.io) [d](#top) `[e](no.md)`\n```\n[f](n.md)\n```\n"
+    assert relative_links(text) == ["docs/x.md", "img.png"]
