@@ -40,7 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sub = p.add_subparsers(dest="command", required=True)
     pk = sub.add_parser("pack", help="round, cut and plan (here)")
     pk.add_argument("--budget-mib", type=float, default=None, help="MiB per call in all (default 64)")
-    pk.add_argument("--piece-mb", default=None, help="comma-separated piece sizes in MiB instead of a budget")
+    pk.add_argument(
+        "--piece-mb",
+        default=None,
+        help="comma-separated piece sizes in MiB instead of a budget (one more piece takes the rest)",
+    )
     pk.add_argument("--wheels", type=Path, default=PROJECT_ROOT / transport.WHEELS_DIR)
     pk.add_argument("--no-download", action="store_true", help="use the wheels already in --wheels")
     ck = sub.add_parser("check", help="verify piece N and the earlier ones (on the machine)")

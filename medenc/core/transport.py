@@ -190,14 +190,18 @@ def plan_pieces(total: int, budget: Budget) -> list[int]:
 
 
 def cut(path: Path, sizes: list[int], out_dir: Path) -> list[dict[str, Any]]:
-    """Cut ``path`` into pieces of ``sizes`` bytes (the last takes the rest): their names, sizes, hashes."""
+    """Cut ``path`` into pieces of ``sizes`` bytes, plus one for what is left: names, sizes, hashes."""
     pieces = []
     with open(path, "rb") as fh:
-        for n, size in enumerate(sizes, start=1):
-            data = fh.read(size) if n < len(sizes) else fh.read()
+        n = 0
+        while data := fh.read(sizes[n] if n < len(sizes) else -1):
+            n += 1
             target = out_dir / piece_name(n)
             target.write_bytes(data)
             pieces.append({"name": piece_name(n), "bytes": len(data), "sha256": sha256_file(target)})
+    for stale in out_dir.glob("base.fp16.part-*"):  # a longer earlier cut must not leave its tail behind
+        if stale.name not in {p["name"] for p in pieces}:
+            stale.unlink()
     return pieces
 
 
