@@ -263,16 +263,12 @@ def pack(base: Path, prepared: Path, out_dir: Path, *, budget: float | None, pie
                  "bytes": _tar_bytes(out_dir / DATA_ARCHIVE),
                  "manifest_sha256": _data_manifest_sha(prepared)},
         "tree_mib": round(tree_mib, 2),
-        "calls": call_plan(pieces, [p.as_posix() for p in _wheel_carry(wheels)]),
+        # The wheels travel as their folder (one carry path of 8), as docs/bench.md carried them.
+        "calls": call_plan(pieces, [WHEELS_DIR] if wheels else []),
     }  # fmt: skip
     fp16.unlink()  # the pieces are the copy that travels
     write_json(out_dir / MANIFEST_FILE, manifest)
     return manifest
-
-
-def _wheel_carry(wheels: list[Path]) -> list[Path]:
-    """The wheels travel as their folder (one carry path), as docs/bench.md carried them."""
-    return sorted({Path(WHEELS_DIR) for _ in wheels})
 
 
 def _data_manifest_sha(prepared: Path) -> str | None:
