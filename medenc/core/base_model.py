@@ -44,6 +44,10 @@ FILES: dict[str, str] = {
     "tokenizer_config.json": "67f2ff7e223518e729869bb3a70f0caf8368fe549383fc11cfe2dfb42fffc268",
     "vocab.txt": "dbd90cb94e2247bd4d4ccaecbf616d2290e66691d7d5e5bb81f063c2d0649ada",
 }
+# The pinned weights rounded to fp16 and expanded back to fp32 (medenc.core.transport: how they travel to the
+# GPU machine, whose calls carry 64 MiB each). Accepted in place of WEIGHTS_SHA256 and recorded as such.
+FP16_ROUNDED_SHA256 = "8fc3e604e168e1bea62aa5bc6da79642d92954fd17d7d1f400e3146c4ee3fa42"
+FP16_ROUNDED_VARIANT = "fp16-rounded"
 N_PARTS = 5
 _ZIP_ROOT = "all-mpnet-base-v2/"
 
@@ -55,11 +59,28 @@ def verify_folder(folder: Path, files: dict[str, str] = FILES) -> None:
         if not path.is_file():
             raise ModelError(f"{path}: expected the base model file {name}, found no such file")
         found = sha256_file(path)
-        if found != expected:
+        if found != expected and not _is_rounded(name, expected, found):
             raise ModelError(
                 f"{path}: expected sha256 {expected} (upstream revision {BASE_MODEL_REVISION}), "
                 f"found {found}. The file is damaged or from a different model."
             )
+
+
+def _is_rounded(name: str, expected: str, found: str) -> bool:
+    """Whether ``found`` is the fp16-rounded copy of the pinned weights, where those are expected."""
+    return name == WEIGHTS_FILE and expected == WEIGHTS_SHA256 and found == FP16_ROUNDED_SHA256
+
+
+def weights_variant(weights_sha256: str | None) -> dict[str, str]:
+    """What run.json's ``base_model`` adds for these weights: variant and original hash, or nothing."""
+    if weights_sha256 == FP16_ROUNDED_SHA256:
+        return {"variant": FP16_ROUNDED_VARIANT, "original_sha256": WEIGHTS_SHA256}
+    return {}
+
+
+def is_rounded_base(record: dict) -> bool:
+    """Whether a run.json ``base_model`` record names the fp16-rounded copy of the verified weights."""
+    return record.get("id") == BASE_MODEL_ID and record.get("sha256") == FP16_ROUNDED_SHA256
 
 
 def part_paths(site_packages: Path | None = None) -> list[Path]:
@@ -174,5 +195,7 @@ def resolve_base_model(prefer_hub: bool | None = None) -> Path:
 
 
 def is_verified_base(record: dict) -> bool:
-    """Whether a run.json ``base_model`` record names the verified all-mpnet-base-v2 weights."""
-    return record.get("id") == BASE_MODEL_ID and record.get("sha256") == WEIGHTS_SHA256
+    """Whether a run.json ``base_model`` record names the verified all-mpnet-base-v2 weights (or their
+    fp16-rounded copy, which the GPU machine trains from: ``is_rounded_base`` tells them apart)."""
+    exact = record.get("id") == BASE_MODEL_ID and record.get("sha256") == WEIGHTS_SHA256
+    return exact or is_rounded_base(record)

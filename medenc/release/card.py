@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from medenc.core.base_model import BASE_MODEL_ID, is_verified_base
+from medenc.core.base_model import BASE_MODEL_ID, WEIGHTS_SHA256, is_rounded_base, is_verified_base
 from medenc.core.errors import ReleaseError
 from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import FINAL_DIR, MODEL_NAME, PHASE_DIRS, training_seconds
@@ -364,6 +364,9 @@ def card_context(
         # From the run's own record: a test release of random weights must not claim the real base.
         "base_model": run_info.get("base_model", {}).get("id") or BASE_MODEL_ID,
         "base_model_revision": run_info.get("base_model", {}).get("revision") or "",
+        # The GPU run trains from the pinned weights rounded to fp16 for transport (medenc.core.transport).
+        "base_rounded": is_rounded_base(run_info.get("base_model", {})),
+        "base_original_sha256": WEIGHTS_SHA256,
         "test_release": test_release,
         "run": run,
         "run_info": run_info,
