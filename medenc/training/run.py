@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from medenc.core.base_model import BASE_MODEL_ID, BASE_MODEL_REVISION, resolve_base_model
+from medenc.core.base_model import BASE_MODEL_ID, BASE_MODEL_REVISION, resolve_base_model, weights_variant
 from medenc.core.environment import code_version, hardware, versions
 from medenc.core.errors import DataError, RunError
 from medenc.core.io import fmt, utc_now, write_json
@@ -152,12 +152,15 @@ def _base_record(recipe: Recipe, base_path: Path | None) -> dict[str, Any]:
             "path": None,
             "sha256": None,
         }
+    sha = model_sha(base_path)
     return {
         "id": BASE_MODEL_ID,
         "revision": BASE_MODEL_REVISION,
         "path": str(base_path),
         # Hashed again on every attempt: a repaired cache must not keep the damaged file's hash here.
-        "sha256": model_sha(base_path),
+        "sha256": sha,
+        # The fp16-rounded copy that travels to a GPU machine says so (variant, the original's sha256).
+        **weights_variant(sha),
     }
 
 
