@@ -57,7 +57,8 @@ def test_three_phases_save_loadable_folders_and_run_json(tmp_path, caplog, monke
     on_disk = json.loads((run_dir / RUN_RECORD).read_text())
     assert on_disk["schema_version"] == RUN_SCHEMA_VERSION and on_disk["run"] == "t"
     # The record training returns is the one on disk, and reads back to itself.
-    assert record == on_disk and read_run_record(run_dir).to_dict() == on_disk
+    assert record == on_disk
+    assert json.dumps(read_run_record(run_dir).to_dict()) == json.dumps(on_disk)  # same keys, same order
     assert read_run_record(run_dir).phase(3).negatives == on_disk["phases"][2]["negatives"]
     for key in ("recipe_sha256", "base_model", "data_manifest_sha256", "precision", "hardware", "versions"):
         assert key in on_disk, key
@@ -284,7 +285,8 @@ def test_retrain_from_keeps_earlier_phases_and_trains_the_rest_anew(tmp_path, ca
     assert "phase 1 (cosine): done in an earlier run, skipped" in caplog.text
     assert "phase 3 (triplet): --retrain-from 3, trained anew" in caplog.text
     assert weights.stat().st_mtime_ns == mtime and record["phases"][0]["model_sha256"] == sha1
-    assert record["phases"][2]["learning_rate"] == 1e-4 and record["phases"][2]["started_from"] == PHASE_DIRS[1]
+    assert record["phases"][2]["learning_rate"] == 1e-4
+    assert record["phases"][2]["started_from"] == PHASE_DIRS[1]
     assert record["final"]["from"] == PHASE_DIRS[3] and record["final"]["model_sha256"] != sha3
     # The folder now holds the new recipe: a plain rerun of it resumes, nothing is retrained.
     caplog.clear()
@@ -299,7 +301,8 @@ def test_retrain_from_keeps_earlier_phases_and_trains_the_rest_anew(tmp_path, ca
     caplog.clear()
     record = _run(tmp_path, ["phase2.enabled=false", "phase1.learning_rate=1.0e-4"], retrain_from=1)
     assert "phase 3: mining hard negatives" in caplog.text
-    assert record["phases"][0]["model_sha256"] != sha1 and record["phases"][2]["started_from"] == PHASE_DIRS[1]
+    assert record["phases"][0]["model_sha256"] != sha1
+    assert record["phases"][2]["started_from"] == PHASE_DIRS[1]
 
 
 def test_bad_data_refused_before_training(tmp_path):
@@ -456,7 +459,8 @@ def test_matryoshka_dims_wrap_the_phase2_loss(tiny_model):
     assert loss.matryoshka_dims == (32, 16, 8)
     features = [tiny_model.preprocess(t) for t in (["a fever", "a cough"], ["pyrexia", "tussis"])]
     assert loss(features, labels=None).ndim == 0  # one scalar over every width
-    assert make_loss(recipe, 1, tiny_model, 1).__class__.__name__ == "CosineSimilarityLoss"  # phase 2 only
+    # phase2's key wraps phase 2's loss only
+    assert make_loss(recipe, 1, tiny_model, 1).__class__.__name__ == "CosineSimilarityLoss"
     with pytest.raises(RecipeError, match=r"phase2\.matryoshka_dims.*64.*32 embedding dimensions"):
         make_loss(load_recipe(TINY, ["phase2.matryoshka_dims=[64,16]"]), 2, tiny_model, 1)
 
@@ -627,3 +631,32 @@ def test_fused_adamw_and_buckets_train_through_the_recipe(tmp_path):
     assert [p["status"] for p in record["phases"]] == ["skipped", "done", "skipped"]
     with pytest.raises(RecipeError, match="pad_to_multiple_of"):
         load_recipe(TINY, ["phase2.pad_to_multiple_of=0"])
+
+
+def test_phase3_trains_its_triplets_with_mnrl_when_the_recipe_says_so(tmp_path):
+    """The loss is the recipe's choice in any phase: MNRL on phase 3's triplets, no-duplicate batches."""
+    from medenc.training.trainer import training_arguments
+
+    over = ["phase3.loss=mnrl"]
+    args = training_arguments(load_recipe(TINY, over), 3, precision="fp32", cuda=False, output_dir=tmp_path)
+    assert args.batch_sampler == "no_duplicates"  # in-batch negatives: a duplicate text would be a false one
+    record = _run(tmp_path, over)
+    p3 = record["phases"][2]
+    assert p3["status"] == "done" and p3["loss"] == "MultipleNegativesRankingLoss"
+    assert p3["negatives"]["mined"] > 0 and p3["steps"] == 2
+    assert record["phases"][0]["loss"] == "CosineSimilarityLoss"  # the other phases keep theirs
+
+
+def test_trainer_args_pass_through_and_the_recipe_owns_the_rest(tmp_path):
+    """``trainer_args`` reach SentenceTransformerTrainingArguments; fields set from recipe keys are listed."""
+    from medenc.training.recipe import RECIPE_TRAINER_ARGS
+    from medenc.training.trainer import argument_values, training_arguments
+
+    recipe = load_recipe(TINY, ["phase2.trainer_args={gradient_accumulation_steps: 2, max_grad_norm: 0.5}"])
+    args = training_arguments(recipe, 2, precision="fp32", cuda=False, output_dir=tmp_path)
+    assert args.gradient_accumulation_steps == 2 and args.max_grad_norm == 0.5
+    phase1 = training_arguments(recipe, 1, precision="fp32", cuda=False, output_dir=tmp_path)
+    assert phase1.max_grad_norm == 1.0  # the library's default: trainer_args are per phase
+    # Every field training sets itself is one trainer_args refuses (recipe validation), and no other.
+    set_by_recipe = argument_values(recipe, 2, precision="fp32", cuda=False, output_dir=tmp_path)
+    assert set(set_by_recipe) == set(RECIPE_TRAINER_ARGS)
