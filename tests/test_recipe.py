@@ -216,5 +216,5 @@ def test_trainer_args_are_checked_against_the_training_arguments_fields():
     assert "not a SentenceTransformerTrainingArguments field" in str(err.value)
     assert "did you mean gradient_accumulation_steps" in str(err.value)
     # A field the recipe sets through its own key would contradict it: refused, naming that key.
-    with pytest.raises(RecipeError, match=r"trainer_args\.learning_rate': set by the recipe \(learning_rate"):
+    with pytest.raises(RecipeError, match=r"learning_rate': medenc sets this field from learning_rate;"):
         load_recipe(tiny, ["phase1.trainer_args={learning_rate: 0.1}"])

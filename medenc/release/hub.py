@@ -84,9 +84,7 @@ def _default_loader(run_dir: Path) -> dict:
     return load_results(run_dir, check_manifest=True)
 
 
-def load_run(
-    run_dir: Path, results_loader: Callable[[Path], dict] | None = None
-) -> tuple[dict, RunRecord]:
+def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None) -> tuple[dict, RunRecord]:
     """(results, run record) of a complete, self-consistent run, else ReleaseError saying what to run."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

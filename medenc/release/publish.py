@@ -259,9 +259,7 @@ def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     _copy_records(run_dir, tmp, log)
-    (tmp / "README.md").write_text(
-        _readme(run, command, results, record, log is not None), encoding="utf-8"
-    )
+    (tmp / "README.md").write_text(_readme(run, command, results, record, log is not None), encoding="utf-8")
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest

@@ -326,20 +326,21 @@ def _validate_loss(ph: PhaseConfig, n: int, where: str) -> None:
         )
 
 
-# SentenceTransformerTrainingArguments fields training sets itself (trainer.argument_values): the recipe key
-# that sets each, so trainer_args cannot contradict the recipe (or the run folder's layout).
+# SentenceTransformerTrainingArguments fields training sets itself (trainer.argument_values) and what sets
+# each (a recipe key, or the run), so trainer_args cannot contradict the recipe or the run folder's layout.
 RECIPE_TRAINER_ARGS = {
-    "output_dir": "the run folder", "num_train_epochs": "epochs", "max_steps": "max_steps",
+    "output_dir": "--run and --output-dir", "num_train_epochs": "epochs", "max_steps": "max_steps",
     "per_device_train_batch_size": "batch_size", "per_device_eval_batch_size": "batch_size",
     "learning_rate": "learning_rate", "warmup_steps": "warmup_ratio", "fp16": "precision",
-    "bf16": "precision", "use_cpu": "the machine", "eval_strategy": "validation_rows",
+    "bf16": "precision", "use_cpu": "the machine (CUDA or not)", "eval_strategy": "validation_rows",
     "eval_steps": "eval_steps", "save_strategy": "save_steps", "save_steps": "save_steps",
-    "save_total_limit": "resume (the last two checkpoints)", "logging_steps": "logging_steps",
+    "save_total_limit": "resume (it keeps two checkpoints)", "logging_steps": "logging_steps",
     "logging_first_step": "logging_steps", "seed": "seed", "data_seed": "seed",
     "batch_sampler": "loss and group_by_length", "dataloader_num_workers": "dataloader_workers",
-    "dataloader_persistent_workers": "dataloader_workers", "dataloader_pin_memory": "the machine",
+    "dataloader_persistent_workers": "dataloader_workers",
+    "dataloader_pin_memory": "the machine (CUDA or not)",
     "torch_compile": "torch_compile", "optim": "optimizer", "report_to": "report_to",
-    "run_name": "the run's name", "multi_dataset_batch_sampler": "multi_dataset",
+    "run_name": "--run", "multi_dataset_batch_sampler": "multi_dataset",
 }  # fmt: skip
 
 
@@ -353,8 +354,8 @@ def _validate_trainer_args(args: dict[str, Any], n: int, where: str) -> None:
     for key in args:
         if key in RECIPE_TRAINER_ARGS:
             raise RecipeError(
-                f"{where}: key 'phase{n}.trainer_args.{key}': set by the recipe "
-                f"({RECIPE_TRAINER_ARGS[key]}); use that key instead"
+                f"{where}: key 'phase{n}.trainer_args.{key}': medenc sets this field from "
+                f"{RECIPE_TRAINER_ARGS[key]}; change that instead"
             )
         if key not in fields:
             close = difflib.get_close_matches(key, sorted(fields), n=3)
