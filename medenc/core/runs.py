@@ -97,6 +97,7 @@ class PhaseRecord:
 
     @property
     def done(self) -> bool:
+        """Whether the phase finished (its folder may still need checking)."""
         return self.status == "done"
 
 
