@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from medenc.core.base_model import WEIGHTS_SHA256
-from medenc.core.layout import EVAL_DIR, FINAL_DIR, LOGS_DIR, PHASE_DIRS, RUN_INFO, RUN_RECIPE
+from medenc.core.layout import EVAL_DIR, FINAL_DIR, LOGS_DIR, PHASE_DIRS, RUN_RECIPE, RUN_RECORD
 from medenc.core.runs import RUN_SCHEMA_VERSION
 from medenc.evaluation.sets import SETS as EVAL_SETS
 
@@ -196,7 +196,7 @@ def make_run(root: Path, model=None, run: str = "tiny") -> Path:
     (run_dir / RUN_RECIPE).write_text("name: tiny\nphases: [1, 2, 3]\n")
     # A real model here is the tiny random one: its record says so, as training writes it.
     info = make_run_info(final_sha, random_weights=model is not None)
-    (run_dir / RUN_INFO).write_text(json.dumps(info, indent=1))
+    (run_dir / RUN_RECORD).write_text(json.dumps(info, indent=1))
     (run_dir / EVAL_DIR).mkdir()
     (run_dir / EVAL_DIR / "results.json").write_text(json.dumps(make_results(final_sha, manifest_sha)))
     for chart in ("deltas.png", "phases.png"):

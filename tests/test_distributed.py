@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fakes import write_prepared
 
-from medenc.core.layout import LOSS_HISTORY, PHASE_DIRS, RUN_INFO
+from medenc.core.layout import LOSS_HISTORY, PHASE_DIRS, RUN_RECORD
 
 # Two processes at batch b against one at batch 2b: the same rows in the step, the same in-batch negatives
 # (gathered), only float summation order differs.
@@ -35,7 +35,7 @@ def _train(repo_root: Path, tmp_path: Path, run: str, processes: int, *overrides
     env = {**os.environ, "PREPARED_DIR": str(tmp_path / "prepared"), "MEDENC_VERBOSE": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=repo_root)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return json.loads((tmp_path / "out" / run / RUN_INFO).read_text())
+    return json.loads((tmp_path / "out" / run / RUN_RECORD).read_text())
 
 
 def _first_loss(tmp_path: Path, run: str, phase: int) -> float:

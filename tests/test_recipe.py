@@ -183,3 +183,38 @@ def test_matryoshka_dims_are_off_by_default_and_checked():
             load_recipe(tiny, [f"phase2.matryoshka_dims={bad}"])
     with pytest.raises(RecipeError, match=r"key 'phase2\.matryoshka_dims\.0': expected int, found 'a'"):
         load_recipe(tiny, ["phase2.matryoshka_dims=[a]"])
+
+
+def test_loss_names_are_the_table_of_losses_and_fit_the_phase_data():
+    """``phaseN.loss``: any name of medenc.training.losses.LOSSES whose inputs the phase's data set has."""
+    import typing
+
+    from medenc.training.losses import LOSSES
+    from medenc.training.recipe import LossName
+
+    assert set(typing.get_args(LossName)) == set(LOSSES)
+    tiny = ROOT / "recipes" / "tiny.yaml"
+    assert load_recipe(tiny, ["phase3.loss=mnrl"]).phase3.loss == "mnrl"  # MNRL on triplets
+    assert load_recipe(tiny, ["phase3.loss=cached_mnrl"]).phase3.loss == "cached_mnrl"
+    assert load_recipe(tiny, ["phase1.loss=cosent"]).phase1.loss == "cosent"
+    with pytest.raises(RecipeError, match=r"'phase1\.loss': 'mnrl' does not take .*: cosine, cosent$"):
+        load_recipe(tiny, ["phase1.loss=mnrl"])
+    with pytest.raises(RecipeError, match=r"'phase2\.loss': 'triplet' does not take .*mnrl, cached_mnrl"):
+        load_recipe(tiny, ["phase2.loss=triplet"])
+    with pytest.raises(RecipeError, match=r"phase3\.loss.*expected 'cosine' \| 'cosent'"):
+        load_recipe(tiny, ["phase3.loss=nope"])
+
+
+def test_trainer_args_are_checked_against_the_training_arguments_fields():
+    """``phaseN.trainer_args``: the library's own field names; a typo is refused with the close names."""
+    tiny = ROOT / "recipes" / "tiny.yaml"
+    recipe = load_recipe(tiny, ["phase2.trainer_args={gradient_accumulation_steps: 2, max_grad_norm: 0.5}"])
+    assert recipe.phase2.trainer_args == {"gradient_accumulation_steps": 2, "max_grad_norm": 0.5}
+    with pytest.raises(RecipeError) as err:
+        load_recipe(tiny, ["phase2.trainer_args={gradient_acumulation_steps: 2}"])
+    assert "key 'phase2.trainer_args.gradient_acumulation_steps'" in str(err.value)
+    assert "not a SentenceTransformerTrainingArguments field" in str(err.value)
+    assert "did you mean gradient_accumulation_steps" in str(err.value)
+    # A field the recipe sets through its own key would contradict it: refused, naming that key.
+    with pytest.raises(RecipeError, match=r"learning_rate': medenc sets this field from learning_rate;"):
+        load_recipe(tiny, ["phase1.trainer_args={learning_rate: 0.1}"])

@@ -18,7 +18,7 @@ from fakes import EVENTS_FILE, REPO_ID, SETS, TOKEN, json_loader, make_manifest,
 from huggingface_hub import ModelCard
 
 from medenc.core.errors import ReleaseError
-from medenc.core.layout import EVAL_DIR, FINAL_DIR, RELEASE_DIR, RUN_INFO, RUN_RECIPE
+from medenc.core.layout import EVAL_DIR, FINAL_DIR, RELEASE_DIR, RUN_RECIPE, RUN_RECORD
 from medenc.core.paths import PROJECT_ROOT
 from medenc.release.hub import release, stage_release
 
@@ -41,7 +41,7 @@ def script_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-EXPECTED_FILES = {"README.md", "model.safetensors", "results.json", RUN_RECIPE, RUN_INFO}
+EXPECTED_FILES = {"README.md", "model.safetensors", "results.json", RUN_RECIPE, RUN_RECORD}
 
 
 def test_stage_is_complete_and_safetensors_only(tmp_path):

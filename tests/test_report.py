@@ -7,6 +7,7 @@ import os
 import pytest
 
 from medenc.core.errors import RunError
+from medenc.core.runs import RUN_SCHEMA_VERSION
 from medenc.release.publish import TARGETS, check_targets, targets_markdown
 
 
@@ -130,7 +131,8 @@ def test_publish_replaces_the_folder_and_keeps_the_log(tmp_path, monkeypatch):
     (run / "eval" / "deltas.png").write_bytes(b"png")
     (run / "release" / "README.md").write_text("card")
     (run / "recipe.yaml").write_text("model: base\n")
-    (run / "run.json").write_text(json.dumps({"total_seconds": 60, "precision": {"used": "bf16"}}))
+    record = {"schema_version": RUN_SCHEMA_VERSION, "total_seconds": 60, "precision": {"used": "bf16"}}
+    (run / "run.json").write_text(json.dumps(record))
     (tmp_path / "prepared" / "manifest.json").write_text("{}")
     dest = tmp_path / "results" / "r"
     dest.mkdir(parents=True)

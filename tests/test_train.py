@@ -18,12 +18,12 @@ from medenc.core.layout import (
     INFERENCE_MAX_SEQ_LENGTH,
     LOSS_HISTORY,
     PHASE_DIRS,
-    RUN_INFO,
+    RUN_RECORD,
 )
 from medenc.core.paths import PROJECT_ROOT
-from medenc.core.runs import RUN_SCHEMA_VERSION
+from medenc.core.runs import RUN_SCHEMA_VERSION, RunRecord, read_run_record
 from medenc.training import run_training
-from medenc.training.phase import CHECKPOINTS_DIR
+from medenc.training.phase_runner import CHECKPOINTS_DIR
 from medenc.training.precision import decide_precision, requested_precision
 from medenc.training.recipe import load_recipe
 
@@ -36,11 +36,14 @@ def loader(split: str, name: str) -> Dataset:
     return DATA[split][name]
 
 
-def _run(tmp_path: Path, overrides=(), **kw):
+def _run(tmp_path: Path, overrides=(), **kw) -> dict:
+    """Train the tiny recipe; returns its run record as run.json holds it."""
     recipe = load_recipe(TINY, list(overrides))
-    return run_training(
+    record = run_training(
         recipe, "t", recipe_path=TINY, output_dir=tmp_path, loader=loader, data_hash="d" * 64, **kw
     )
+    assert isinstance(record, RunRecord)
+    return record.to_dict()
 
 
 def test_three_phases_save_loadable_folders_and_run_json(tmp_path, caplog, monkeypatch):
@@ -49,10 +52,14 @@ def test_three_phases_save_loadable_folders_and_run_json(tmp_path, caplog, monke
     caplog.set_level(logging.INFO, logger="medenc.training")
     # A random-weight recipe needs no base model (GPU timing runs where the weights cannot travel).
     monkeypatch.setenv("MEDENC_BASE_MODEL", str(tmp_path / "no-such-model"))
-    info = _run(tmp_path)
+    record = _run(tmp_path)
     run_dir = tmp_path / "t"
-    on_disk = json.loads((run_dir / RUN_INFO).read_text())
+    on_disk = json.loads((run_dir / RUN_RECORD).read_text())
     assert on_disk["schema_version"] == RUN_SCHEMA_VERSION and on_disk["run"] == "t"
+    # The record training returns is the one on disk, and reads back to itself.
+    assert record == on_disk
+    assert json.dumps(read_run_record(run_dir).to_dict()) == json.dumps(on_disk)  # same keys, same order
+    assert read_run_record(run_dir).phase(3).negatives == on_disk["phases"][2]["negatives"]
     for key in ("recipe_sha256", "base_model", "data_manifest_sha256", "precision", "hardware", "versions"):
         assert key in on_disk, key
     assert on_disk["precision"]["used"] == "fp32"
@@ -73,7 +80,7 @@ def test_three_phases_save_loadable_folders_and_run_json(tmp_path, caplog, monke
     assert on_disk["final"]["model_sha256"] == p3["model_sha256"]
     assert (run_dir / FINAL_DIR / "README.md").read_text().count("sentence-transformers/all-mpnet-base-v2")
     assert not (run_dir / "checkpoints").exists()
-    assert info["phases"][0]["rows"] == {"stsb": 8}
+    assert record["phases"][0]["rows"] == {"stsb": 8}
     assert on_disk["base_model"]["id"].startswith("random-weight MPNet, tiny shape")
     assert "training in fp32" not in caplog.text  # fp32 was asked for: no precision warning
 
@@ -92,18 +99,18 @@ def test_resume_skips_done_phase_and_continues_from_checkpoint(tmp_path, caplog)
     with pytest.raises(_Kill):
         _run(tmp_path, ["phase3.enabled=false"], callbacks={2: [KillAfterFirstSave()]})
     run_dir = tmp_path / "t"
-    info = json.loads((run_dir / RUN_INFO).read_text())
-    assert [p["status"] for p in info["phases"]] == ["done", "running", "skipped"]
+    record = json.loads((run_dir / RUN_RECORD).read_text())
+    assert [p["status"] for p in record["phases"]] == ["done", "running", "skipped"]
     weights = run_dir / PHASE_DIRS[1] / "model.safetensors"
-    mtime, sha = weights.stat().st_mtime_ns, info["phases"][0]["model_sha256"]
+    mtime, sha = weights.stat().st_mtime_ns, record["phases"][0]["model_sha256"]
 
     caplog.set_level(logging.INFO, logger="medenc.training")
-    info = _run(tmp_path, ["phase3.enabled=false"])
+    record = _run(tmp_path, ["phase3.enabled=false"])
     assert "phase 1 (cosine): done in an earlier run, skipped" in caplog.text
     assert "resuming from" in caplog.text
-    assert weights.stat().st_mtime_ns == mtime and info["phases"][0]["model_sha256"] == sha
-    assert info["phases"][1]["status"] == "done" and info["phases"][1]["resumed_from"] == "checkpoint-1"
-    assert info["final"]["from"] == PHASE_DIRS[2]
+    assert weights.stat().st_mtime_ns == mtime and record["phases"][0]["model_sha256"] == sha
+    assert record["phases"][1]["status"] == "done" and record["phases"][1]["resumed_from"] == "checkpoint-1"
+    assert record["final"]["from"] == PHASE_DIRS[2]
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +124,7 @@ def clean_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def uninterrupted(clean_run) -> dict:
     """run.json of the uninterrupted run: what every resumed run must equal."""
-    return json.loads((clean_run / RUN_INFO).read_text())
+    return json.loads((clean_run / RUN_RECORD).read_text())
 
 
 def _scalars(folder: Path) -> dict[str, list[float]]:
@@ -148,9 +155,9 @@ def test_every_phase_logs_loss_and_validation_figures_to_tensorboard(clean_run):
 
 def test_logging_changes_no_weight(tmp_path, uninterrupted):
     """report_to: none writes no logs and trains the very same weights."""
-    info = _run(tmp_path, ["report_to=none"])
+    record = _run(tmp_path, ["report_to=none"])
     assert not (tmp_path / "t" / "logs").exists()
-    for got, want in zip(info["phases"], uninterrupted["phases"], strict=True):
+    for got, want in zip(record["phases"], uninterrupted["phases"], strict=True):
         assert got["model_sha256"] == want["model_sha256"], got["phase"]
 
 
@@ -185,7 +192,7 @@ def _kill_while_caching_mined_sets(monkeypatch) -> None:
 
 def _kill_after_phase_folder(monkeypatch, phase: int) -> None:
     """Raise after phase ``phase``'s folder is in place and before run.json says it is done."""
-    import medenc.training.phase as phase_module
+    import medenc.training.phase_runner as phase_module
 
     original = phase_module._save
 
@@ -217,10 +224,10 @@ def test_a_kill_anywhere_resumes_to_the_same_weights(tmp_path, monkeypatch, capl
     if "mined" in where:  # written whole or not at all: nothing half-mined for the rerun to trust
         assert not (tmp_path / "t" / "checkpoints" / "phase-3" / "mined").exists()
     caplog.set_level(logging.INFO, logger="medenc.training")
-    info = _run(tmp_path)  # the same command again, nothing patched
-    assert [p["status"] for p in info["phases"]] == ["done", "done", "done"]
-    assert info["final"]["model_sha256"] == uninterrupted["final"]["model_sha256"]
-    for got, want in zip(info["phases"], uninterrupted["phases"], strict=True):
+    record = _run(tmp_path)  # the same command again, nothing patched
+    assert [p["status"] for p in record["phases"]] == ["done", "done", "done"]
+    assert record["final"]["model_sha256"] == uninterrupted["final"]["model_sha256"]
+    for got, want in zip(record["phases"], uninterrupted["phases"], strict=True):
         assert got["model_sha256"] == want["model_sha256"], where
     if "saving checkpoint" in where:
         assert "is incomplete" in caplog.text and "set aside" in caplog.text
@@ -241,7 +248,7 @@ def test_a_second_process_on_the_same_run_is_refused(tmp_path):
 def test_a_corrupt_or_old_run_record_is_refused_with_the_rebuild_command(tmp_path):
     run_dir = tmp_path / "t"
     _run(tmp_path, ["phase2.enabled=false", "phase3.enabled=false"])
-    info_path = run_dir / RUN_INFO
+    info_path = run_dir / RUN_RECORD
     record = json.loads(info_path.read_text())
     info_path.write_text(json.dumps({**record, "schema_version": 1}))
     with pytest.raises(RunError, match=r"incompatible version.*make train RUN=t TRAIN_ARGS=--fresh"):
@@ -255,31 +262,32 @@ def test_changed_recipe_refused_unless_fresh(tmp_path):
     _run(tmp_path, ["phase2.enabled=false", "phase3.enabled=false"])
     with pytest.raises(RunError, match=r"different recipe.*--fresh"):
         _run(tmp_path, ["phase2.enabled=false", "phase3.enabled=false", "phase1.learning_rate=1.0e-4"])
-    info = _run(
+    record = _run(
         tmp_path, ["phase2.enabled=false", "phase3.enabled=false", "phase1.learning_rate=1.0e-4"], fresh=True
     )
-    assert info["phases"][0]["learning_rate"] == 1e-4
+    assert record["phases"][0]["learning_rate"] == 1e-4
 
 
 def test_retrain_from_keeps_earlier_phases_and_trains_the_rest_anew(tmp_path, caplog):
     """--retrain-from 3 tunes phase 3 without retraining 1-2, and refuses a recipe changed before phase 3."""
-    info = _run(tmp_path, ["phase2.enabled=false"])
+    record = _run(tmp_path, ["phase2.enabled=false"])
     weights = tmp_path / "t" / PHASE_DIRS[1] / "model.safetensors"
     mtime, sha1, sha3 = (
         weights.stat().st_mtime_ns,
-        info["phases"][0]["model_sha256"],
-        info["final"]["model_sha256"],
+        record["phases"][0]["model_sha256"],
+        record["final"]["model_sha256"],
     )
     with pytest.raises(RunError, match=r"--retrain-from 3 keeps phases before 3.*outside phases 3 and later"):
         _run(tmp_path, ["phase2.enabled=false", "phase1.learning_rate=1.0e-4"], retrain_from=3)
 
     caplog.set_level(logging.INFO, logger="medenc.training")
-    info = _run(tmp_path, ["phase2.enabled=false", "phase3.learning_rate=1.0e-4"], retrain_from=3)
+    record = _run(tmp_path, ["phase2.enabled=false", "phase3.learning_rate=1.0e-4"], retrain_from=3)
     assert "phase 1 (cosine): done in an earlier run, skipped" in caplog.text
     assert "phase 3 (triplet): --retrain-from 3, trained anew" in caplog.text
-    assert weights.stat().st_mtime_ns == mtime and info["phases"][0]["model_sha256"] == sha1
-    assert info["phases"][2]["learning_rate"] == 1e-4 and info["phases"][2]["started_from"] == PHASE_DIRS[1]
-    assert info["final"]["from"] == PHASE_DIRS[3] and info["final"]["model_sha256"] != sha3
+    assert weights.stat().st_mtime_ns == mtime and record["phases"][0]["model_sha256"] == sha1
+    assert record["phases"][2]["learning_rate"] == 1e-4
+    assert record["phases"][2]["started_from"] == PHASE_DIRS[1]
+    assert record["final"]["from"] == PHASE_DIRS[3] and record["final"]["model_sha256"] != sha3
     # The folder now holds the new recipe: a plain rerun of it resumes, nothing is retrained.
     caplog.clear()
     _run(tmp_path, ["phase2.enabled=false", "phase3.learning_rate=1.0e-4"])
@@ -291,9 +299,10 @@ def test_retrain_from_keeps_earlier_phases_and_trains_the_rest_anew(tmp_path, ca
     stale.mkdir(parents=True)
     (stale / "state.json").write_text("{}")
     caplog.clear()
-    info = _run(tmp_path, ["phase2.enabled=false", "phase1.learning_rate=1.0e-4"], retrain_from=1)
+    record = _run(tmp_path, ["phase2.enabled=false", "phase1.learning_rate=1.0e-4"], retrain_from=1)
     assert "phase 3: mining hard negatives" in caplog.text
-    assert info["phases"][0]["model_sha256"] != sha1 and info["phases"][2]["started_from"] == PHASE_DIRS[1]
+    assert record["phases"][0]["model_sha256"] != sha1
+    assert record["phases"][2]["started_from"] == PHASE_DIRS[1]
 
 
 def test_bad_data_refused_before_training(tmp_path):
@@ -374,10 +383,10 @@ def test_real_base_model_phase2_two_steps(tmp_path):
         "phase2.eval_steps=100",
         "phase2.validation_rows=2",
     ]
-    info = _run(tmp_path, overrides)
-    p2 = info["phases"][1]
+    record = _run(tmp_path, overrides)
+    p2 = record["phases"][1]
     assert p2["status"] == "done" and p2["steps"] == 2
-    assert info["base_model"]["sha256"].startswith("78c0197b")
+    assert record["base_model"]["sha256"].startswith("78c0197b")
 
 
 @pytest.mark.slow
@@ -411,12 +420,12 @@ def test_cli_under_accelerate_launch(tmp_path, repo_root):
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=repo_root)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    info = json.loads((tmp_path / "out" / "mp" / RUN_INFO).read_text())
-    assert [p["status"] for p in info["phases"]] == ["done", "done", "done"]
+    record = json.loads((tmp_path / "out" / "mp" / RUN_RECORD).read_text())
+    assert [p["status"] for p in record["phases"]] == ["done", "done", "done"]
     # auto under the fp16 accelerate config on a CPU: whichever of bf16 and fp32 measured faster here.
     used = decide_precision("fp16", cuda_available=False)[0]
-    assert info["precision"]["requested"] == "fp16" and info["precision"]["used"] == used
-    assert "GFLOP/s, measured on this CPU" in info["precision"]["reason"]
+    assert record["precision"]["requested"] == "fp16" and record["precision"]["used"] == used
+    assert "GFLOP/s, measured on this CPU" in record["precision"]["reason"]
     assert f"fp16 requested, training in {used}" in proc.stderr
 
 
@@ -426,12 +435,12 @@ def test_init_from_starts_a_later_phase_from_an_earlier_folder(tmp_path):
 
     start = tmp_path / "start"
     build_random_model("tiny", seed=7, device="cpu").save(str(start))
-    info = _run(
+    record = _run(
         tmp_path,
         [f"init_from={start}", "phase1.enabled=false", "phase2.enabled=false", "phase3.negatives=curated"],
     )
-    assert [p["status"] for p in info["phases"]] == ["skipped", "skipped", "done"]
-    assert info["phases"][2]["started_from"] == str(start)
+    assert [p["status"] for p in record["phases"]] == ["skipped", "skipped", "done"]
+    assert record["phases"][2]["started_from"] == str(start)
 
 
 def test_matryoshka_dims_wrap_the_phase2_loss(tiny_model):
@@ -450,7 +459,8 @@ def test_matryoshka_dims_wrap_the_phase2_loss(tiny_model):
     assert loss.matryoshka_dims == (32, 16, 8)
     features = [tiny_model.preprocess(t) for t in (["a fever", "a cough"], ["pyrexia", "tussis"])]
     assert loss(features, labels=None).ndim == 0  # one scalar over every width
-    assert make_loss(recipe, 1, tiny_model, 1).__class__.__name__ == "CosineSimilarityLoss"  # phase 2 only
+    # phase2's key wraps phase 2's loss only
+    assert make_loss(recipe, 1, tiny_model, 1).__class__.__name__ == "CosineSimilarityLoss"
     with pytest.raises(RecipeError, match=r"phase2\.matryoshka_dims.*64.*32 embedding dimensions"):
         make_loss(load_recipe(TINY, ["phase2.matryoshka_dims=[64,16]"]), 2, tiny_model, 1)
 
@@ -521,7 +531,7 @@ def test_multi_dataset_batches_come_from_one_dataset_with_replay(tmp_path, monke
     """Every training batch is one dataset's (a source; phase 3: curated, mined); replay: phase 1's loss."""
     from sentence_transformers.sentence_transformer.losses import CoSENTLoss, MultipleNegativesRankingLoss
 
-    from medenc.training import phase as phase_module
+    from medenc.training import phase_runner as phase_module
 
     batches: dict[int, list[list[dict]]] = {2: [], 3: []}
     losses: dict[int, dict] = {}
@@ -549,13 +559,13 @@ def test_multi_dataset_batches_come_from_one_dataset_with_replay(tmp_path, monke
         return trainer
 
     monkeypatch.setattr(phase_module, "build_trainer", recording_build)
-    info = _run(
+    record = _run(
         tmp_path,
         ["phase1.loss=cosent", "phase2.multi_dataset=proportional", "phase2.replay_graded=3",
          "phase3.multi_dataset=round_robin", "phase3.replay_graded=2",
          "phase2.max_steps=null", "phase3.max_steps=null"],
     )  # fmt: skip
-    p2, p3 = info["phases"][1], info["phases"][2]
+    p2, p3 = record["phases"][1], record["phases"][2]
     assert p2["datasets"] == {"medquad_qa": 6, "meqsum": 4, "replay": 3} and p2["replay"] == 3
     assert p2["rows"] == {"medquad_qa": 6, "meqsum": 4} and p2["train_rows"] == 13 and p2["steps"] == 4
     assert p3["datasets"] == {"curated": 4, "mined": p3["negatives"]["mined"], "replay": 2}
@@ -617,7 +627,36 @@ def test_fused_adamw_and_buckets_train_through_the_recipe(tmp_path):
             "phase2.pad_to_multiple_of=8"]  # fmt: skip
     args = training_arguments(load_recipe(TINY, over), 2, precision="fp32", cuda=False, output_dir=tmp_path)
     assert args.optim == "adamw_torch_fused"
-    info = _run(tmp_path, over)
-    assert [p["status"] for p in info["phases"]] == ["skipped", "done", "skipped"]
+    record = _run(tmp_path, over)
+    assert [p["status"] for p in record["phases"]] == ["skipped", "done", "skipped"]
     with pytest.raises(RecipeError, match="pad_to_multiple_of"):
         load_recipe(TINY, ["phase2.pad_to_multiple_of=0"])
+
+
+def test_phase3_trains_its_triplets_with_mnrl_when_the_recipe_says_so(tmp_path):
+    """The loss is the recipe's choice in any phase: MNRL on phase 3's triplets, no-duplicate batches."""
+    from medenc.training.trainer import training_arguments
+
+    over = ["phase3.loss=mnrl"]
+    args = training_arguments(load_recipe(TINY, over), 3, precision="fp32", cuda=False, output_dir=tmp_path)
+    assert args.batch_sampler == "no_duplicates"  # in-batch negatives: a duplicate text would be a false one
+    record = _run(tmp_path, over)
+    p3 = record["phases"][2]
+    assert p3["status"] == "done" and p3["loss"] == "MultipleNegativesRankingLoss"
+    assert p3["negatives"]["mined"] > 0 and p3["steps"] == 2
+    assert record["phases"][0]["loss"] == "CosineSimilarityLoss"  # the other phases keep theirs
+
+
+def test_trainer_args_pass_through_and_the_recipe_owns_the_rest(tmp_path):
+    """``trainer_args`` reach SentenceTransformerTrainingArguments; fields set from recipe keys are listed."""
+    from medenc.training.recipe import RECIPE_TRAINER_ARGS
+    from medenc.training.trainer import argument_values, training_arguments
+
+    recipe = load_recipe(TINY, ["phase2.trainer_args={gradient_accumulation_steps: 2, max_grad_norm: 0.5}"])
+    args = training_arguments(recipe, 2, precision="fp32", cuda=False, output_dir=tmp_path)
+    assert args.gradient_accumulation_steps == 2 and args.max_grad_norm == 0.5
+    phase1 = training_arguments(recipe, 1, precision="fp32", cuda=False, output_dir=tmp_path)
+    assert phase1.max_grad_norm == 1.0  # the library's default: trainer_args are per phase
+    # Every field training sets itself is one trainer_args refuses (recipe validation), and no other.
+    set_by_recipe = argument_values(recipe, 2, precision="fp32", cuda=False, output_dir=tmp_path)
+    assert set(set_by_recipe) == set(RECIPE_TRAINER_ARGS)

@@ -26,7 +26,8 @@ from medenc.bench.texts import make_dataset, synthetic_rows, text_pool
 from medenc.core import environment
 from medenc.core.io import utc_now, write_json
 from medenc.core.paths import PROJECT_ROOT
-from medenc.training.phases import PHASES
+from medenc.training.losses import LOSSES
+from medenc.training.phase_specs import PHASES
 from medenc.training.precision import decide_precision, requested_precision, tell_accelerate
 from medenc.training.recipe import Recipe, load_recipe
 from medenc.training.trainer import build_trainer, make_loss, training_arguments
@@ -251,7 +252,7 @@ def _phase_entry(
     entry: dict[str, Any] = {
         "phase": n,
         "name": PHASES[n].name,
-        "loss": PHASES[n].losses[pc.loss],
+        "loss": LOSSES[pc.loss].class_name,
         "batch_size": pc.batch_size,
         "seq_len": s.recipe.seq_len(n),
         "text_source": text_source,

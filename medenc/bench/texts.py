@@ -12,7 +12,7 @@ from typing import Any
 
 from medenc.core.errors import MedencError
 from medenc.data import load_split
-from medenc.training.phases import PHASES
+from medenc.training.phase_specs import PHASES
 
 # Used only when the prepared data cannot be read (said so in the output).
 BUILTIN_TEXTS = [

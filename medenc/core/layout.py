@@ -39,7 +39,7 @@ LEAKAGE_REPORT = "leakage_report.json"
 PHASE_DIRS = {1: "phase-1-cosine", 2: "phase-2-mnrl", 3: "phase-3-triplet"}
 FINAL_DIR = "final"
 RUN_RECIPE = "recipe.yaml"  # the resolved recipe
-RUN_INFO = "run.json"  # precision, hardware, per-phase rows/steps/time/throughput, base model hash, data hash
+RUN_RECORD = "run.json"  # precision, hardware, per-phase rows/steps/time/throughput, base and data hashes
 LOSS_HISTORY = "loss_history.json"  # inside each phase folder: [{"step", "epoch", "loss"|"eval_loss"}...]
 LOGS_DIR = "logs"  # TensorBoard event files, one folder per phase; the release ships them as runs/
 EVAL_DIR = "eval"
@@ -51,11 +51,11 @@ WEIGHTS_FILE = "model.safetensors"  # the weights file of every saved model fold
 MODEL_NAME = "MPNet-medical"
 
 
-def training_seconds(run_info: dict) -> float:
+def training_seconds(record: dict) -> float:
     """A run's training time from its run.json: each phase's training plus phase 3's negative mining."""
-    phases = run_info.get("phases")
+    phases = record.get("phases")
     if not phases:  # a record without per-phase times
-        return float(run_info.get("total_seconds", 0.0))
+        return float(record.get("total_seconds", 0.0))
     return round(sum(p.get("seconds", 0.0) + p.get("mining_seconds", 0.0) for p in phases), 1)
 
 

@@ -11,7 +11,7 @@ from medenc.core import layout
 from medenc.core.base_model import BASE_MODEL_ID
 from medenc.core.errors import ModelError, RunError
 from medenc.core.io import sha256_file
-from medenc.core.runs import read_run_info
+from medenc.core.runs import read_run_record
 from medenc.evaluation.cache import ModelRef
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,6 @@ def check_checkpoint(path: Path) -> None:
             f"{path}: expected a sentence-transformers model folder with "
             f"{', '.join(REQUIRED_CHECKPOINT_FILES)}; missing {', '.join(missing)}"
         )
-
-
-def read_run_json(run_dir: Path) -> dict:
-    """The run's run.json (docs/run_folder.md), or {} when there is none; one of another schema is refused."""
-    return read_run_info(run_dir, required=False) or {}
 
 
 def _st_loader(path: Path, device: str | None) -> Callable[[], object]:
@@ -83,7 +78,8 @@ def _final_record(run_dir: Path, phases: list[Path], info: dict[str, dict]) -> d
     if not final.is_dir():
         return None
     # final/ is a copy of the last phase: record which one and its hash instead of encoding it again.
-    src = (read_run_json(run_dir).get("final") or {}).get("from") or phases[-1].name
+    record = read_run_record(run_dir, required=False)  # one of another schema is refused
+    src = ((record.final if record else None) or {}).get("from") or phases[-1].name
     weights = final / layout.WEIGHTS_FILE
     sha = sha256_file(weights) if weights.is_file() else None
     record: dict = {"from": src, "sha256": sha, "path": str(final)}

@@ -20,10 +20,11 @@ from typing import Any
 from medenc.core import layout
 from medenc.core.environment import PACKAGES, hardware, versions
 from medenc.core.io import write_json
+from medenc.core.runs import RunRecord, read_run_record
 from medenc.evaluation.cache import EmbeddingCache, ModelRef
 from medenc.evaluation.charts import write_charts
 from medenc.evaluation.dimensions import DEFAULT_DIMENSIONS, dimension_results
-from medenc.evaluation.models import find_models, read_run_json
+from medenc.evaluation.models import find_models
 from medenc.evaluation.results import (
     EMBEDDING_CACHE_RECORD,
     RESULTS_MD,
@@ -79,14 +80,14 @@ class _Inputs:
     run_dir: Path
     refs: list[ModelRef]
     models: dict[str, dict]
-    run_json: dict
+    record: RunRecord | None  # the run's run.json, None without one
     manifest: str
     sets: dict[str, EvalSet]
 
 
-def _warn_on_manifest_change(run_dir: Path, run_json: dict, manifest: str) -> None:
+def _warn_on_manifest_change(run_dir: Path, record: RunRecord | None, manifest: str) -> None:
     """Scoring on other data than the run trained on is allowed (a newer test set), but said."""
-    trained_on = run_json.get("data_manifest_sha256")
+    trained_on = record.data_manifest_sha256 if record else None
     if trained_on not in (None, manifest):
         log.warning(
             "%s was trained on data manifest %s; the test sets now come from %s",
@@ -101,11 +102,11 @@ def _resolve_inputs(
 ) -> _Inputs:
     """The models, then the sets: everything that can be refused is refused before any encoding."""
     refs, models = find_models(run_dir, base_path, device)
-    run_json = read_run_json(run_dir)
+    record = read_run_record(run_dir, required=False)
     manifest = loader.manifest_hash()
-    _warn_on_manifest_change(run_dir, run_json, manifest)
+    _warn_on_manifest_change(run_dir, record, manifest)
     sets = {name: load_set(loader, name) for name in names}
-    return _Inputs(run_dir, refs, models, run_json, manifest, sets)
+    return _Inputs(run_dir, refs, models, record, manifest, sets)
 
 
 def _compared_models(inputs: _Inputs) -> list[str]:
@@ -124,7 +125,7 @@ def _results_doc(
         "run": inputs.run_dir.name,
         "run_dir": str(inputs.run_dir),
         "data_manifest_sha256": inputs.manifest,
-        "run_data_manifest_sha256": inputs.run_json.get("data_manifest_sha256"),
+        "run_data_manifest_sha256": inputs.record.data_manifest_sha256 if inputs.record else None,
         "models": inputs.models,
         "sets": {
             name: {"task": es.task, "n": es.n, "metrics": list(SETS[name][1]), "title": SETS[name][2]}

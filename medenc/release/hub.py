@@ -30,13 +30,13 @@ from medenc.core.layout import (
     MANIFEST,
     RELEASE_DIR,
     RESULTS_FILE,
-    RUN_INFO,
     RUN_RECIPE,
+    RUN_RECORD,
     WEIGHTS_FILE,
 )
 from medenc.core.lock import run_lock
 from medenc.core.paths import prepared_dir
-from medenc.core.runs import read_run_info
+from medenc.core.runs import RunRecord, read_run_record
 from medenc.release.card import render_card
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,8 @@ def _default_loader(run_dir: Path) -> dict:
     return load_results(run_dir, check_manifest=True)
 
 
-def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None) -> tuple[dict, dict]:
-    """(results, run_info) of a complete, self-consistent run, else ReleaseError saying what to run."""
+def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None) -> tuple[dict, RunRecord]:
+    """(results, run record) of a complete, self-consistent run, else ReleaseError saying what to run."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReleaseError(f"{run_dir}: no such run folder; train first: make train RUN={run_dir.name}")
@@ -118,12 +118,12 @@ def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None
             f"(results are for sha256 {expected}, {weights} has {found})"
         )
     try:
-        run_info = read_run_info(run_dir)
+        record = read_run_record(run_dir)
     except RunError as exc:
         raise ReleaseError(str(exc)) from exc
     if not (run_dir / RUN_RECIPE).is_file():
         raise ReleaseError(f"{run_dir / RUN_RECIPE}: the resolved recipe is missing (written by make train)")
-    return results, run_info
+    return results, record
 
 
 def _suite_sets() -> tuple[str, ...]:
@@ -132,7 +132,7 @@ def _suite_sets() -> tuple[str, ...]:
     return tuple(SETS)
 
 
-def check_releasable(run_dir: Path, results: dict, run_info: dict, *, test_release: bool = False) -> None:
+def check_releasable(run_dir: Path, results: dict, record: RunRecord, *, test_release: bool = False) -> None:
     """Refuse what must never go out as MPNet-medical: other base weights, or results that skip a set.
 
     ``test_release`` (tests only) lets a random-weight model through; its card then says so on line one.
@@ -143,11 +143,11 @@ def check_releasable(run_dir: Path, results: dict, run_info: dict, *, test_relea
             f"{run_dir / EVAL_DIR / RESULTS_FILE}: results do not cover the suite (missing: "
             f"{', '.join(missing)}); a card must report every set: make evaluate RUN={run_dir.name}"
         )
-    base = run_info.get("base_model") or {}
+    base = record.base_model or {}
     if is_verified_base(base) or test_release:
         return
     raise ReleaseError(
-        f"{run_dir / RUN_INFO}: this model was trained from {base.get('id')!r} (weights sha256 "
+        f"{run_dir / RUN_RECORD}: this model was trained from {base.get('id')!r} (weights sha256 "
         f"{base.get('sha256')}), not the verified {BASE_MODEL_ID}: it is not MPNet-medical and is never "
         "released as such. Train with RECIPE=cpu or RECIPE=gpu (a test may pass --test-release)."
     )
@@ -172,7 +172,7 @@ def _assemble(run_dir: Path, staged: Path, charts: list[str], card, final_sha: s
         (staged / ASSETS_DIR).mkdir(exist_ok=True)
     for name in charts:
         shutil.copy2(run_dir / EVAL_DIR / name, staged / ASSETS_DIR / name)
-    for name in (RUN_RECIPE, RUN_INFO):
+    for name in (RUN_RECIPE, RUN_RECORD):
         shutil.copy2(run_dir / name, staged / name)
     shutil.copy2(run_dir / EVAL_DIR / RESULTS_FILE, staged / RESULTS_FILE)
     if (run_dir / LOGS_DIR).is_dir():  # absent for a run trained with report_to: none
@@ -196,12 +196,13 @@ def stage_release(
     """Assemble ``run_dir/release/`` atomically and return it. ``manifest`` defaults to the prepared one."""
     run_dir = Path(run_dir)
     validate_hub_repo_id(repo_id)
-    results, run_info = load_run(run_dir, results_loader)
-    check_releasable(run_dir, results, run_info, test_release=test_release)
+    results, record = load_run(run_dir, results_loader)
+    check_releasable(run_dir, results, record, test_release=test_release)
     charts = sorted(p.name for p in (run_dir / EVAL_DIR).glob("*.png"))
     card = render_card(
-        run_dir, repo_id, results=results, run_info=run_info, charts=charts, template_path=template_path,
-        manifest=_load_manifest() if manifest is None else manifest, test_release=test_release,
+        run_dir, repo_id, results=results, run_info=record.to_dict(), charts=charts,
+        template_path=template_path, manifest=_load_manifest() if manifest is None else manifest,
+        test_release=test_release,
     )  # fmt: skip
     target = run_dir / RELEASE_DIR
     # Built next to the target so the final rename is atomic (same filesystem): no half folder, ever.

@@ -23,11 +23,12 @@ from medenc.core.layout import (
     MANIFEST,
     RELEASE_DIR,
     RESULTS_FILE,
-    RUN_INFO,
     RUN_RECIPE,
+    RUN_RECORD,
     training_seconds,
 )
 from medenc.core.paths import PROJECT_ROOT, outputs_dir, prepared_dir
+from medenc.core.runs import RunRecord, read_run_record
 from medenc.release.hub import ASSETS_DIR
 
 
@@ -162,7 +163,7 @@ def _require(run_dir: Path, run: str, log: Path | None) -> None:
     needs = (
         (run_dir / EVAL_DIR / RESULTS_FILE, "make evaluate"),
         (run_dir / RELEASE_DIR / "README.md", "make release"),
-        (run_dir / RUN_INFO, "make train"),
+        (run_dir / RUN_RECORD, "make train"),
     )
     for needed, how in needs:
         if not needed.is_file():
@@ -185,11 +186,11 @@ def _copy_records(run_dir: Path, dest: Path, log: Path | None) -> None:
         shutil.copy2(src, dest / ASSETS_DIR / src.name)
     shutil.copy2(run_dir / RELEASE_DIR / "README.md", dest / "model_card.md")
     shutil.copy2(run_dir / RUN_RECIPE, dest / "recipe.yaml")
-    shutil.copy2(run_dir / RUN_INFO, dest / "run.json")
+    shutil.copy2(run_dir / RUN_RECORD, dest / RUN_RECORD)
     shutil.copy2(prepared_dir() / MANIFEST, dest / "manifest.json")
 
 
-def _readme(run: str, command: str, results: dict, run_info: dict, with_log: bool) -> str:
+def _readme(run: str, command: str, results: dict, record: RunRecord, with_log: bool) -> str:
     """results/<run>/README.md: how to reproduce, what it cost, and the quality targets."""
     rows = check_targets(results)
     final_from = results["models"]["final"]["from"]
@@ -204,8 +205,8 @@ def _readme(run: str, command: str, results: dict, run_info: dict, with_log: boo
         "```",
         "",
         f"- Machine: {_machine()}",
-        f"- Training: {training_seconds(run_info) / 60:.1f} min, negative mining included "
-        f"(precision used: {run_info['precision']['used']})",
+        f"- Training: {training_seconds(record.to_dict()) / 60:.1f} min, negative mining included "
+        f"(precision used: {record.precision['used']})",
         f"- Evaluation: {timing.get('total_s', 0) / 60:.1f} min; " + _encoding_summary(timing),
         f"- Released model: `{final_from}`",
         "",
@@ -234,7 +235,7 @@ def rerender_card(dest: Path, repo_id: str) -> Path:
 
     results = json.loads((dest / RESULTS_FILE).read_text(encoding="utf-8"))
     card = render_card(
-        dest, repo_id, results=results, run_info=json.loads((dest / "run.json").read_text(encoding="utf-8")),
+        dest, repo_id, results=results, run_info=read_run_record(dest).to_dict(),
         manifest=json.loads((dest / MANIFEST).read_text(encoding="utf-8")),
         charts=sorted(p.name for p in (dest / ASSETS_DIR).glob("*.png")),
         final_dir=resolve_base_model(), max_seq_length=results["max_seq_lengths"]["passage"],
@@ -252,15 +253,13 @@ def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path
     run_dir = outputs_dir() / run
     _require(run_dir, run, log)
     results = json.loads((run_dir / EVAL_DIR / RESULTS_FILE).read_text(encoding="utf-8"))
-    run_info = json.loads((run_dir / RUN_INFO).read_text(encoding="utf-8"))
+    record = read_run_record(run_dir)
     # Built beside the destination and renamed, so a failure leaves the published records as they were.
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     _copy_records(run_dir, tmp, log)
-    (tmp / "README.md").write_text(
-        _readme(run, command, results, run_info, log is not None), encoding="utf-8"
-    )
+    (tmp / "README.md").write_text(_readme(run, command, results, record, log is not None), encoding="utf-8")
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest

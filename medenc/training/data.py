@@ -12,7 +12,7 @@ from typing import Any
 
 from medenc.core.errors import DataError, RecipeError
 from medenc.core.layout import COLUMNS, GRADED_PAIRS, PAIRS
-from medenc.training.phases import PHASES
+from medenc.training.phase_specs import PHASES
 from medenc.training.recipe import Recipe
 
 # (split, set name) -> Dataset; the default reads the prepared data (medenc.data); tests inject sets.
@@ -127,9 +127,7 @@ class PhaseData:
 def prepare_phase_data(recipe: Recipe, n: int, loader: Loader) -> PhaseData | None:
     """Load and check phase ``n``'s sets; phase 3's mined part is added later (it needs the phase-2 model)."""
     spec, cfg = PHASES[n], recipe.phase(n)
-    include = cfg.used_sources()
-    if n == 3 and recipe.phase3.negatives == "mined":
-        include = {}
+    include = cfg.curated_sources()
     if not include:
         return None
     train, rows = select_sources(

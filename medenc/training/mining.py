@@ -161,8 +161,11 @@ def _cap_rows(recipe: Recipe, train, pd: PhaseData | None, rows: dict[str, int],
     return train.select(keep)
 
 
-def phase3_sets(recipe: Recipe, model, pd: PhaseData | None, mined: tuple[Any, Any] | None, rec: dict):
-    """Phase 3's train/validation triplets and per-source rows: curated (``pd``) and/or ``mined``."""
+def triplet_sets(recipe: Recipe, pd: PhaseData | None, mined: tuple[Any, Any] | None):
+    """Phase 3's (train, validation, rows per source, negatives) triplets: curated (``pd``) and/or ``mined``.
+
+    ``negatives``: {"mined": n, "curated": n} training triplets, the mined ones after the curated ones.
+    """
     from datasets import concatenate_datasets
 
     cfg = recipe.phase3
@@ -188,5 +191,5 @@ def phase3_sets(recipe: Recipe, model, pd: PhaseData | None, mined: tuple[Any, A
     val = concatenate_datasets(nonempty_vals) if nonempty_vals else None
     if val is not None and len(val) > cfg.validation_rows:
         val = val.select(range(cfg.validation_rows))
-    rec["negatives"] = {"mined": rows.get("mined", 0), "curated": len(train) - rows.get("mined", 0)}
-    return train, val, rows
+    negatives = {"mined": rows.get("mined", 0), "curated": len(train) - rows.get("mined", 0)}
+    return train, val, rows, negatives

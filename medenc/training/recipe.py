@@ -6,6 +6,8 @@ silently ignored. Every error names the file (or the override), the key, the exp
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import hashlib
 import json
 import types
@@ -17,8 +19,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medenc.core.errors import RecipeError
+from medenc.training.losses import LOSSES
+from medenc.training.phase_specs import PHASES
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+# The names of medenc.training.losses.LOSSES (tests/test_recipe.py checks they agree).
+LossName = Literal["cosine", "cosent", "mnrl", "cached_mnrl", "triplet"]
 
 
 class _Strict(BaseModel):
@@ -58,16 +64,31 @@ class PhaseConfig(_Strict):
     # one of them, as the base model was trained; null = one mixed set (the shipped recipes). Validation stays
     # one set.
     multi_dataset: Literal["proportional", "round_robin"] | None = None
+    # Any other SentenceTransformerTrainingArguments field, by the library's own name (checked against its
+    # fields), e.g. {gradient_accumulation_steps: 2}; those the recipe sets through its own keys are refused.
+    trainer_args: dict[str, Any] = Field(default_factory=dict)
+    mini_batch_size: int = 16  # only for cached_mnrl
+    # Matryoshka training: the loss is also applied to the first N dimensions of each embedding for every N
+    # listed (e.g. [768, 256, 128]), so that truncated vectors stay useful; null = off.
+    matryoshka_dims: list[int] | None = None
 
     def used_sources(self) -> dict[str, int | None]:
         """The sources this phase reads: those not set to 0 rows."""
         return {name: rows for name, rows in self.sources.items() if rows != 0}
 
+    def curated_sources(self) -> dict[str, int | None]:
+        """The sources whose prepared rows this phase trains on as they are (mined rows come later)."""
+        return self.used_sources()
+
+    def mines_negatives(self) -> bool:
+        """Whether the phase mines hard negatives with the previous phase's model before training."""
+        return False
+
 
 class Phase1Config(PhaseConfig):
     """Graded pairs (sentence1, sentence2, score)."""
 
-    loss: Literal["cosine", "cosent"] = "cosine"
+    loss: LossName = "cosine"
 
 
 class _LaterPhaseConfig(PhaseConfig):
@@ -81,11 +102,7 @@ class _LaterPhaseConfig(PhaseConfig):
 class Phase2Config(_LaterPhaseConfig):
     """(anchor, positive) pairs with in-batch negatives."""
 
-    loss: Literal["mnrl", "cached_mnrl"] = "mnrl"
-    mini_batch_size: int = 16  # only for cached_mnrl
-    # Matryoshka training: the loss is also applied to the first N dimensions of each embedding for every N
-    # listed (e.g. [768, 256, 128]), so that truncated vectors stay useful; null = off.
-    matryoshka_dims: list[int] | None = None
+    loss: LossName = "mnrl"
 
 
 class MiningConfig(_Strict):
@@ -111,12 +128,18 @@ class MiningConfig(_Strict):
 class Phase3Config(_LaterPhaseConfig):
     """(anchor, positive, negative) triplets: mined and/or curated; ``sources`` selects curated triplets."""
 
-    loss: Literal["triplet"] = "triplet"
-    margin: float = 0.3
-    distance: Literal["cosine", "euclidean"] = "cosine"
+    loss: LossName = "triplet"  # or mnrl / cached_mnrl: the negative joins the in-batch ones
+    margin: float = 0.3  # triplet only
+    distance: Literal["cosine", "euclidean"] = "cosine"  # the triplet loss's and the validation's
     negatives: Literal["mined", "curated", "both"] = "both"
     mining: MiningConfig = Field(default_factory=MiningConfig)
     max_rows: int | None = None  # cap on all triplets (mined + curated)
+
+    def curated_sources(self) -> dict[str, int | None]:
+        return {} if self.negatives == "mined" else self.used_sources()
+
+    def mines_negatives(self) -> bool:
+        return self.negatives != "curated"
 
 
 class Recipe(_Strict):
@@ -278,10 +301,69 @@ def _validate_phase(recipe: Recipe, n: int, where: str) -> None:
             )
     if isinstance(ph, _LaterPhaseConfig):
         _validate_replay(recipe, n, ph, where)
-    if n == 3:
-        _validate_mining_sources(recipe.phase3.mining, where)
-    if ph.enabled and not ph.used_sources() and not (n == 3 and recipe.phase3.negatives == "mined"):
+    if isinstance(ph, Phase3Config):
+        _validate_mining_sources(ph.mining, where)
+    if ph.enabled and not ph.curated_sources() and not ph.mines_negatives():
         raise RecipeError(f"{where}: phase{n} is enabled but 'phase{n}.sources' names no source")
+    _validate_loss(ph, n, where)
+    _validate_trainer_args(ph.trainer_args, n, where)
+
+
+def _validate_loss(ph: PhaseConfig, n: int, where: str) -> None:
+    """The loss must take the columns of the phase's data set; Matryoshka widths distinct and >= 1."""
+    data_set = PHASES[n].data_set
+    if data_set not in LOSSES[ph.loss].data_sets:
+        fits = ", ".join(name for name, spec in LOSSES.items() if data_set in spec.data_sets)
+        raise RecipeError(
+            f"{where}: key 'phase{n}.loss': {ph.loss!r} does not take phase {n}'s {data_set}; "
+            f"losses that do: {fits}"
+        )
+    dims = ph.matryoshka_dims
+    if dims is not None and (not dims or min(dims) < 1 or len(set(dims)) != len(dims)):
+        raise RecipeError(
+            f"{where}: key 'phase{n}.matryoshka_dims': expected distinct dimensions >= 1 "
+            f"(e.g. [768, 256, 128]) or null, found {dims}"
+        )
+
+
+# SentenceTransformerTrainingArguments fields training sets itself (trainer.argument_values) and what sets
+# each (a recipe key, or the run), so trainer_args cannot contradict the recipe or the run folder's layout.
+RECIPE_TRAINER_ARGS = {
+    "output_dir": "--run and --output-dir", "num_train_epochs": "epochs", "max_steps": "max_steps",
+    "per_device_train_batch_size": "batch_size", "per_device_eval_batch_size": "batch_size",
+    "learning_rate": "learning_rate", "warmup_steps": "warmup_ratio", "fp16": "precision",
+    "bf16": "precision", "use_cpu": "the machine (CUDA or not)", "eval_strategy": "validation_rows",
+    "eval_steps": "eval_steps", "save_strategy": "save_steps", "save_steps": "save_steps",
+    "save_total_limit": "resume (it keeps two checkpoints)", "logging_steps": "logging_steps",
+    "logging_first_step": "logging_steps", "seed": "seed", "data_seed": "seed",
+    "batch_sampler": "loss and group_by_length", "dataloader_num_workers": "dataloader_workers",
+    "dataloader_persistent_workers": "dataloader_workers",
+    "dataloader_pin_memory": "the machine (CUDA or not)",
+    "torch_compile": "torch_compile", "optim": "optimizer", "report_to": "report_to",
+    "run_name": "--run", "multi_dataset_batch_sampler": "multi_dataset",
+}  # fmt: skip
+
+
+def _validate_trainer_args(args: dict[str, Any], n: int, where: str) -> None:
+    """``phaseN.trainer_args``: SentenceTransformerTrainingArguments fields the recipe does not set itself."""
+    if not args:
+        return  # sentence-transformers (and torch) are imported only for a recipe that needs them
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    fields = {f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments) if f.init}
+    for key in args:
+        if key in RECIPE_TRAINER_ARGS:
+            raise RecipeError(
+                f"{where}: key 'phase{n}.trainer_args.{key}': medenc sets this field from "
+                f"{RECIPE_TRAINER_ARGS[key]}; change that instead"
+            )
+        if key not in fields:
+            close = difflib.get_close_matches(key, sorted(fields), n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise RecipeError(
+                f"{where}: key 'phase{n}.trainer_args.{key}': not a SentenceTransformerTrainingArguments "
+                f"field{hint}"
+            )
 
 
 def _validate_mining_sources(mining: MiningConfig, where: str) -> None:
@@ -325,7 +407,7 @@ def validate(recipe: Recipe, where: str) -> None:
     _check_length(recipe.max_seq_length, "max_seq_length", where)
     for n in (1, 2, 3):
         _validate_phase(recipe, n, where)
-    if recipe.phase3.enabled and recipe.phase3.negatives != "curated" and not recipe.phase2.used_sources():
+    if recipe.phase3.enabled and recipe.phase3.mines_negatives() and not recipe.phase2.used_sources():
         raise RecipeError(
             f"{where}: phase3 mines negatives over the phase-2 pairs, but 'phase2.sources' is empty"
         )
@@ -333,12 +415,6 @@ def validate(recipe: Recipe, where: str) -> None:
         raise RecipeError(
             f"{where}: key 'init_from': expected a sentence-transformers model folder (with modules.json), "
             f"found {recipe.init_from!r}"
-        )
-    dims = recipe.phase2.matryoshka_dims
-    if dims is not None and (not dims or min(dims) < 1 or len(set(dims)) != len(dims)):
-        raise RecipeError(
-            f"{where}: key 'phase2.matryoshka_dims': expected distinct dimensions >= 1 "
-            f"(e.g. [768, 256, 128]) or null, found {dims}"
         )
     m = recipe.phase3.mining
     if m.num_negatives < 1 or m.range_min < 0 or m.batch_size < 1:

@@ -1,13 +1,16 @@
 """Fine-tune all-mpnet-base-v2 in up to three phases, one code path for all of them (``make train``).
 
-Phases differ only in their data set, loss and arguments (``medenc.training.phases`` plus the recipe):
+Phases differ only in their data set (``medenc.training.phase_specs``) and the recipe, which names each
+phase's loss (``medenc.training.losses``: any loss that takes the phase's data set):
 
-1. graded pairs (STS-B) with CosineSimilarityLoss / CoSENTLoss,
-2. (anchor, positive) pairs with MultipleNegativesRankingLoss (in-batch negatives, no duplicates per batch),
-3. (anchor, positive, negative) triplets with TripletLoss; negatives mined with the phase-2 model
-   and/or curated.
+1. graded pairs (STS-B), e.g. with CosineSimilarityLoss / CoSENTLoss,
+2. (anchor, positive) pairs, e.g. with MultipleNegativesRankingLoss (in-batch negatives, no duplicates per
+   batch),
+3. (anchor, positive, negative) triplets, e.g. with TripletLoss or MNRL; negatives mined with the phase-2
+   model and/or curated.
 
-This module owns the run: its folder, resuming, and ``run.json``; ``medenc.training.phase`` trains one phase.
+This module owns the run: its folder, resuming, and its record (``run.json``, a ``RunRecord``);
+``medenc.training.phase_runner`` trains one phase.
 Phase N starts from phase N-1's saved folder. Every phase writes a complete sentence-transformers folder and
 ``run.json`` is rewritten after each step, so a killed run leaves a consistent record and a rerun skips
 finished phases and resumes the unfinished one from its last Trainer checkpoint.
@@ -24,21 +27,25 @@ from typing import Any
 from medenc.core.base_model import BASE_MODEL_ID, BASE_MODEL_REVISION, resolve_base_model, weights_variant
 from medenc.core.environment import code_version, hardware, versions
 from medenc.core.errors import DataError, RunError
-from medenc.core.io import fmt, utc_now, write_json
+from medenc.core.io import fmt, utc_now
 from medenc.core.layout import (
     FINAL_DIR,
     PAIRS,
     PHASE_DIRS,
-    RUN_INFO,
     RUN_RECIPE,
     WEIGHTS_FILE,
     phase_dir,
-    training_seconds,
 )
 from medenc.core.lock import run_lock
 from medenc.core.modeling import RANDOM_SHAPES
 from medenc.core.paths import outputs_dir
-from medenc.core.runs import RUN_SCHEMA_VERSION, read_run_info
+from medenc.core.runs import (
+    RUN_SCHEMA_VERSION,
+    PhaseRecord,
+    RunRecord,
+    read_run_record,
+    write_run_record,
+)
 from medenc.training.data import (
     Loader,
     PhaseData,
@@ -47,18 +54,19 @@ from medenc.training.data import (
     prepare_phase_data,
     replay_pairs,
 )
-from medenc.training.phase import CHECKPOINTS_DIR, RunContext, model_sha, train_phase
-from medenc.training.phases import PHASES
+from medenc.training.phase_runner import CHECKPOINTS_DIR, RunContext, model_sha, train_phase
+from medenc.training.phase_specs import PHASES
 from medenc.training.precision import decide_precision, requested_precision, tell_accelerate
 from medenc.training.recipe import Recipe, load_recipe, recipe_sha256, to_yaml
 
 log = logging.getLogger("medenc.training")
 
 
-def _phase_done(run_dir: Path, record: dict | None) -> bool:
-    if not record or record.get("status") != "done":
+def _phase_done(run_dir: Path, entry: PhaseRecord) -> bool:
+    """Whether an earlier attempt finished this phase and its folder is still whole."""
+    if not entry.done:
         return False
-    folder = run_dir / record.get("dir", "")
+    folder = run_dir / entry.dir
     return (folder / WEIGHTS_FILE).is_file() and (folder / "modules.json").is_file()
 
 
@@ -102,9 +110,9 @@ def check_run_folder(
             f"compare with {saved}. Pass --fresh to wipe the folder and start over, --retrain-from N to keep "
             "the finished phases before N (when only phases N and later changed), or choose another --run"
         )
-    info = read_run_info(run_dir, required=False)  # refuses a corrupt record or one of another schema
-    if info is not None and data_hash is not None:
-        old_data = info.get("data_manifest_sha256")
+    record = read_run_record(run_dir, required=False)  # refuses a corrupt record or one of another schema
+    if record is not None and data_hash is not None:
+        old_data = record.data_manifest_sha256
         if old_data is not None and old_data != data_hash:
             raise RunError(
                 f"{run_dir}: was trained on different prepared data (manifest sha256 {old_data[:12]}, now "
@@ -134,7 +142,7 @@ def _load_data(recipe: Recipe, loader: Loader) -> tuple[dict[int, PhaseData | No
     """Every enabled phase's sets, the pairs phase 3 mines over and the replayed graded pairs of phases 2-3:
     all checked before any training."""
     data = {n: prepare_phase_data(recipe, n, loader) for n in (1, 2, 3) if recipe.phase(n).enabled}
-    mine = recipe.phase3.enabled and recipe.phase3.negatives != "curated"
+    mine = recipe.phase3.enabled and recipe.phase3.mines_negatives()
     mine_train = mining_pairs(recipe, loader, "train", None) if mine else None
     if mine_train is not None and len(mine_train) == 0:
         raise DataError(f"prepared train/{PAIRS}", "phase 3 mining", "at least one pair", "none")
@@ -164,63 +172,55 @@ def _base_record(recipe: Recipe, base_path: Path | None) -> dict[str, Any]:
     }
 
 
-def _phase_records(recipe: Recipe, old: dict) -> list[dict[str, Any]]:
+def _phase_records(recipe: Recipe, old: RunRecord | None) -> list[PhaseRecord]:
     """One run.json entry per phase: kept from an earlier attempt, else pending (or skipped if disabled)."""
-    old_phases = {p["phase"]: p for p in old.get("phases", [])}
+    old_phases = {p.phase: p for p in (old.phases if old else [])}
     phases = []
     for n in (1, 2, 3):
-        rec = old_phases.get(n) or {"phase": n, "name": PHASES[n].name, "dir": PHASE_DIRS[n]}
+        entry = old_phases.get(n) or PhaseRecord(n, PHASES[n].name, PHASE_DIRS[n])
         if not recipe.phase(n).enabled:
-            rec = {"phase": n, "name": PHASES[n].name, "dir": PHASE_DIRS[n], "status": "skipped"}
-        rec.setdefault("status", "pending")
-        phases.append(rec)
+            entry = PhaseRecord(n, PHASES[n].name, PHASE_DIRS[n], "skipped")
+        phases.append(entry)
     return phases
 
 
-def _start_record(recipe: Recipe, run: str, run_dir: Path, **fields: Any) -> dict[str, Any]:
-    """run.json at the start of an attempt: an earlier attempt's record updated with this one's facts."""
-    info: dict[str, Any] = read_run_info(run_dir, required=False) or {}
-    base_path, recipe_path = fields.pop("base_path"), fields.pop("recipe_path")
-    info.update(
-        {
-            "schema_version": RUN_SCHEMA_VERSION,
-            "code_version": code_version(),
-            "run": run,
-            "recipe_path": str(recipe_path) if recipe_path else None,
-            "recipe_sha256": recipe_sha256(recipe),
-            "base_model": _base_record(recipe, base_path),
-            "data_manifest_sha256": fields.pop("data_hash"),
-            "precision": fields.pop("precision"),
-            "hardware": hardware(fields.pop("device"), fields.pop("num_processes")),
-            "versions": versions(),
-            "started": info.get("started") or utc_now(),
-            "finished": None,
-        }
+def _start_record(recipe: Recipe, run: str, run_dir: Path, **fields: Any) -> RunRecord:
+    """The record at the start of an attempt: an earlier attempt's record updated with this one's facts."""
+    old = read_run_record(run_dir, required=False)
+    recipe_path = fields.pop("recipe_path")
+    return RunRecord(
+        schema_version=RUN_SCHEMA_VERSION,
+        code_version=code_version(),
+        run=run,
+        recipe_path=str(recipe_path) if recipe_path else None,
+        recipe_sha256=recipe_sha256(recipe),
+        base_model=_base_record(recipe, fields.pop("base_path")),
+        data_manifest_sha256=fields.pop("data_hash"),
+        precision=fields.pop("precision"),
+        hardware=hardware(fields.pop("device"), fields.pop("num_processes")),
+        versions=versions(),
+        started=(old.started if old else None) or utc_now(),
+        finished=None,
+        phases=_phase_records(recipe, old),
+        total_seconds=old.total_seconds if old else None,
+        final=old.final if old else None,
     )
-    info["phases"] = _phase_records(recipe, info)
-    return info
 
 
-class _Record:
+def _save(ctx: RunContext, record: RunRecord) -> None:
     """run.json, written atomically by the main process after every step."""
-
-    def __init__(self, run_dir: Path, info: dict[str, Any], is_main: bool) -> None:
-        self.path, self.info, self.is_main = run_dir / RUN_INFO, info, is_main
-
-    def save(self) -> None:
-        if self.is_main:
-            self.info["total_seconds"] = training_seconds(self.info)
-            write_json(self.path, self.info)
+    if ctx.state.is_main_process:
+        write_run_record(ctx.run_dir, record)
 
 
 def _train_phases(
-    ctx: RunContext, record: _Record, data: dict, callbacks: dict[int, list], retrain_from: int | None = None
+    ctx: RunContext, record: RunRecord, data: dict, callbacks: dict[int, list], retrain_from: int | None
 ) -> None:
     """Train every enabled phase not done yet; a retrained phase retrains every later one too."""
     previous: Path | None = None
     upstream_retrained = False
     for n in (1, 2, 3):
-        rec = record.info["phases"][n - 1]
+        entry = record.phase(n)
         if not ctx.recipe.phase(n).enabled:
             log.info("phase %d (%s): disabled in the recipe", n, PHASES[n].name)
             continue
@@ -235,46 +235,48 @@ def _train_phases(
             ctx.state.wait_for_everyone()
             log.info("phase %d (%s): --retrain-from %d, trained anew", n, PHASES[n].name, retrain_from)
             upstream_retrained = True
-        if not upstream_retrained and _phase_done(ctx.run_dir, rec):
+        if not upstream_retrained and _phase_done(ctx.run_dir, entry):
             log.info("phase %d (%s): done in an earlier run, skipped (%s)", n, PHASES[n].name, folder)
             previous = folder
             continue
         upstream_retrained = True  # later phases must start from this phase's new weights
-        rec.clear()
-        rec.update({"phase": n, "name": PHASES[n].name, "dir": PHASE_DIRS[n], "status": "running"})
-        record.save()
-        train_phase(ctx, n, previous=previous, data=data.get(n), rec=rec, callbacks=callbacks.get(n, []))
-        rec["status"] = "done"
-        record.save()
+        # record.phases holds phases 1, 2, 3 in order (_phase_records).
+        record.phases[n - 1] = PhaseRecord(n, PHASES[n].name, PHASE_DIRS[n], "running")
+        _save(ctx, record)
+        record.phases[n - 1] = train_phase(
+            ctx, n, previous=previous, data=data.get(n), callbacks=callbacks.get(n, [])
+        )
+        _save(ctx, record)
         previous = folder
 
 
-def _finish(ctx: RunContext, record: _Record) -> int:
+def _finish(ctx: RunContext, record: RunRecord) -> int:
     """``final/`` = a copy of the last enabled phase; checkpoints go. Returns that phase's number."""
     last = max(n for n in (1, 2, 3) if ctx.recipe.phase(n).enabled)
-    if record.is_main:
+    if ctx.state.is_main_process:
         final = ctx.run_dir / FINAL_DIR
         if final.exists():
             shutil.rmtree(final)
         shutil.copytree(phase_dir(ctx.run_dir, last), final)
-        record.info["final"] = {"from": PHASE_DIRS[last], "model_sha256": model_sha(final)}
-        record.info["finished"] = utc_now()
-        record.save()
+        record.final = {"from": PHASE_DIRS[last], "model_sha256": model_sha(final)}
+        record.finished = utc_now()
+        _save(ctx, record)
         shutil.rmtree(ctx.run_dir / CHECKPOINTS_DIR, ignore_errors=True)
     ctx.state.wait_for_everyone()
     return last
 
 
-def _log_summary(info: dict[str, Any], run_dir: Path, last: int) -> None:
-    for rec in info["phases"]:
-        if rec["status"] != "done":
-            log.info("summary: phase %d %-8s %s", rec["phase"], rec["name"], rec["status"])
+def _log_summary(record: RunRecord, run_dir: Path, last: int) -> None:
+    for entry in record.phases:
+        if not entry.done or entry.plan is None or entry.fit is None:
+            log.info("summary: phase %d %-8s %s", entry.phase, entry.name, entry.status)
             continue
+        fit = entry.fit
         log.info(
             "summary: phase %d %-8s %5s rows %4s steps %7.1f s %6.2f samples/s, loss %s, eval loss %s",
-            rec["phase"], rec["name"], rec.get("train_rows"), rec.get("steps"), rec.get("seconds") or 0.0,
-            rec.get("samples_per_second") or 0.0, fmt(rec.get("final_train_loss"), missing="n/a"),
-            fmt(rec.get("final_eval_loss"), missing="n/a"),
+            entry.phase, entry.name, entry.plan.train_rows, fit.steps, fit.seconds or 0.0,
+            fit.samples_per_second or 0.0, fmt(fit.final_train_loss, missing="n/a"),
+            fmt(fit.final_eval_loss, missing="n/a"),
         )  # fmt: skip
     log.info("final model: %s (from %s)", run_dir / FINAL_DIR, PHASE_DIRS[last])
 
@@ -290,8 +292,8 @@ def run_training(
     loader: Loader | None = None,
     data_hash: str | None = None,
     callbacks: dict[int, list] | None = None,
-) -> dict[str, Any]:
-    """Train every enabled phase of ``recipe`` into ``<output_dir>/<run>/``; returns the run.json record.
+) -> RunRecord:
+    """Train every enabled phase of ``recipe`` into ``<output_dir>/<run>/``; returns its record (run.json).
 
     ``retrain_from=N`` keeps the finished phases before N and trains N and later anew, for a recipe that
     changed only there. ``loader`` (default: the prepared data) and ``data_hash`` (default: the manifest's
@@ -323,7 +325,7 @@ def _run(
     loader: Loader,
     data_hash: str | None,
     callbacks: dict[int, list],
-) -> dict[str, Any]:
+) -> RunRecord:
     """run_training's body, under the run folder's lock."""
     import torch
 
@@ -338,23 +340,22 @@ def _run(
     data, mine_train, replay = _load_data(recipe, loader)
 
     # 2. The run folder and its records.
-    info = _start_record(
+    record = _start_record(
         recipe, run_dir.name, run_dir, base_path=base_path, recipe_path=recipe_path, data_hash=data_hash,
         precision=precision, device="cuda" if cuda else "cpu", num_processes=state.num_processes,
     )  # fmt: skip
-    record = _Record(run_dir, info, state.is_main_process)
     recipe_text = to_yaml(recipe)
+    ctx = RunContext(recipe, run_dir, loader, precision["used"], cuda, state, mine_train, replay)
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / RUN_RECIPE).write_text(recipe_text, encoding="utf-8")
-        record.save()
+        _save(ctx, record)
     log.info("run %s -> %s\nresolved recipe:\n%s", run_dir.name, run_dir, recipe_text.rstrip())
     if precision["requested"] == precision["used"]:
         log.info("precision: %s (%s)", precision["used"], precision["reason"])
 
     # 3. The phases, then final/.
-    ctx = RunContext(recipe, run_dir, loader, precision["used"], cuda, state, mine_train, replay)
     _train_phases(ctx, record, data, callbacks, retrain_from)
     last = _finish(ctx, record)
-    _log_summary(info, run_dir, last)
-    return info
+    _log_summary(record, run_dir, last)
+    return record

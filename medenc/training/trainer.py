@@ -9,9 +9,10 @@ from typing import Any
 
 from medenc.core.base_model import BASE_MODEL_ID, BASE_MODEL_REVISION, resolve_base_model
 from medenc.core.errors import RecipeError
-from medenc.core.layout import MODEL_NAME
+from medenc.core.layout import GRADED_PAIRS, MODEL_NAME, PAIRS, TRIPLETS
 from medenc.core.modeling import RANDOM_SHAPES, use_sdpa_attention
-from medenc.training.phases import PHASES
+from medenc.training.losses import LOSSES
+from medenc.training.phase_specs import PHASES
 from medenc.training.recipe import Recipe
 
 # --- Models and losses ----------------------------------------------------------------------------------
@@ -53,25 +54,10 @@ def load_model(recipe: Recipe, source: Path | None, max_seq_length: int):
 
 
 def make_loss(recipe: Recipe, n: int, model, num_processes: int):
-    """The phase's loss, chosen by the recipe."""
-    from sentence_transformers.sentence_transformer import losses
-
+    """Phase ``n``'s loss: ``phaseN.loss`` from the table of losses, Matryoshka-wrapped if asked."""
     cfg = recipe.phase(n)
-    name = PHASES[n].losses[cfg.loss]
-    if n == 1:
-        return getattr(losses, name)(model)
-    if n == 2:
-        # With several processes, gather embeddings so every process sees all in-batch negatives.
-        kwargs: dict[str, Any] = {"gather_across_devices": num_processes > 1}
-        if cfg.loss == "cached_mnrl":
-            kwargs["mini_batch_size"] = recipe.phase2.mini_batch_size
-        loss = getattr(losses, name)(model, **kwargs)
-        return _matryoshka(recipe, model, loss) if recipe.phase2.matryoshka_dims else loss
-    metric = {
-        "cosine": losses.TripletDistanceMetric.COSINE,
-        "euclidean": losses.TripletDistanceMetric.EUCLIDEAN,
-    }[recipe.phase3.distance]
-    return losses.TripletLoss(model, distance_metric=metric, triplet_margin=recipe.phase3.margin)
+    loss = LOSSES[cfg.loss].build(cfg, model, num_processes)
+    return _matryoshka(cfg, n, model, loss) if cfg.matryoshka_dims else loss
 
 
 # The replayed graded pairs' dataset, and the key that routes the one validation set to the phase's loss.
@@ -88,15 +74,15 @@ def dataset_losses(recipe: Recipe, n: int, model, loss, names, num_processes: in
     return losses
 
 
-def _matryoshka(recipe: Recipe, model, loss):
-    """``loss`` applied at each of ``phase2.matryoshka_dims`` too, so truncated embeddings stay useful."""
+def _matryoshka(cfg, n: int, model, loss):
+    """``loss`` applied at each of ``phaseN.matryoshka_dims`` too, so truncated embeddings stay useful."""
     from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
 
-    dims = list(recipe.phase2.matryoshka_dims or [])
+    dims = list(cfg.matryoshka_dims or [])
     width = model.get_embedding_dimension()
     if width is not None and max(dims) > width:  # ST's own ValueError would not name the recipe key
         raise RecipeError(
-            f"key 'phase2.matryoshka_dims': {dims} exceeds the model's {width} embedding dimensions"
+            f"key 'phase{n}.matryoshka_dims': {dims} exceeds the model's {width} embedding dimensions"
         )
     return MatryoshkaLoss(model, loss, matryoshka_dims=dims)
 
@@ -105,7 +91,7 @@ def _matryoshka(recipe: Recipe, model, loss):
 
 
 def _sts_evaluator(val, name: str, batch_size: int, recipe: Recipe):
-    """Phase 1: Spearman (and Pearson) of cosine similarity against the graded scores."""
+    """Graded pairs: Spearman (and Pearson) of cosine similarity against the graded scores."""
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
     return EmbeddingSimilarityEvaluator(
@@ -115,7 +101,7 @@ def _sts_evaluator(val, name: str, batch_size: int, recipe: Recipe):
 
 
 def _retrieval_evaluator(val, name: str, batch_size: int, recipe: Recipe):
-    """Phase 2: each anchor retrieves its positive(s) among every validation positive (nDCG@10, MRR@10...)."""
+    """Pairs: each anchor retrieves its positive(s) among every validation positive (nDCG@10, MRR@10...)."""
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
     # Ids by text: a repeated anchor is one query with several relevant documents; a repeated positive, one.
@@ -131,7 +117,7 @@ def _retrieval_evaluator(val, name: str, batch_size: int, recipe: Recipe):
 
 
 def _triplet_evaluator(val, name: str, batch_size: int, recipe: Recipe):
-    """Phase 3: how often the anchor is closer to its positive than to its negative (the loss's distance)."""
+    """Triplets: how often the anchor is closer to its positive than to its negative (phase3.distance)."""
     from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
 
     return TripletEvaluator(
@@ -140,10 +126,11 @@ def _triplet_evaluator(val, name: str, batch_size: int, recipe: Recipe):
     )  # fmt: skip
 
 
+# By the phase's data set: what its validation rows can measure, whatever the loss.
 _EVALUATORS = {
-    1: (_sts_evaluator, "sts"),
-    2: (_retrieval_evaluator, "retrieval"),
-    3: (_triplet_evaluator, "triplet"),
+    GRADED_PAIRS: (_sts_evaluator, "sts"),
+    PAIRS: (_retrieval_evaluator, "retrieval"),
+    TRIPLETS: (_triplet_evaluator, "triplet"),
 }
 
 
@@ -151,7 +138,7 @@ def make_evaluator(recipe: Recipe, n: int, val):
     """Phase ``n``'s validation evaluator, named ``phase-N-<kind>-dev``; None without validation rows."""
     if val is None or len(val) == 0:
         return None
-    build, kind = _EVALUATORS[n]
+    build, kind = _EVALUATORS[PHASES[n].data_set]
     return build(val, f"phase-{n}-{kind}-dev", recipe.phase(n).batch_size, recipe)
 
 
@@ -227,29 +214,38 @@ class LengthGroupedBatchSampler:
         yield from batches
 
 
-def batch_sampler(n: int, group_by_length: bool):
-    """The phase's batch sampler: ST's (no duplicates for in-batch negatives), or the length-grouped one."""
+def batch_sampler(loss: str, group_by_length: bool):
+    """A recipe loss's batch sampler: ST's (no duplicates for in-batch negatives) or length-grouped."""
     import functools
 
-    spec = PHASES[n]
+    no_duplicates = LOSSES[loss].in_batch_negatives
     if not group_by_length:
-        return spec.batch_sampler
-    return functools.partial(LengthGroupedBatchSampler, no_duplicates=spec.batch_sampler == "no_duplicates")
+        return "no_duplicates" if no_duplicates else "batch_sampler"
+    return functools.partial(LengthGroupedBatchSampler, no_duplicates=no_duplicates)
 
 
 def training_arguments(
     recipe: Recipe, n: int, *, precision: str, cuda: bool, output_dir: str | Path, **over: Any
 ):
-    """Phase ``n``'s ``SentenceTransformerTrainingArguments`` from the recipe.
+    """Phase ``n``'s ``SentenceTransformerTrainingArguments``: the recipe's keys, then its ``trainer_args``.
 
     ``over``: has_validation (eval on or off), save_checkpoints, max_steps (overrides the recipe's), run_name,
     logging_dir (report to the recipe's ``report_to`` there; without it, to nothing: the benchmark).
     """
     from sentence_transformers import SentenceTransformerTrainingArguments
 
+    values = argument_values(recipe, n, precision=precision, cuda=cuda, output_dir=output_dir, **over)
+    # Recipe validation keeps trainer_args apart from the fields set above (RECIPE_TRAINER_ARGS).
+    return SentenceTransformerTrainingArguments(**values, **recipe.phase(n).trainer_args)
+
+
+def argument_values(
+    recipe: Recipe, n: int, *, precision: str, cuda: bool, output_dir: str | Path, **over: Any
+) -> dict[str, Any]:
+    """The training arguments the recipe's own keys set (``training_arguments`` adds ``trainer_args``)."""
     cfg = recipe.phase(n)
     workers = cfg.dataloader_workers
-    return SentenceTransformerTrainingArguments(
+    return dict(
         output_dir=str(output_dir),
         num_train_epochs=cfg.epochs,
         max_steps=over.get("max_steps") or cfg.max_steps or -1,
@@ -269,7 +265,7 @@ def training_arguments(
         logging_first_step=True,
         seed=recipe.seed,
         data_seed=recipe.seed,
-        batch_sampler=batch_sampler(n, cfg.group_by_length),
+        batch_sampler=batch_sampler(cfg.loss, cfg.group_by_length),
         dataloader_num_workers=workers,
         dataloader_persistent_workers=workers > 0,
         dataloader_pin_memory=cuda,
