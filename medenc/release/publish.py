@@ -13,11 +13,11 @@ import os
 import re
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from medenc.core.environment import device_name
 from medenc.core.errors import MedencError, RunError
+from medenc.core.eval_sets import quality_targets
 from medenc.core.layout import (
     EVAL_DIR,
     MANIFEST,
@@ -31,55 +31,13 @@ from medenc.core.paths import PROJECT_ROOT, outputs_dir, prepared_dir
 from medenc.release.hub import ASSETS_DIR
 
 
-@dataclass(frozen=True)
-class Target:
-    """``metric`` on ``set`` must reach ``base + margin`` (or halfway to 1.0 above ``halfway_above``), or
-    the fixed figure ``at_least`` where one is given (still a gain: its CI must exclude zero)."""
-
-    set: str
-    metric: str
-    margin: float
-    halfway_above: float | None = None
-    at_least: float | None = None
-
-    @property
-    def improvement(self) -> bool:
-        return self.margin > 0 or self.at_least is not None
-
-    def threshold(self, base: float) -> float:
-        if self.at_least is not None:
-            return self.at_least
-        if self.halfway_above is not None and base > self.halfway_above:
-            return base + (1.0 - base) / 2
-        return base + self.margin
-
-    def describe(self) -> str:
-        if self.at_least is not None:
-            return f"≥ {self.at_least:g}"
-        text = f"≥ base {'+' if self.margin >= 0 else '−'} {abs(self.margin):g}"
-        if self.halfway_above is not None:
-            text += f" (halfway to 1.0 if base > {self.halfway_above:g})"
-        return text
-
-
-# The project's quality bar for the CPU recipe (issues: "Quality", and the concepts round of it).
-TARGETS: tuple[Target, ...] = (
-    Target("concepts", "ndcg@10", 0.15),
-    Target("terms", "ndcg@10", 0.0, at_least=0.58),
-    Target("biosses", "spearman", 0.03),
-    Target("medquad", "ndcg@10", 0.08, halfway_above=0.84),
-    Target("rqe", "ap", 0.05),
-    Target("pubmedqa", "ndcg@10", -0.005),
-    Target("stsb", "spearman", -0.005),
-)
-
-
 def check_targets(results: dict, model: str = "final") -> list[dict]:
-    """One row per target for ``model`` (``final`` resolves to the phase it was copied from)."""
+    """One row per target of the set table (``quality_targets``) for ``model`` (``final``: the phase it
+    was copied from)."""
     if model == "final":
         model = results["models"]["final"]["from"]
     rows = []
-    for t in TARGETS:
+    for t in quality_targets():
         try:
             base = results["results"]["base"][t.set][t.metric]["value"]
             value = results["results"][model][t.set][t.metric]["value"]
