@@ -7,16 +7,14 @@ non-regression target needs its difference at or above the (negative) tolerance.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 
 from medenc.core.environment import device_name
-from medenc.core.errors import MedencError, RunError
+from medenc.core.errors import RunError
 from medenc.core.eval_sets import quality_targets
 from medenc.core.layout import (
     EVAL_DIR,
@@ -27,7 +25,7 @@ from medenc.core.layout import (
     RUN_RECIPE,
     training_seconds,
 )
-from medenc.core.paths import PROJECT_ROOT, outputs_dir, prepared_dir
+from medenc.core.paths import outputs_dir, prepared_dir
 from medenc.release.hub import ASSETS_DIR
 
 
@@ -190,6 +188,9 @@ def rerender_card(dest: Path, repo_id: str) -> Path:
     from medenc.core.base_model import resolve_base_model
     from medenc.release.card import render_card
 
+    for name in (RESULTS_FILE, "run.json", MANIFEST):
+        if not (dest / name).is_file():
+            raise RunError(f"{dest / name}: missing; publish the run first (`make results RUN=<run>`)")
     results = json.loads((dest / RESULTS_FILE).read_text(encoding="utf-8"))
     card = render_card(
         dest, repo_id, results=results, run_info=json.loads((dest / "run.json").read_text(encoding="utf-8")),
@@ -224,29 +225,7 @@ def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path
     return dest
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Publish outputs/<run>/ into results/<run>/ (``make results``); a MedencError exits 1, said."""
-    ap = argparse.ArgumentParser(
-        description="Publish a run's records into results/<run>/, check its targets."
-    )
-    ap.add_argument("--run", required=True)
-    ap.add_argument("--dest", type=Path, default=None, help="default: results/<run>")
-    ap.add_argument("--command", default=None, help="the command that produced the run (recorded)")
-    ap.add_argument("--log", type=Path, default=None, help="that command's console output, to keep")
-    ap.add_argument(
-        "--rerender-card",
-        metavar="REPO_ID",
-        help="only render results/<run>/model_card.md again from the published records",
-    )
-    args = ap.parse_args(argv)
-    if args.rerender_card:
-        print(rerender_card(args.dest or PROJECT_ROOT / "results" / args.run, args.rerender_card))
-        return 0
-    command = args.command or f"make train evaluate release RECIPE={args.run}"
-    try:
-        dest = publish(args.run, args.dest or PROJECT_ROOT / "results" / args.run, command, args.log)
-    except MedencError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print((dest / "README.md").read_text(encoding="utf-8"))
-    return 0
+def missed_targets(dest: Path) -> list[str]:
+    """The quality targets the published run in ``dest`` misses, as ``set metric`` (empty: all met)."""
+    results = json.loads((dest / RESULTS_FILE).read_text(encoding="utf-8"))
+    return [f"{r['set']} {r['metric']}" for r in check_targets(results) if not r["met"]]
