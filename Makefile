@@ -9,8 +9,12 @@ STAMP      := $(VENV)/.medenc-setup
 # Never let pip resolve a bare `torch`: that fetches a multi-GB CUDA build. This pin is the CPU wheel on disk.
 TORCH_PIN  ?= torch==2.13.0
 
-# The recipe: gpu when CUDA is present, cpu otherwise, unless RECIPE is given.
-RECIPE         ?= $(shell $(PY) -c "import torch; print('gpu' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
+# The recipe: gpu when torch sees CUDA, cpu otherwise, unless RECIPE is given. Decided once, on first use (the
+# variable makes itself a `:=` when first read), so a target that never reads it (help, lint) never imports torch.
+ifeq ($(origin RECIPE),undefined)
+RECIPE_AUTO    := 1
+RECIPE          = $(eval RECIPE := $(shell $(PY) -c "import torch; print('gpu' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu))$(RECIPE)
+endif
 RUN            ?= $(RECIPE)
 NUM_PROCESSES  ?= 1
 HUB_REPO_ID    ?= org/mpnet-medical
@@ -40,7 +44,7 @@ ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  Variables: RECIPE=$(RECIPE) RUN=$(RUN) NUM_PROCESSES=$(NUM_PROCESSES) HUB_REPO_ID=$(HUB_REPO_ID) VERBOSE=$(or $(VERBOSE),0)"
+	@echo "  Variables: RECIPE=$(if $(RECIPE_AUTO),gpu|cpu (gpu when torch sees CUDA),$(RECIPE)) RUN=$(if $(and $(RECIPE_AUTO),$(filter file,$(origin RUN))),(the recipe),$(RUN)) NUM_PROCESSES=$(NUM_PROCESSES) HUB_REPO_ID=$(HUB_REPO_ID) VERBOSE=$(or $(VERBOSE),0)"
 	@echo "             DATA_ARGS, TRAIN_ARGS, EVAL_ARGS, RELEASE_ARGS, BENCH_ARGS: extra arguments, e.g. TRAIN_ARGS=--fresh"
 
 setup: $(STAMP) ## Create .venv and install torch (pinned), the project, the offline base model and dev tools
@@ -69,6 +73,7 @@ evaluate: setup $(MANIFEST) ## Score the base model and every phase of outputs/$
 release: setup ## Render the model card and push outputs/$(RUN) to HUB_REPO_ID (stages only, without a token)
 	$(PY) scripts/release.py --run '$(RUN)' --repo-id '$(HUB_REPO_ID)' $(RELEASE_ARGS)
 
+# Exit 3: published, but a quality target is missed (the run's README says which); 2: a user error, said.
 results: setup ## Publish outputs/$(RUN) (records, charts, card; no weights) into results/$(RUN) and check targets
 	$(PY) scripts/publish_results.py --run $(RUN) --command "make train evaluate release RECIPE=$(RECIPE) RUN=$(RUN)" \
 		$(if $(LOG),--log $(LOG))

@@ -26,10 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     # Before medenc imports anything of huggingface_hub, which reads the setting once, at import.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from medenc.bench import format_table, parse_args, run_and_write
+    from _cli import parse_bench_args
+
+    from medenc.bench import format_table, run_and_write
     from medenc.core.errors import MedencError, fail
 
-    cfg = parse_args(argv, description=__doc__.split("\n\n")[0])
+    cfg = parse_bench_args(argv, description=__doc__.split("\n\n")[0])
     try:
         result, out = run_and_write(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except MedencError as exc:

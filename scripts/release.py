@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             command=command,
         )
     except MedencError as exc:
-        return fail(exc, code=1)
+        return fail(exc)
     return 0
 
 

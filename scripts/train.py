@@ -17,8 +17,9 @@ import logging
 import sys
 from pathlib import Path
 
+from _cli import add_override_argument
+
 from medenc.core.errors import MedencError, fail
-from medenc.training.recipe import add_override_argument
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,8 +24,8 @@ PNG = bytes.fromhex(
 )
 # The suite's own sets, tasks and metrics, so a fake cannot spell a task differently from the evaluation.
 SETS = {
-    name: {"task": task, "n": 100 + 10 * i, "metrics": list(metrics), "title": title}
-    for i, (name, (task, metrics, title)) in enumerate(EVAL_SETS.items())
+    name: {"task": s.task, "n": 100 + 10 * i, "metrics": list(s.metrics), "title": s.title}
+    for i, (name, s) in enumerate(EVAL_SETS.items())
 }
 MODELS = ["base", *PHASE_DIRS.values()]
 # A stand-in TensorBoard event file per phase, as training writes them: logs/phase-N/<this name>.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import zipfile
 from pathlib import Path
 
@@ -142,3 +143,79 @@ def test_a_damaged_cache_is_detected_and_rebuilt(tmp_path, monkeypatch, caplog, 
     assert resolve_base_model() == cached
     verify_folder(cached, FILES)  # rebuilt whole from the installed pieces
     assert "the cached base model is damaged" in caplog.text
+
+
+# --- which source, decided at once ------------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def no_cached_copy(tmp_path, monkeypatch):
+    """An empty medenc cache and HF cache; assembling the pieces is stubbed (the real one takes seconds)."""
+    import medenc.core.base_model as base_model
+
+    monkeypatch.setenv("MEDENC_CACHE", str(tmp_path / "medenc"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
+    assembled: list[Path] = []
+    monkeypatch.setattr(
+        base_model, "assemble_from_parts", lambda parts, target: assembled.append(target) or target
+    )
+    return assembled
+
+
+def _one_line(caplog) -> str:
+    """The resolve's log: exactly one line, from medenc, and not one warning from huggingface_hub."""
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    lines = [r.getMessage() for r in caplog.records if r.name == "medenc.core.base_model"]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_an_unreachable_hub_gives_the_offline_copy_at_once_with_one_line(
+    online, no_cached_copy, monkeypatch, caplog
+):
+    """No five retries with backoff (~24 s, ten warnings): one quick probe, then the offline pieces."""
+    import time
+
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", endpoint)
+    caplog.set_level(logging.INFO)
+    start = time.monotonic()
+    folder = resolve_base_model()
+    assert time.monotonic() - start < 5
+    assert no_cached_copy == [folder]
+    line = _one_line(caplog)
+    assert "assembling the offline copy" in line and "unreachable" in line and endpoint[7:] in line
+
+
+def test_hf_hub_offline_still_gives_the_offline_copy_with_one_line(no_cached_copy, caplog):
+    caplog.set_level(logging.INFO)  # conftest: HF_HUB_OFFLINE=1
+    folder = resolve_base_model()
+    assert no_cached_copy == [folder]
+    assert "assembling the offline copy" in _one_line(caplog) and "HF_HUB_OFFLINE" in caplog.text
+
+
+def test_the_probe_tells_a_listening_endpoint_from_a_closed_port(online, monkeypatch):
+    import socket
+
+    from medenc.core.base_model import hub_unreachable
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setattr(
+            "huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}"
+        )
+        assert hub_unreachable() is None
+    closed = _closed_port()
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{closed}")
+    assert f"127.0.0.1:{closed} unreachable" in hub_unreachable()

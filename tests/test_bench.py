@@ -18,11 +18,12 @@ from medenc.bench import (
     gpu_peak_flops,
     mfu,
     padding_waste,
-    parse_args,
 )
 from medenc.training.trainer import LengthGroupedBatchSampler
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))  # scripts/_cli.py: the command line is built there
+from _cli import parse_bench_args as parse_args  # noqa: E402
 
 
 def test_mfu_on_known_numbers():

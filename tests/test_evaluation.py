@@ -515,3 +515,48 @@ def test_truncated_figures_equal_those_of_a_model_loaded_with_truncate_dim(model
     assert score_set(es, ours, None)["values"] == pytest.approx(
         score_set(es, theirs, None)["values"], abs=1e-6
     )
+
+
+# --- one table of evaluation sets ---------------------------------------------------------------------------
+
+
+def test_a_set_declared_once_in_the_table_flows_into_results_dimensions_card_and_targets(
+    tmp_path, models_dir, monkeypatch
+):
+    """One EvalSetSpec entry, and nothing else, puts a set in results.json, results.md, the dimensions
+    block, the card (text and model-index, with its source's upstream) and the targets check."""
+    from medenc.core.eval_sets import EVAL_SETS, EvalSetSpec, Target
+    from medenc.data.catalog import CATALOG
+    from medenc.release.card import eval_results, render_card
+    from medenc.release.publish import check_targets
+
+    spec = EvalSetSpec(
+        "toyset", "sts", ("spearman",), "Toy set", "stsbenchmark", dimensions=True,
+        targets=(Target("spearman", -1.0, rank=99),),
+    )  # fmt: skip
+    monkeypatch.setitem(EVAL_SETS, "toyset", spec)
+    data = make_loader()
+    loader = SimpleNamespace(
+        load_split=lambda split, name: data.load_split(split, "stsb" if name == "toyset" else name),
+        load_retrieval=data.load_retrieval,
+        manifest_hash=data.manifest_hash,
+    )
+    run = make_run(tmp_path, models_dir)
+    doc = run_evaluation(
+        run, loader=loader, bootstrap=20, base_path=models_dir / "base", cache_root=tmp_path / "c",
+        device="cpu", charts=False, dimensions=(16,),
+    )  # fmt: skip
+    assert list(doc["sets"])[-1] == "toyset"  # every set by default, in table order
+    assert doc["sets"]["toyset"] == {"task": "sts", "n": N_PAIRS, "metrics": ["spearman"], "title": "Toy set"}
+    assert "spearman" in doc["results"]["phase-2-mnrl"]["toyset"]
+    assert list(doc["dimensions"]["16"]["base"])[-1] == "toyset"
+    assert "Toy set" in (run / "eval" / "results.md").read_text()
+
+    run_info = json.loads((PROJECT_ROOT / "results" / "cpu" / "run.json").read_text())  # a real record
+    final_dir = models_dir / "phase-2-mnrl"
+    card = str(render_card(run, "org/toy", results=doc, run_info=run_info, charts=[], final_dir=final_dir))
+    assert "Toy set" in card and "| Toy set spearman |" in card  # the smaller-embeddings table's last column
+    toy = [r for r in eval_results(doc) if r.dataset_type == "toyset"]
+    assert [(r.dataset_name, r.source_url) for r in toy] == [("Toy set", CATALOG["stsbenchmark"].url)]
+    rows = check_targets(doc)
+    assert rows[-1]["set"] == "toyset" and rows[-1]["target"] == "≥ base − 1"

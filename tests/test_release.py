@@ -172,7 +172,7 @@ def test_script_rejects_bad_repo_id(tmp_path):
         text=True,
         timeout=300,
     )
-    assert proc.returncode == 1 and "bad Hub repo id" in proc.stderr
+    assert proc.returncode == 2 and "bad Hub repo id" in proc.stderr
 
 
 DOWNLOAD = textwrap.dedent(

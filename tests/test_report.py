@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
 from medenc.core.errors import RunError
+from medenc.core.eval_sets import quality_targets
 from medenc.core.runs import RUN_SCHEMA_VERSION
-from medenc.release.publish import TARGETS, check_targets, targets_markdown
+from medenc.release.publish import check_targets, targets_markdown
 
 
 def _results(base: dict[tuple[str, str], float], model: dict[tuple[str, str], tuple[float, float]]) -> dict:
@@ -27,7 +30,7 @@ def _results(base: dict[tuple[str, str], float], model: dict[tuple[str, str], tu
     return {"models": {"final": {"from": "phase-2-mnrl"}}, "results": res, "deltas": deltas}
 
 
-BASE = {(t.set, t.metric): 0.8 for t in TARGETS}
+BASE = {(t.set, t.metric): 0.8 for t in quality_targets()}
 
 
 def test_targets_met_and_missed():
@@ -114,10 +117,9 @@ def test_clean_log_keeps_messages_and_drops_bars():
     ]
 
 
-def test_publish_replaces_the_folder_and_keeps_the_log(tmp_path, monkeypatch):
+def _finished_run(tmp_path, monkeypatch, model: dict) -> Path:
+    """outputs/r with every record publish needs; its results give the final model ``model``'s figures."""
     import json
-
-    from medenc.release import publish as report
 
     monkeypatch.setenv("OUTPUTS_DIR", str(tmp_path / "outputs"))
     monkeypatch.setenv("PREPARED_DIR", str(tmp_path / "prepared"))
@@ -125,7 +127,6 @@ def test_publish_replaces_the_folder_and_keeps_the_log(tmp_path, monkeypatch):
     (run / "eval").mkdir(parents=True)
     (run / "release").mkdir()
     (tmp_path / "prepared").mkdir()
-    model = {k: (0.9, 0.01) for k in BASE}
     (run / "eval" / "results.json").write_text(json.dumps(_results(BASE, model)))
     (run / "eval" / "results.md").write_text("table")
     (run / "eval" / "deltas.png").write_bytes(b"png")
@@ -134,6 +135,13 @@ def test_publish_replaces_the_folder_and_keeps_the_log(tmp_path, monkeypatch):
     record = {"schema_version": RUN_SCHEMA_VERSION, "total_seconds": 60, "precision": {"used": "bf16"}}
     (run / "run.json").write_text(json.dumps(record))
     (tmp_path / "prepared" / "manifest.json").write_text("{}")
+    return run
+
+
+def test_publish_replaces_the_folder_and_keeps_the_log(tmp_path, monkeypatch):
+    from medenc.release import publish as report
+
+    _finished_run(tmp_path, monkeypatch, {k: (0.9, 0.01) for k in BASE})
     dest = tmp_path / "results" / "r"
     dest.mkdir(parents=True)
     (dest / "NOTES.md").write_text("about an earlier run")
@@ -170,3 +178,27 @@ def test_training_seconds_counts_mining():
     phases = [{"seconds": 100.0}, {"seconds": 700.0}, {"seconds": 200.0, "mining_seconds": 180.0}]
     assert training_seconds({"phases": phases, "total_seconds": 1000.0}) == 1180.0
     assert training_seconds({"total_seconds": 60}) == 60.0  # a record without per-phase times
+
+
+def test_make_results_exits_3_when_a_target_is_missed_and_publishes_all_the_same(
+    tmp_path, monkeypatch, capsys
+):
+    """Exit codes (medenc.core.errors): 0 all targets met, 3 published with a target missed, 2 user error."""
+    import importlib.util
+
+    from medenc.core.paths import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "publish_results", PROJECT_ROOT / "scripts" / "publish_results.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    model = {k: (0.99, 0.01) for k in BASE}
+    _finished_run(tmp_path, monkeypatch, model)
+    dest = tmp_path / "results" / "r"
+    assert script.main(["--run", "r", "--dest", str(dest)]) == 0
+    model[("rqe", "ap")] = (0.81, 0.001)  # +0.01 < +0.05
+    (tmp_path / "outputs" / "r" / "eval" / "results.json").write_text(json.dumps(_results(BASE, model)))
+    assert script.main(["--run", "r", "--dest", str(dest)]) == 3
+    assert (dest / "README.md").is_file() and "quality targets not met: rqe ap" in capsys.readouterr().err
+    assert script.main(["--run", "nope", "--dest", str(dest)]) == 2

@@ -164,14 +164,14 @@ def test_a_run_from_the_rounded_base_is_staged_with_the_fp16_note(tmp_path):
 
     from fakes import REPO_ID, json_loader, make_manifest, make_run
 
-    from medenc.core.layout import RUN_INFO
+    from medenc.core.layout import RUN_RECORD
     from medenc.release.hub import stage_release
 
     run_dir = make_run(tmp_path)
-    info = json.loads((run_dir / RUN_INFO).read_text(encoding="utf-8"))
+    info = json.loads((run_dir / RUN_RECORD).read_text(encoding="utf-8"))
     info["base_model"] |= {"sha256": base_model.FP16_ROUNDED_SHA256, **base_model.weights_variant(
         base_model.FP16_ROUNDED_SHA256)}  # fmt: skip
-    (run_dir / RUN_INFO).write_text(json.dumps(info), encoding="utf-8")
+    (run_dir / RUN_RECORD).write_text(json.dumps(info), encoding="utf-8")
     staged = stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
     text = (staged / "README.md").read_text(encoding="utf-8")
     assert "base_model: sentence-transformers/all-mpnet-base-v2" in text

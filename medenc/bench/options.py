@@ -1,20 +1,14 @@
 """The benchmark's options, defined once: :class:`BenchConfig`'s fields make the command line.
 
-Each field becomes ``--field-name`` (underscores as dashes), with the help, choices and parser of its
-metadata; a bool that defaults to True becomes ``--no-field-name``; ``overrides`` is training's repeatable
-``--set KEY=VALUE``. A field with ``metadata={"cli": False}`` stays off the command line. Every field has a
-default, which is the option's.
+scripts/_cli.py builds it (the library parses no command line): each field becomes ``--field-name``
+(underscores as dashes), with the help, choices and parser of its metadata; a bool that defaults to True
+becomes ``--no-field-name``; ``overrides`` is training's repeatable ``--set KEY=VALUE``. A field with
+``metadata={"cli": False}`` stays off the command line. Every field has a default, which is the option's.
 """
 
 from __future__ import annotations
 
-import argparse
-import types
-import typing
-from dataclasses import dataclass, field, fields
-from typing import Any
-
-from medenc.training.recipe import add_override_argument
+from dataclasses import dataclass, field
 
 
 def phase_numbers(text: str) -> tuple[int, ...]:
@@ -81,41 +75,3 @@ class BenchConfig:
     # not an option (it never was): every run of the command line cuts the same rows, so runs compare
     seed: int = field(default=0, metadata={"cli": False})
     out: str = field(default="outputs/bench/bench.json", metadata={"help": "where bench.json goes"})
-
-
-def _value_type(hint: Any) -> Any:
-    """The parser of a field's values: its type, without the ``| None`` of an optional one."""
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return next(a for a in typing.get_args(hint) if a is not type(None))
-    return hint
-
-
-def build_parser(description: str | None = None) -> argparse.ArgumentParser:
-    """The command line of :class:`BenchConfig`, generated from its fields."""
-    parser = argparse.ArgumentParser(description=description)
-    hints = typing.get_type_hints(BenchConfig)
-    for f in fields(BenchConfig):
-        if not f.metadata.get("cli", True):
-            continue
-        if f.name == "overrides":
-            add_override_argument(parser)  # dest "overrides", like this field
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        extra = {k: v for k, v in f.metadata.items() if k in ("choices", "help", "metavar")}
-        if hints[f.name] is bool:
-            if f.default is True:
-                parser.add_argument(f"--no-{flag[2:]}", dest=f.name, action="store_false", **extra)
-            else:
-                parser.add_argument(flag, action="store_true", **extra)
-            continue
-        value_type = f.metadata.get("type", _value_type(hints[f.name]))
-        parser.add_argument(flag, type=value_type, default=f.default, **extra)
-    return parser
-
-
-def parse_args(argv: list[str] | None = None, description: str | None = None) -> BenchConfig:
-    """A :class:`BenchConfig` from the command line (``sys.argv[1:]`` unless ``argv``)."""
-    ns = build_parser(description).parse_args(argv)
-    values = vars(ns)
-    values["overrides"] = tuple(values["overrides"])
-    return BenchConfig(**values)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import sysconfig
 import tempfile
 import zipfile
@@ -50,6 +51,8 @@ FP16_ROUNDED_SHA256 = "8fc3e604e168e1bea62aa5bc6da79642d92954fd17d7d1f400e3146c4
 FP16_ROUNDED_VARIANT = "fp16-rounded"
 N_PARTS = 5
 _ZIP_ROOT = "all-mpnet-base-v2/"
+# Seconds to wait for a TCP connection to the Hub before the offline copy is used (a reachable Hub takes ms).
+HUB_PROBE_TIMEOUT_S = 3.0
 
 
 def verify_folder(folder: Path, files: dict[str, str] = FILES) -> None:
@@ -146,32 +149,77 @@ def assemble_from_parts(parts: list[Path], target: Path, files: dict[str, str] =
     return target
 
 
-def _from_hub() -> Path | None:
-    """The pinned snapshot from the Hub or the HF cache, or None when neither can provide it."""
+def _hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` as huggingface_hub reads it (the env var, or its constant set at import)."""
+    import huggingface_hub.constants
+
+    env = os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}
+    return env or bool(huggingface_hub.constants.HF_HUB_OFFLINE)
+
+
+def hub_unreachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
+    """Why the Hub endpoint (or the proxy in front of it) takes no connection, or None when it does.
+
+    One TCP connect with a short timeout: huggingface_hub retries a refused connection five times with
+    backoff (~24 s of warnings) before giving up, which is no way to learn that a machine is offline.
+    """
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    import huggingface_hub.constants
+
+    url = urlsplit(huggingface_hub.constants.ENDPOINT)
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if proxy and not urllib.request.proxy_bypass(url.hostname or ""):
+        url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"{url.hostname}:{port} unreachable ({type(exc).__name__})"
+    return None
+
+
+def _from_hub() -> tuple[Path | None, str]:
+    """The pinned snapshot from the Hub or the HF cache, or None and why neither can provide it."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}
+    offline, why = _hub_offline(), None
+    if not offline:
+        why = hub_unreachable()
+        offline = why is not None  # the HF cache may still hold the snapshot
     try:
         folder = snapshot_download(BASE_MODEL_ID, revision=BASE_MODEL_REVISION, local_files_only=offline)
     except LocalEntryNotFoundError:
-        return None
+        return None, "HF_HUB_OFFLINE=1, not in the HF cache" if why is None else f"Hub {why}"
     except Exception as exc:
-        log.info("Hub unavailable for %s (%s); using the offline copy", BASE_MODEL_ID, type(exc).__name__)
-        return None
-    return Path(folder)
+        return None, f"Hub unavailable ({type(exc).__name__})"
+    return Path(folder), "the HF cache" if offline else "the Hub"
+
+
+_SAID: set[str] = set()
+
+
+def _say(msg: str, *args: object) -> None:
+    """Log which source the base model came from, once per process (training resolves it per phase)."""
+    text = msg % args
+    if text not in _SAID:
+        _SAID.add(text)
+        log.info("%s", text)
 
 
 def resolve_base_model(prefer_hub: bool | None = None) -> Path:
     """Return a local folder holding the verified base model, assembling the offline copy if needed.
 
     ``prefer_hub`` defaults to true unless ``MEDENC_BASE_MODEL=offline``; a folder given in
-    ``MEDENC_BASE_MODEL`` is used as is (after verification).
+    ``MEDENC_BASE_MODEL`` is used as is (after verification). One log line says which source was used.
     """
     choice = os.environ.get("MEDENC_BASE_MODEL", "")
     if choice and choice not in {"hub", "offline"}:
         folder = Path(choice).expanduser()
         verify_folder(folder)
+        _say("base model: %s (MEDENC_BASE_MODEL), verified", folder)
         return folder
     if prefer_hub is None:
         prefer_hub = choice != "offline"
@@ -181,16 +229,20 @@ def resolve_base_model(prefer_hub: bool | None = None) -> Path:
         # training on a truncated or edited cache.
         try:
             verify_folder(target)
+            _say("base model: the offline copy in %s, verified", target)
             return target
         except ModelError as exc:
             log.warning("the cached base model is damaged (%s): assembling it again", exc)
             shutil.rmtree(target)
+    why = "MEDENC_BASE_MODEL=offline"
     if prefer_hub:
-        folder = _from_hub()
+        folder, source = _from_hub()
         if folder is not None:
             verify_folder(folder)
+            _say("base model: %s from %s, verified", BASE_MODEL_ID, source)
             return folder
-    log.info("Assembling the offline base model into %s", target)
+        why = source
+    _say("base model: assembling the offline copy into %s (%s)", target, why)
     return assemble_from_parts(part_paths(), target)
 
 

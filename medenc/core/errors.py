@@ -1,12 +1,23 @@
-"""Exceptions with messages a user can act on.
+"""Exceptions with messages a user can act on, and the exit codes every script answers with.
 
 Every error names the file, the row or element, and what was expected, so that bad input is never silently
 skipped or half-written.
+
+Exit codes, the same for every script in scripts/ (tests/test_scripts.py holds each one to them):
+0 done; 1 an unexpected failure (a bug or a library's own error: Python's traceback exit); 2 a user error
+that names its fix (a MedencError, one line on stderr; argparse's usage errors are 2 as well); 3 done, but a
+check the command makes did not pass (``make results``: the records are published, a quality target is
+not met).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USER_ERROR = 2
+EXIT_CHECK_FAILED = 3
 
 
 class MedencError(Exception):
@@ -47,7 +58,7 @@ class ReleaseError(MedencError):
     """A release cannot be staged or pushed; the message says how to fix or retry."""
 
 
-def fail(exc: MedencError, code: int = 2) -> int:
+def fail(exc: MedencError, code: int = EXIT_USER_ERROR) -> int:
     """A script's answer to an error the user can act on: one line on stderr, and its exit code.
 
     The message already names the problem and the fix, so a traceback adds nothing for a user; with

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medenc.core.eval_sets import names_of_task
+
 # --- Prepared data (written by `make data`, read by training and evaluation) -------------------------------
 # Each set is a `datasets.Dataset` saved with `save_to_disk` at <prepared>/<split>/<name>.
 GRADED_PAIRS = "graded_pairs"  # sentence1, sentence2, score in [0, 1], source
@@ -21,12 +23,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 TRAIN_SPLITS = ("train", "validation")
 
-# Held-out test sets under <prepared>/test/.
-TEST_STS = ("biosses", "stsb")  # sentence1, sentence2, score in [0, 1]
-TEST_CLASSIFICATION = ("rqe",)  # sentence1, sentence2, label (0/1)
-# <name>_queries (id, text), <name>_corpus (id, text), <name>_qrels (query_id, corpus_id)
-TEST_RETRIEVAL = ("medquad", "pubmedqa", "terms", "concepts")
-TEST_TRIPLETS = ("triplets",)  # anchor, positive, negative
+# Held-out test sets under <prepared>/test/: declared once in medenc/core/eval_sets.py (EVAL_SETS). The
+# retrieval ones are three sets each: <name>_queries (id, text), <name>_corpus (id, text), <name>_qrels.
+TEST_RETRIEVAL = names_of_task("retrieval")
 
 # The max_seq_length every saved model folder carries, and the passage cap of the evaluation: training may use
 # shorter lengths for speed, but users encode (and the card's figures were measured) at this length.

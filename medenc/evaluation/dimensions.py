@@ -13,11 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from medenc.evaluation.scoring import SuiteScores, Table, intervals, resample, score_set
-from medenc.evaluation.sets import EvalSet
+from medenc.evaluation.sets import SETS, EvalSet
 
 DEFAULT_DIMENSIONS = (256, 128)
-# The sets a user's index serves, retrieval and similarity; RQE and the triplets stay at full width only.
-DIMENSION_SETS = ("biosses", "stsb", "medquad", "pubmedqa", "terms", "concepts")
 
 
 def truncate(table: Table, dim: int) -> Table:
@@ -59,7 +57,8 @@ def dimension_results(
     The resampled items of a set are those of the main figures (same seed), so the full-width entry equals
     ``results`` and every dimension is read through the same resamples.
     """
-    sets = {name: es for name, es in eval_sets.items() if name in DIMENSION_SETS}
+    # The sets a user's index serves (EvalSetSpec.dimensions): RQE and the triplets stay at full width only.
+    sets = {name: es for name, es in eval_sets.items() if name in SETS and SETS[name].dimensions}
     if not sets or not requested:
         return {}
     short = scores.tables[models[0]][0]

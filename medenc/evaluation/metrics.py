@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RETRIEVAL_METRICS = ("recall@5", "ndcg@10", "mrr@10")
-
 
 def pairwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine, through the same function the ST evaluators use (bit-identical scores)."""

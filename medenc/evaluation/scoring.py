@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from medenc.core.eval_sets import RETRIEVAL_METRICS
 from medenc.evaluation import metrics as M
 from medenc.evaluation.cache import CachedEncoder, EmbeddingCache, ModelRef
 from medenc.evaluation.sets import EvalSet, unique_texts
@@ -88,13 +89,13 @@ def _score_retrieval(d: dict, short: Table, passage: Table | None, enc: CachedEn
         write_csv=False,
     )
     out = ev(enc)
-    values = {m: out[f"cosine_{m}"] for m in M.RETRIEVAL_METRICS}
+    values = {m: out[f"cosine_{m}"] for m in RETRIEVAL_METRICS}
     qids, cids = list(d["queries"]), list(d["corpus"])
     q_emb = np.stack([short[d["queries"][q]] for q in qids])
     c_emb = np.stack([passage[d["corpus"][c]] for c in cids])
     ranked = M.rank_corpus(q_emb, c_emb, cids, k=10)
     per_q = M.retrieval_per_query(ranked, [d["relevant"][q] for q in qids])
-    return values, {m: M.mean_stat(per_q[m]) for m in M.RETRIEVAL_METRICS}
+    return values, {m: M.mean_stat(per_q[m]) for m in RETRIEVAL_METRICS}
 
 
 _SCORERS: dict[str, Scorer] = {

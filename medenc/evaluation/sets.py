@@ -14,19 +14,11 @@ import numpy as np
 
 import medenc.data
 from medenc.core.errors import DataError
-from medenc.evaluation import metrics as M
+from medenc.core.eval_sets import EVAL_SETS, EvalSetSpec
 
-# name -> (task, metrics, title). The order here is the order of tables and charts.
-SETS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "biosses": ("sts", ("spearman",), "BIOSSES"),
-    "stsb": ("sts", ("spearman",), "STS-B"),
-    "rqe": ("pair_classification", ("ap",), "RQE"),
-    "medquad": ("retrieval", M.RETRIEVAL_METRICS, "MedQuAD"),
-    "pubmedqa": ("retrieval", M.RETRIEVAL_METRICS, "PubMedQA"),
-    "terms": ("retrieval", M.RETRIEVAL_METRICS, "Medical terms"),
-    "concepts": ("retrieval", M.RETRIEVAL_METRICS, "Medical concepts (lay / synonym -> concept)"),
-    "triplets": ("triplets", ("accuracy",), "Medical triplets"),
-}
+# name -> EvalSetSpec (task, metrics, title, ...): the very dict of medenc/core/eval_sets.py, so an entry
+# added there is scored here. Its order is the order of tables and charts.
+SETS: dict[str, EvalSetSpec] = EVAL_SETS
 
 
 class SetLoader(Protocol):
@@ -125,7 +117,7 @@ def load_set(loader: SetLoader, name: str) -> EvalSet:
     """Build an EvalSet from the loader (``medenc.data`` or a test double with the same functions)."""
     if name not in SETS:
         raise DataError(f"test/{name}", None, f"one of {list(SETS)}", repr(name))
-    task = SETS[name][0]
+    task = SETS[name].task
     if task in ("sts", "pair_classification"):
         return _pair_set(loader, name, task)
     if task == "triplets":

@@ -128,7 +128,7 @@ def _results_doc(
         "run_data_manifest_sha256": inputs.record.data_manifest_sha256 if inputs.record else None,
         "models": inputs.models,
         "sets": {
-            name: {"task": es.task, "n": es.n, "metrics": list(SETS[name][1]), "title": SETS[name][2]}
+            name: {"task": es.task, "n": es.n, "metrics": list(SETS[name].metrics), "title": SETS[name].title}
             for name, es in inputs.sets.items()
         },
         "results": scores.results,

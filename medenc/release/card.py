@@ -16,6 +16,7 @@ from typing import Any
 
 from medenc.core.base_model import BASE_MODEL_ID, WEIGHTS_SHA256, is_rounded_base, is_verified_base
 from medenc.core.errors import ReleaseError
+from medenc.core.eval_sets import EVAL_SETS
 from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import FINAL_DIR, MODEL_NAME, PHASE_DIRS, training_seconds
 from medenc.core.paths import PROJECT_ROOT
@@ -35,7 +36,7 @@ TAGS = [
 ]
 
 # model-index task (type, name) per task of the evaluation suite (results.json `sets.<name>.task`, spelled as
-# medenc.evaluation.sets.SETS spells it): the ids sentence-transformers' own cards write for the evaluator
+# medenc/core/eval_sets.py spells it): the ids sentence-transformers' own cards write for the evaluator
 # that measures the same thing, so the Hub groups our figures with every other embedding model's.
 TASK_TYPES: dict[str, tuple[str, str]] = {
     "sts": ("semantic-similarity", "Semantic Similarity"),
@@ -60,22 +61,6 @@ _FIELD_ALIASES = {
     "hub_dataset": ("hub_dataset",),
     "bibtex": ("bibtex",),
 }
-
-# The raw source each held-out set is drawn from (its upstream is the model-index `source_url`).
-EVAL_SOURCES = {
-    "biosses": "biosses",
-    "stsb": "stsbenchmark",
-    "rqe": "rqe_amia2016",
-    "medquad": "medquad",
-    "pubmedqa": "pubmedqa",
-    "terms": "medical_abbreviations",
-    "concepts": "disease_ontology",
-    "triplets": "medquad",
-}
-# Held-out sets that are a Hub dataset's split row for row (checked: same 100 pairs, same mean gold score):
-# the model-index names that dataset. Every other set is this project's own split of a raw source (held out
-# by document, deduplicated, leakage-filtered), identified by the data manifest's hash as its revision.
-HUB_EVAL_SETS = {"biosses": ("bigbio/biosses", "train")}
 
 
 def _manifest_entries(manifest: dict | None) -> dict[str, dict]:
@@ -152,10 +137,12 @@ def final_results(results: dict) -> dict[str, dict[str, dict]]:
 
 def _dataset_fields(set_name: str, info: dict, results: dict) -> dict[str, Any]:
     """The model-index dataset of a held-out set: a Hub id where the same data is there, else our split."""
-    if set_name in HUB_EVAL_SETS:
-        hub_id, split = HUB_EVAL_SETS[set_name]
+    spec = EVAL_SETS.get(set_name)
+    if spec is not None and spec.hub_dataset is not None:
+        hub_id, split = spec.hub_dataset
         return {"dataset_type": hub_id, "dataset_name": info.get("title", set_name), "dataset_split": split}
-    source = CATALOG.get(EVAL_SOURCES.get(set_name, ""))
+    # Our own split of a raw source, identified by the data manifest's hash as its revision.
+    source = CATALOG.get(spec.source) if spec is not None else None
     return {
         "dataset_type": set_name,
         "dataset_name": info.get("title", set_name),

@@ -7,17 +7,15 @@ non-regression target needs its difference at or above the (negative) tolerance.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import shutil
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from medenc.core.environment import device_name
-from medenc.core.errors import MedencError, RunError
+from medenc.core.errors import RunError
+from medenc.core.eval_sets import quality_targets
 from medenc.core.layout import (
     EVAL_DIR,
     MANIFEST,
@@ -27,60 +25,18 @@ from medenc.core.layout import (
     RUN_RECORD,
     training_seconds,
 )
-from medenc.core.paths import PROJECT_ROOT, outputs_dir, prepared_dir
+from medenc.core.paths import outputs_dir, prepared_dir
 from medenc.core.runs import RunRecord, read_run_record
 from medenc.release.hub import ASSETS_DIR
 
 
-@dataclass(frozen=True)
-class Target:
-    """``metric`` on ``set`` must reach ``base + margin`` (or halfway to 1.0 above ``halfway_above``), or
-    the fixed figure ``at_least`` where one is given (still a gain: its CI must exclude zero)."""
-
-    set: str
-    metric: str
-    margin: float
-    halfway_above: float | None = None
-    at_least: float | None = None
-
-    @property
-    def improvement(self) -> bool:
-        return self.margin > 0 or self.at_least is not None
-
-    def threshold(self, base: float) -> float:
-        if self.at_least is not None:
-            return self.at_least
-        if self.halfway_above is not None and base > self.halfway_above:
-            return base + (1.0 - base) / 2
-        return base + self.margin
-
-    def describe(self) -> str:
-        if self.at_least is not None:
-            return f"≥ {self.at_least:g}"
-        text = f"≥ base {'+' if self.margin >= 0 else '−'} {abs(self.margin):g}"
-        if self.halfway_above is not None:
-            text += f" (halfway to 1.0 if base > {self.halfway_above:g})"
-        return text
-
-
-# The project's quality bar for the CPU recipe (issues: "Quality", and the concepts round of it).
-TARGETS: tuple[Target, ...] = (
-    Target("concepts", "ndcg@10", 0.15),
-    Target("terms", "ndcg@10", 0.0, at_least=0.58),
-    Target("biosses", "spearman", 0.03),
-    Target("medquad", "ndcg@10", 0.08, halfway_above=0.84),
-    Target("rqe", "ap", 0.05),
-    Target("pubmedqa", "ndcg@10", -0.005),
-    Target("stsb", "spearman", -0.005),
-)
-
-
 def check_targets(results: dict, model: str = "final") -> list[dict]:
-    """One row per target for ``model`` (``final`` resolves to the phase it was copied from)."""
+    """One row per target of the set table (``quality_targets``) for ``model`` (``final``: the phase it
+    was copied from)."""
     if model == "final":
         model = results["models"]["final"]["from"]
     rows = []
-    for t in TARGETS:
+    for t in quality_targets():
         try:
             base = results["results"]["base"][t.set][t.metric]["value"]
             value = results["results"][model][t.set][t.metric]["value"]
@@ -233,6 +189,9 @@ def rerender_card(dest: Path, repo_id: str) -> Path:
     from medenc.core.base_model import resolve_base_model
     from medenc.release.card import render_card
 
+    for name in (RESULTS_FILE, RUN_RECORD, MANIFEST):
+        if not (dest / name).is_file():
+            raise RunError(f"{dest / name}: missing; publish the run first (`make results RUN=<run>`)")
     results = json.loads((dest / RESULTS_FILE).read_text(encoding="utf-8"))
     card = render_card(
         dest, repo_id, results=results, run_info=read_run_record(dest).to_dict(),
@@ -265,29 +224,7 @@ def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path
     return dest
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Publish outputs/<run>/ into results/<run>/ (``make results``); a MedencError exits 1, said."""
-    ap = argparse.ArgumentParser(
-        description="Publish a run's records into results/<run>/, check its targets."
-    )
-    ap.add_argument("--run", required=True)
-    ap.add_argument("--dest", type=Path, default=None, help="default: results/<run>")
-    ap.add_argument("--command", default=None, help="the command that produced the run (recorded)")
-    ap.add_argument("--log", type=Path, default=None, help="that command's console output, to keep")
-    ap.add_argument(
-        "--rerender-card",
-        metavar="REPO_ID",
-        help="only render results/<run>/model_card.md again from the published records",
-    )
-    args = ap.parse_args(argv)
-    if args.rerender_card:
-        print(rerender_card(args.dest or PROJECT_ROOT / "results" / args.run, args.rerender_card))
-        return 0
-    command = args.command or f"make train evaluate release RECIPE={args.run}"
-    try:
-        dest = publish(args.run, args.dest or PROJECT_ROOT / "results" / args.run, command, args.log)
-    except MedencError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print((dest / "README.md").read_text(encoding="utf-8"))
-    return 0
+def missed_targets(dest: Path) -> list[str]:
+    """The quality targets the published run in ``dest`` misses, as ``set metric`` (empty: all met)."""
+    results = json.loads((dest / RESULTS_FILE).read_text(encoding="utf-8"))
+    return [f"{r['set']} {r['metric']}" for r in check_targets(results) if not r["met"]]

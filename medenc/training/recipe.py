@@ -430,18 +430,6 @@ def validate(recipe: Recipe, where: str) -> None:
         raise RecipeError(f"{where}: every phase is disabled; enable at least one")
 
 
-def add_override_argument(parser) -> None:
-    """``--set KEY=VALUE`` (repeatable) on an argparse parser, as training and the benchmark take it."""
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key, e.g. phase2.batch_size=16 (repeatable)",
-    )
-
-
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read a recipe YAML file and apply ``--set`` overrides (which win); strict about keys and types."""
     path = Path(path)
