@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from fakes import REPO_ID, json_loader, make_run
 
 from medenc.core import layout
 from medenc.core.errors import DataError, LeakageError
@@ -260,6 +261,18 @@ def test_a_registered_source_reaches_the_manifest_and_the_card(
         TOY_COMMIT,
     )
     assert toy["train"] and not toy["test_only"] and toy["attribution"] == "Toy et al., 2026, A toy glossary"
+    # ... and the rendered card's sources table has its row (a fake run that did not train on it).
+    run_dir = make_run(tmp_path / "run")
+    run_info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    text = str(
+        card.render_card(run_dir, REPO_ID, results=json_loader(run_dir), run_info=run_info, manifest=manifest)
+    )
+    line = next(ln for ln in text.splitlines() if ln.startswith("| Toy terms |"))
+    assert line.startswith(
+        "| Toy terms | CC0 1.0 | train+validation: pairs (term->meaning) (*not used by this run*) |"
+    )
+    assert f"[https://example.org/toy](https://example.org/toy) @ `{TOY_COMMIT[:12]}`" in line
+    assert line.endswith("| Toy et al., 2026, A toy glossary |")
 
 
 def test_every_source_declares_what_it_reads() -> None:
