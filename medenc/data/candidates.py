@@ -20,6 +20,10 @@ def training_candidates(registry: tuple[Source, ...], parsed: Parsed, skips: Ski
     for source in in_order(registry, ROW_ORDER):
         if source.training_rows is not None:
             for fmt, rows in source.training_rows(parsed[source.folder], skips).items():
+                if fmt not in out:  # a programming error in a source module, not bad data
+                    raise ValueError(
+                        f"source {source.folder!r}: training rows of format {fmt!r}, not one of {list(out)}"
+                    )
                 out[fmt] += rows
     return out
 
