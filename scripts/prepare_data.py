@@ -3,21 +3,80 @@
 Usage::
 
     python scripts/prepare_data.py [--leakage-threshold 0.5] [--out data/prepared] [--accept-upstream]
+    python scripts/prepare_data.py --print-pins
 
 Reads ``$DATA_DIR`` (default ``../shared/data``), writes ``$PREPARED_DIR`` (default ``data/prepared``), prints
 the rows per split/set/source and the leakage summary; exits 2 with the message on bad data or leakage.
-A raw file that differs from its pinned sha256 (:mod:`medenc.data.pins`) is bad data, unless
-``--accept-upstream`` (``make data DATA_ARGS=--accept-upstream``) accepts it on purpose: the manifest then
-records it under ``upstream_accepted``.
+A raw file that differs from its pinned sha256 (each source module's ``pins``, :mod:`medenc.data.pins`) is
+bad data, unless ``--accept-upstream`` (``make data DATA_ARGS=--accept-upstream``) accepts it on purpose: the
+manifest then records it under ``upstream_accepted``. ``--print-pins`` prints the pins of the raw files as
+they are now (to paste into the source modules after a deliberate upstream update) and writes nothing.
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
 import sys
+from pathlib import Path
 
-from medenc.core.errors import EXIT_USER_ERROR
-from medenc.data.prepare import main
+from medenc.core.errors import MedencError, fail
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (the threshold defaults to $MEDENC_LEAKAGE_THRESHOLD, else the leakage default)."""
+    from medenc.data.leakage import DEFAULT_THRESHOLD
+
+    ap = argparse.ArgumentParser(
+        description="Prepare the training, validation and test sets from the raw data."
+    )
+    ap.add_argument(
+        "--leakage-threshold",
+        type=float,
+        default=float(os.environ.get("MEDENC_LEAKAGE_THRESHOLD", DEFAULT_THRESHOLD)),
+        help="max allowed fraction of a test text's word 8-grams found in training texts (default 0.5)",
+    )
+    ap.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: $PREPARED_DIR or data/prepared)"
+    )
+    ap.add_argument(
+        "--accept-upstream",
+        action="store_true",
+        help="use raw files that differ from their pinned sha256 (a newer upstream version, on purpose); "
+        "the manifest records them under upstream_accepted",
+    )
+    ap.add_argument(
+        "--print-pins",
+        action="store_true",
+        help="print the pins of the raw files under $DATA_DIR as they are now, and write nothing",
+    )
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Prepare everything and print the counts table; exit 2 with the message on bad data or leakage."""
+    args = parse_args(argv)
+    # Progress lines (medenc.core.progress) are INFO log records: without a handler they would not show.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from medenc.core.paths import data_dir
+    from medenc.data import pins
+    from medenc.data.prepare import prepare
+    from medenc.data.write import format_table
+
+    try:
+        if args.print_pins:
+            print(pins.format_pins(data_dir()))
+            return 0
+        path, manifest = prepare(args.out, args.leakage_threshold, args.accept_upstream)
+    except MedencError as e:
+        return fail(e)
+    print(format_table(manifest))
+    for key, sha in manifest.get("upstream_accepted", {}).items():
+        print(f"accepted, differs from its pin: {key} (sha256 {sha or 'missing'})")
+    print(f"\nwrote {path}")
+    return 0
+
 
 if __name__ == "__main__":
-    # main() returns 1 for a MedencError it has said (an unexpected failure raises): the convention's 2.
-    sys.exit(EXIT_USER_ERROR if (code := main()) == 1 else code)
+    sys.exit(main())

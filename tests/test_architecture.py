@@ -70,3 +70,64 @@ def test_scripts_are_thin_and_import_the_installed_package():
         text = script.read_text(encoding="utf-8")
         assert "sys.path" not in text, script
         assert script.stem not in {"evaluate", "datasets", "transformers", "accelerate"}, script
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:``: imports only a type checker runs."""
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _medenc_imports(path: Path, modules: set[str]) -> set[str]:
+    """The medenc modules a module imports, at module level or inside functions (a deferred import still
+    runs; pins.py and prepare.py once imported each other that way), not under ``if TYPE_CHECKING:``.
+
+    ``from medenc.x import y`` counts as importing ``medenc.x.y`` where that is a module, else ``medenc.x``.
+    """
+    out: set[str] = set()
+    todo: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"))]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name in modules}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                full = f"{node.module}.{a.name}"
+                out |= {full} if full in modules else ({node.module} & modules)
+        elif not _is_type_checking(node):
+            todo += ast.iter_child_nodes(node)
+    return out
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of ``graph`` (module -> modules it imports), or [] where there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(mod: str) -> list[str]:
+        state[mod] = 1
+        path.append(mod)
+        for dep in sorted(graph[mod]):
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        state[mod] = 2
+        path.pop()
+        return []
+
+    for mod in sorted(graph):
+        if mod not in state and (found := visit(mod)):
+            return found
+    return []
+
+
+def test_no_import_circle_inside_the_package():
+    names = {_module_name(p): p for p in _modules()}
+    graph = {mod: _medenc_imports(p, set(names)) - {mod} for mod, p in names.items()}
+    assert _cycle(graph) == []
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # the check finds one

@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+from fakes import REPO_ID, json_loader, make_run
 
 from medenc.core import layout
 from medenc.core.errors import DataError, LeakageError
 from medenc.core.io import sha256_file
-from medenc.core.paths import data_dir
-from medenc.data import catalog, leakage, pins, prepare, sources
+from medenc.core.paths import PROJECT_ROOT, data_dir
+from medenc.data import catalog, filters, leakage, parsing, pins, prepare, read, test_sets, write
+from medenc.data.source import Concept, Dropped, Pin, Source, SourceInfo, concept_held, row
+from medenc.data.sources import (
+    REGISTRY,
+    biosses,
+    disease_ontology,
+    hpo_layperson,
+    medical_abbreviations,
+    medquad,
+    meqsum,
+    pubmedqa,
+    rqe_amia2016,
+    stsbenchmark,
+)
 
 try:
     RAW = data_dir()
@@ -40,17 +56,17 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 # --- adapters on the real files -----------------------------------------------------------------------------
 @needs_raw
 def test_real_counts_match_readme() -> None:
-    assert len(sources.read_biosses(RAW)) == 100
-    rqe = sources.read_rqe(RAW)
+    assert len(biosses.read(RAW / "biosses")) == 100
+    rqe = rqe_amia2016.read(RAW / "rqe_amia2016")
     assert len(rqe["train"]) == 8588 - 1  # pair 5860 ships an empty <faq> (KNOWN_EMPTY)
     assert len(rqe["test"]) == 302
-    items, test_ids = sources.read_pubmedqa(RAW)
-    assert len(items) == 1000 and len(test_ids) == 500
-    stsb = sources.read_stsb(RAW)
+    pm = pubmedqa.read(RAW / "pubmedqa")
+    assert len(pm.items) == 1000 and len(pm.test_ids) == 500
+    stsb = stsbenchmark.read(RAW / "stsbenchmark")
     assert [len(stsb[s]) for s in ("train", "dev", "test")] == [5749, 1500, 1379]
-    assert len(sources.read_meqsum(RAW)) == 1000
-    assert len(sources.read_abbreviations(RAW)) == 4438
-    docs = sources.read_medquad(RAW)
+    assert len(meqsum.read(RAW / "meqsum")) == 1000
+    assert len(medical_abbreviations.read(RAW / "medical_abbreviations")) == 4438
+    docs = medquad.read(RAW / "medquad").docs
     assert len(docs) == 11274
     common = [d for d in docs if not d.variant_schema]  # SOURCE.txt counts <QAPair> elements only
     assert sum(len(d.qa) for d in common) == 47441
@@ -60,7 +76,7 @@ def test_real_counts_match_readme() -> None:
 
 @needs_raw
 def test_real_scores_normalised() -> None:
-    for p in sources.read_biosses(RAW) + sources.read_stsb(RAW)["test"]:
+    for p in biosses.read(RAW / "biosses") + stsbenchmark.read(RAW / "stsbenchmark")["test"]:
         assert 0.0 <= p.score <= 1.0
 
 
@@ -124,13 +140,16 @@ def test_splits_are_stable(prepared: Path) -> None:
 
 def test_terms_test_set_holds_out_whole_abbreviations() -> None:
     """Each meaning of a held-out abbreviation is relevant; a query equal to a corpus text is dropped."""
-    abbrevs = [sources.AbbreviationRow(f"x.csv:{i}", f"AB{i}", f"meaning {i}") for i in range(200)]
-    abbrevs += [sources.AbbreviationRow("x.csv:900", a.abbreviation, "second meaning") for a in abbrevs[:200]]
-    held = [a for a in abbrevs[:200] if prepare._abbreviation_held(a.abbreviation)]
+    row_of = medical_abbreviations.AbbreviationRow
+    abbrevs = [row_of(f"x.csv:{i}", f"AB{i}", f"meaning {i}") for i in range(200)]
+    abbrevs += [row_of("x.csv:900", a.abbreviation, "second meaning") for a in abbrevs[:200]]
+    held = [a for a in abbrevs[:200] if medical_abbreviations.held(a.abbreviation)]
     assert 5 <= len(held) <= 50  # about 10% of 200
-    doc = sources.MedquadDoc("1_x/d1", 1, "Hypertension", ("High blood pressure", "meaning 0"), ())
-    other = sources.MedquadDoc("1_x/d2", 1, "Asthma", ("Wheezing disease",), ())
-    sets, skipped = prepare.build_terms_test([doc, other], {"1_x/d1"}, abbrevs)
+    doc = medquad.MedquadDoc("1_x/d1", 1, "Hypertension", ("High blood pressure", "meaning 0"), ())
+    other = medquad.MedquadDoc("1_x/d2", 1, "Asthma", ("Wheezing disease",), ())
+    mq = medquad.Medquad([doc, other], frozenset({"1_x/d1"}))
+    queries = medical_abbreviations.test_sets(abbrevs).terms + medquad.test_sets(mq).terms
+    sets, skipped = test_sets.build_terms_test(queries)
     queries = {r["id"]: r["text"] for r in sets[("test", "terms_queries")]}
     corpus = {r["id"]: r["text"] for r in sets[("test", "terms_corpus")]}
     rel: dict[str, set[str]] = {}
@@ -148,13 +167,120 @@ def test_terms_test_set_holds_out_whole_abbreviations() -> None:
 
 def test_catalog_covers_every_source() -> None:
     """One catalog entry per raw source folder, each with every field the manifest and the card need."""
-    assert list(catalog.CATALOG) == list(sources.SOURCE_FILES)
+    assert list(catalog.CATALOG) == [s.folder for s in REGISTRY]
     for folder, info in catalog.CATALOG.items():
         assert info.folder == folder
         optional = {"hub_dataset"}  # only where the Hub holds the same data
         if "test only" in info.role:
             optional.add("row_sources")  # no training rows
         assert all(getattr(info, f.name) for f in dataclasses.fields(info) if f.name not in optional), folder
+
+
+def _prepare_script() -> ModuleType:
+    """scripts/prepare_data.py as a module: its ``main(argv)`` is what ``make data`` runs."""
+    spec = importlib.util.spec_from_file_location(
+        "prepare_data", PROJECT_ROOT / "scripts" / "prepare_data.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- a new source is one module and one registry line -----------------------------------------------------
+TOY_LINES = [f"toy term {i}\ttoy meaning number {i}\n" for i in range(40)]
+TOY_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _toy_source(folder: Path) -> Source:
+    """A source as its module would declare it: one TSV of (term, meaning) lines, its pin, its catalog entry,
+    its reader and one training-row builder."""
+
+    def read_toy(path: Path, skips: parsing.SkipLog) -> list[list[str]]:
+        return [line.split("\t") for line in parsing.read_utf8(path / "toy.tsv").splitlines()]
+
+    def pairs(items: list[list[str]], skips: parsing.SkipLog) -> dict[str, list[dict]]:
+        return {
+            layout.PAIRS: [row(layout.PAIRS, "toy_terms", term, term, meaning) for term, meaning in items]
+        }
+
+    return Source(
+        info=SourceInfo(
+            folder="toy",
+            name="Toy terms",
+            license="CC0 1.0",
+            role="train+validation: pairs (term->meaning)",
+            url="https://example.org/toy",
+            commit=TOY_COMMIT,
+            attribution="Toy et al., 2026, A toy glossary",
+            row_sources=("toy_terms",),
+        ),
+        files=("toy.tsv",),
+        pins={"toy.tsv": Pin(sha256_file(folder / "toy.tsv"), len(TOY_LINES))},
+        read=read_toy,
+        training_rows=pairs,
+    )
+
+
+def test_a_registered_source_reaches_the_manifest_and_the_card(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A toy source, registered, flows through the build into the manifest and the card's source table."""
+    from medenc.release import card
+
+    folder = tmp_path / "raw" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "toy.tsv").write_text("".join(TOY_LINES), encoding="utf-8")
+    (folder / "SOURCE.txt").write_text(
+        f"source: https://example.org/toy\ncommit: {TOY_COMMIT}\nlicense: CC0 1.0 (LICENSE)\n",
+        encoding="utf-8",
+    )
+    registry = (_toy_source(folder),)
+    path, manifest = prepare.prepare(tmp_path / "prepared", registry=registry, root=folder.parent)
+    rows = {split: manifest["sets"][split]["pairs"].get("by_source", {}) for split in layout.TRAIN_SPLITS}
+    assert sum(by_source.get("toy_terms", 0) for by_source in rows.values()) == len(TOY_LINES)
+    assert manifest["raw_files_sha256"]["toy/toy.tsv"] == sha256_file(folder / "toy.tsv")
+    assert manifest["sources"] == {
+        "toy": {
+            "license": "CC0 1.0",
+            "license_upstream_note": "CC0 1.0 (LICENSE)",
+            "role": "train+validation: pairs (term->meaning)",
+            "url": "https://example.org/toy",
+            "commit": TOY_COMMIT,
+        }
+    }
+    assert manifest["leakage"]["passed"] and (path / "train" / "pairs" / "dataset_info.json").is_file()
+    # The card reads the catalog the registry gives (here: the real sources and the toy one).
+    monkeypatch.setattr(card, "CATALOG", catalog.catalog_of(REGISTRY + registry))
+    monkeypatch.setattr(card, "SOURCES_FALLBACK", {k: dataclasses.asdict(v) for k, v in card.CATALOG.items()})
+    (toy,) = card.data_sources(manifest, trained={"toy_terms"})
+    assert (toy["name"], toy["license"], toy["url"], toy["commit"]) == (
+        "Toy terms",
+        "CC0 1.0",
+        "https://example.org/toy",
+        TOY_COMMIT,
+    )
+    assert toy["train"] and not toy["test_only"] and toy["attribution"] == "Toy et al., 2026, A toy glossary"
+    # ... and the rendered card's sources table has its row (a fake run that did not train on it).
+    run_dir = make_run(tmp_path / "run")
+    run_info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    text = str(
+        card.render_card(run_dir, REPO_ID, results=json_loader(run_dir), run_info=run_info, manifest=manifest)
+    )
+    line = next(ln for ln in text.splitlines() if ln.startswith("| Toy terms |"))
+    assert line.startswith(
+        "| Toy terms | CC0 1.0 | train+validation: pairs (term->meaning) (*not used by this run*) |"
+    )
+    assert f"[https://example.org/toy](https://example.org/toy) @ `{TOY_COMMIT[:12]}`" in line
+    assert line.endswith("| Toy et al., 2026, A toy glossary |")
+
+
+def test_every_source_declares_what_it_reads() -> None:
+    """Each registered source names its files and pins them; a test-only source yields no training rows."""
+    for source in REGISTRY:
+        assert source.files and source.pins, source.folder
+        assert (source.training_rows is None) == ("test only" in source.info.role), source.folder
+        assert source.test_sets is not None or source.training_rows is not None, source.folder
 
 
 def test_load_split_missing_says_make_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,7 +331,7 @@ def test_malformed_xml(tmp_path: Path) -> None:
     f = tmp_path / "bad.xml"
     f.write_text('<RQE><pair pid="1" value="true"><chq>x</chq><faq>y</faq></pair>\n<pair>')
     with pytest.raises(DataError, match=r"bad\.xml, line 2") as e:
-        sources.read_rqe_file(f)
+        rqe_amia2016.read_file(f)
     assert "well-formed XML" in str(e.value)
 
 
@@ -213,50 +339,50 @@ def test_rqe_bad_value_and_empty_text(tmp_path: Path) -> None:
     f = tmp_path / "r.xml"
     f.write_text('<R><pair pid="7" value="maybe"><chq>x</chq><faq>y</faq></pair></R>')
     with pytest.raises(DataError, match=r"r\.xml, pair pid=7.*value=\"true\""):
-        sources.read_rqe_file(f)
+        rqe_amia2016.read_file(f)
     f.write_text('<R><pair pid="9" value="true"><chq>  </chq><faq>y</faq></pair></R>')
     with pytest.raises(DataError, match=r"r\.xml, pair pid=9 \(#1\) <chq>: expected a non-empty text"):
-        sources.read_rqe_file(f)
+        rqe_amia2016.read_file(f)
 
 
 def test_stsb_missing_field_and_bad_score(tmp_path: Path) -> None:
     f = tmp_path / "sts-x.csv"
     f.write_text("g\tf\t2012\t1\t3.0\tA man.\tA woman.\ng\tf\t2012\t2\t3.0\tonly one sentence\n")
     with pytest.raises(DataError, match=r"sts-x\.csv, line 2: expected at least 7 tab-separated"):
-        sources.read_stsb_file(f)
+        stsbenchmark.read_file(f)
     f.write_text("g\tf\t2012\t1\t5.5\tA man.\tA woman.\n")
     with pytest.raises(DataError, match=r"sts-x\.csv, line 1, column 5: expected a score in \[0, 5\]"):
-        sources.read_stsb_file(f)
+        stsbenchmark.read_file(f)
     f.write_text('g\tf\t2012\t1\t2\t"A man.\t \n')
     with pytest.raises(DataError, match=r"line 1, column 7 \(sentence2\): expected a non-empty text"):
-        sources.read_stsb_file(f)
+        stsbenchmark.read_file(f)
     # Quotes are text, not CSV quoting; two extra columns are fine.
     f.write_text('g\tf\t2012\t1\t2.5\t"A man.\tA "big" woman.\tsrc1\tsrc2\n')
-    assert sources.read_stsb_file(f)[0].sentence1 == '"A man.'
+    assert stsbenchmark.read_file(f)[0].sentence1 == '"A man.'
 
 
 def test_abbreviations_bad_rows(tmp_path: Path) -> None:
     f = tmp_path / "A.csv"
     f.write_text("Abbreviation/Shorthand,Meaning,More Info\r\nHTN,hypertension,\r\nBP\r\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"A\.csv, row 3: expected at least 2 fields"):
-        sources.read_abbreviations_file(f)
+        medical_abbreviations.read_file(f)
     f.write_text("Abbr,Meaning\r\nHTN,hypertension\r\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"A\.csv, line 1: expected the header"):
-        sources.read_abbreviations_file(f)
+        medical_abbreviations.read_file(f)
     f.write_bytes(b"Abbreviation/Shorthand,Meaning,More Info\r\nHTN,\xff\xfe,\r\n")
     with pytest.raises(DataError, match=r"A\.csv, byte \d+: expected UTF-8"):
-        sources.read_abbreviations_file(f)
+        medical_abbreviations.read_file(f)
 
 
 def test_unreadable_docx_and_xlsx(tmp_path: Path) -> None:
     d = tmp_path / "x.docx"
     d.write_text("not a zip")
     with pytest.raises(DataError, match=r"x\.docx: expected a Word \.docx file"):
-        sources.read_docx_table(d)
+        biosses.read_docx_table(d)
     x = tmp_path / "x.xlsx"
     x.write_text("not a workbook")
     with pytest.raises(DataError, match=r"x\.xlsx: expected an Excel \.xlsx workbook"):
-        sources.read_meqsum_file(x)
+        meqsum.read_file(x)
 
 
 def _docx(path: Path, rows: list[list[str]]) -> None:
@@ -285,12 +411,12 @@ def test_biosses_score_out_of_scale(tmp_path: Path) -> None:
     with pytest.raises(
         DataError, match=r"Annotator-Scores\.docx, table row 2, cell 4: expected a score in \[0, 4\]"
     ):
-        sources.read_biosses(root)
+        biosses.read(root / "biosses")
     _docx(
         root / "biosses" / "Annotator-Scores.docx",
         [["No", "A", "B", "C", "D", "E"], ["1", "4", "3", "4", "2", "2"]],
     )
-    assert sources.read_biosses(root)[0].score == pytest.approx(15 / 5 / 4)
+    assert biosses.read(root / "biosses")[0].score == pytest.approx(15 / 5 / 4)
 
 
 def test_meqsum_empty_text(tmp_path: Path) -> None:
@@ -306,7 +432,7 @@ def test_meqsum_empty_text(tmp_path: Path) -> None:
     with pytest.raises(
         DataError, match=r"m\.xlsx, sheet 'Sheet', row 3, column C \(Summary\): expected a non-empty"
     ):
-        sources.read_meqsum_file(f)
+        meqsum.read_file(f)
 
 
 def test_medquad_malformed_and_empty_question(tmp_path: Path) -> None:
@@ -315,7 +441,7 @@ def test_medquad_malformed_and_empty_question(tmp_path: Path) -> None:
     f = sub / "0001.xml"
     f.write_text("<Document id='1'><Focus>X</Focus><QAPairs><QAPair pid='1'><Question qid='1-1'></Question>")
     with pytest.raises(DataError, match=r"0001\.xml, line 1, column \d+: expected well-formed XML"):
-        sources.read_medquad_file(f, 2)
+        medquad.read_file(f, 2)
     f.write_text(
         "<Document id='1'><Focus>X</Focus><QAPairs><QAPair pid='3'><Question qid='1-3'> </Question>"
         "<Answer>a</Answer></QAPair></QAPairs></Document>"
@@ -323,29 +449,29 @@ def test_medquad_malformed_and_empty_question(tmp_path: Path) -> None:
     with pytest.raises(
         DataError, match=r"0001\.xml, <QAPair pid='3'> \(#1\) <Question>: expected a non-empty"
     ):
-        sources.read_medquad_file(f, 2)
+        medquad.read_file(f, 2)
     # An empty answer is upstream's "answer removed": not an error, not a pair.
     f.write_text(
         "<Document id='1'><Focus>X</Focus><QAPairs><QAPair pid='1'><Question qid='1-1'>What is X?</Question>"
         "<Answer></Answer></QAPair></QAPairs></Document>"
     )
-    assert sources.read_medquad_file(f, 2).qa[0].answer is None
+    assert medquad.read_file(f, 2).qa[0].answer is None
 
 
 def test_pubmedqa_bad_json(tmp_path: Path) -> None:
     (tmp_path / "pubmedqa").mkdir()
     (tmp_path / "pubmedqa" / "ori_pqal.json").write_text('{"1": {"QUESTION": "q", "CONTEXTS": ["a"]}')
     with pytest.raises(DataError, match=r"ori_pqal\.json, line 1, column \d+: expected valid UTF-8 JSON"):
-        sources.read_pubmedqa(tmp_path)
+        pubmedqa.read(tmp_path / "pubmedqa")
 
 
 def test_missing_source_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(DataError) as e:
-        sources.read_meqsum(tmp_path)
+        read.read_sources(tmp_path, (meqsum.SOURCE,), parsing.SkipLog())
     msg = str(e.value)
     assert str(tmp_path / "meqsum") in msg and "MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx" in msg
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "nope"))
-    assert prepare.main(["--out", str(tmp_path / "p")]) == 1
+    assert _prepare_script().main(["--out", str(tmp_path / "p")]) == 2
     assert not (tmp_path / "p").exists()
 
 
@@ -354,7 +480,7 @@ def test_missing_folder_in_copy_fails_before_writing(tmp_path: Path, monkeypatch
     # A raw root with every source but one (symlinks: never copy or modify the raw files).
     root = tmp_path / "raw"
     root.mkdir()
-    for name in sources.SOURCE_FILES:
+    for name in (s.folder for s in REGISTRY):
         if name != "biosses":
             (root / name).symlink_to(RAW / name)
     monkeypatch.setenv("DATA_DIR", str(root))
@@ -392,7 +518,7 @@ STS_ROWS = 30
 def small_raw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A small raw root (every source folder, a 30-line sts-train.csv, two MedQuAD subsets), pinned as is."""
     root = tmp_path / "raw"
-    for name in sources.SOURCE_FILES:
+    for name in (s.folder for s in REGISTRY):
         (root / name).mkdir(parents=True)
     rows = [
         f"g\tf\t2012\t{i}\t3.0\tA man plays tune {i}.\tA woman sings song {i}.\n" for i in range(STS_ROWS)
@@ -402,10 +528,15 @@ def small_raw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (root / "medquad" / sub).mkdir()
         for d in docs:
             (root / "medquad" / sub / f"{d}.xml").write_text(f"<Document><Focus>{d}</Focus></Document>")
-    monkeypatch.setattr(pins, "PINS", pins.current_pins(root, prepare.hash_raw_files(root)))
     monkeypatch.setenv("DATA_DIR", str(root))
     monkeypatch.delenv("MEDENC_VERBOSE", raising=False)
     return root
+
+
+@pytest.fixture
+def small_registry(small_raw: Path) -> tuple[Source, ...]:
+    """The registry with every source pinned to its files in ``small_raw`` as they are now."""
+    return pins.repin(small_raw)
 
 
 def _old_prepared(tmp_path: Path) -> tuple[Path, bytes]:
@@ -425,13 +556,15 @@ def _cut_mid_line(path: Path, fraction: float) -> int:
     return data[:cut].count(b"\n") + 1
 
 
-def test_truncated_source_refused_before_writing(small_raw: Path, tmp_path: Path) -> None:
+def test_truncated_source_refused_before_writing(
+    small_raw: Path, small_registry: tuple[Source, ...], tmp_path: Path
+) -> None:
     f = small_raw / "stsbenchmark" / "sts-train.csv"
     pinned = sha256_file(f)
     lines = _cut_mid_line(f, 1 / 3)
     target, before = _old_prepared(tmp_path)
     with pytest.raises(DataError) as e:
-        prepare.prepare(target)
+        prepare.prepare(target, registry=small_registry)
     msg = str(e.value)
     assert e.value.path == str(f)
     assert f"expected the pinned upstream file: sha256 {pinned}, {STS_ROWS} lines" in msg
@@ -442,41 +575,53 @@ def test_truncated_source_refused_before_writing(small_raw: Path, tmp_path: Path
 
 
 def test_accept_upstream_recorded_in_manifest_torn_line_still_refused(
-    small_raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    small_raw: Path, small_registry: tuple[Source, ...], tmp_path: Path
 ) -> None:
     f = small_raw / "stsbenchmark" / "sts-train.csv"
     # A newer upstream version (here: fewer, whole lines) is refused, then accepted on purpose.
     f.write_text("".join(f.read_text().splitlines(keepends=True)[:20]))
     with pytest.raises(DataError, match=r"sts-train\.csv: expected the pinned upstream file"):
-        prepare.check_raw_files(small_raw)
-    raw_files, accepted = prepare.check_raw_files(small_raw, accept_upstream=True)
+        read.check_raw_files(small_raw, small_registry)
+    raw_files, accepted = read.check_raw_files(small_raw, small_registry, accept_upstream=True)
     assert accepted == {"stsbenchmark/sts-train.csv": sha256_file(f)}
-    prep = prepare.Prepared(raw_files=raw_files, upstream_accepted=accepted)
-    assert prepare.make_manifest(prep, small_raw)["upstream_accepted"] == accepted
-    assert "upstream_accepted" not in prepare.make_manifest(prepare.Prepared(raw_files=raw_files), small_raw)
+    prep = write.Prepared(raw_files=raw_files, upstream_accepted=accepted)
+    assert write.make_manifest(prep, small_raw, small_registry)["upstream_accepted"] == accepted
+    plain = write.make_manifest(write.Prepared(raw_files=raw_files), small_raw, small_registry)
+    assert "upstream_accepted" not in plain
     # A torn last line is refused whatever the pins say, naming the line.
     line = _cut_mid_line(f, 0.5)
     target, before = _old_prepared(tmp_path)
-    assert prepare.main(["--out", str(target), "--accept-upstream"]) == 1
-    err = capsys.readouterr().err
+    with pytest.raises(DataError) as e:
+        prepare.prepare(target, accept_upstream=True, registry=small_registry)
+    err = str(e.value)
     assert f"sts-train.csv, line {line} (the last): expected a final newline" in err
     assert "field(s) and no final newline: the file looks cut off mid-line" in err
     assert (target / layout.MANIFEST).read_bytes() == before
 
 
-def test_changed_medquad_file_refused_naming_its_folder(small_raw: Path, tmp_path: Path) -> None:
+def test_changed_medquad_file_refused_naming_its_folder(
+    small_raw: Path, small_registry: tuple[Source, ...], tmp_path: Path
+) -> None:
     folder = small_raw / "medquad" / "1_CancerGov_QA"
     (folder / "b.xml").write_text("<Document><Focus>B, edited</Focus></Document>")
     target, before = _old_prepared(tmp_path)
     with pytest.raises(DataError) as e:
-        prepare.prepare(target)
+        prepare.prepare(target, registry=small_registry)
     assert e.value.path == str(folder)
     assert "expected the pinned upstream folder" in str(e.value)
     assert e.value.found is not None and ", 2 files." in e.value.found
     (folder / "d.xml").write_text("<Document><Focus>d</Focus></Document>")  # an added document, too
     with pytest.raises(DataError, match=r"1_CancerGov_QA: expected .*, 2 files, found sha256 \w+, 3 files"):
-        prepare.prepare(target)
+        prepare.prepare(target, registry=small_registry)
     assert (target / layout.MANIFEST).read_bytes() == before
+
+
+def test_print_pins_of_the_raw_files_as_they_are(small_raw: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _prepare_script().main(["--print-pins"]) == 0
+    out = capsys.readouterr().out
+    sha = sha256_file(small_raw / "stsbenchmark" / "sts-train.csv")
+    assert f"# medenc/data/sources/stsbenchmark.py\n    'sts-train.csv': Pin('{sha}', {STS_ROWS})," in out
+    assert "    '1_CancerGov_QA': Pin('" in out and ", 2, 'files')," in out
 
 
 def test_torn_last_row_of_abbreviations(tmp_path: Path) -> None:
@@ -484,17 +629,19 @@ def test_torn_last_row_of_abbreviations(tmp_path: Path) -> None:
     f = tmp_path / "A.csv"
     head = "Abbreviation/Shorthand,Meaning,More Info\r\nHTN,hypertension,\r\n"
     f.write_text(head + "BP,blood pressure,", encoding="utf-8", newline="")
-    assert [r.meaning for r in sources.read_abbreviations_file(f)] == ["hypertension", "blood pressure"]
+    assert [r.meaning for r in medical_abbreviations.read_file(f)] == ["hypertension", "blood pressure"]
     f.write_text(head + 'BP,"blood pres', encoding="utf-8", newline="")
     with pytest.raises(DataError, match=r"A\.csv, line 3 \(the last\): expected 3 fields, as in the header"):
-        sources.read_abbreviations_file(f)
+        medical_abbreviations.read_file(f)
 
 
 @needs_raw
 def test_pins_match_the_real_data() -> None:
-    raw_files = prepare.hash_raw_files(RAW)
-    assert pins.differences(raw_files) == {}
-    assert pins.current_pins(RAW, raw_files) == pins.PINS  # line and file counts too
+    raw_files = pins.hash_raw_files(RAW)
+    table = pins.pins_of(REGISTRY)
+    assert table.differences(raw_files) == {}
+    assert table.current(RAW, raw_files) == pins.PINS  # line and file counts too
+    assert [s.pins for s in pins.repin(RAW)] == [dict(s.pins) for s in REGISTRY]
 
 
 # --- ontologies: Human Disease Ontology and HPO layperson synonyms --------------------------------------
@@ -536,38 +683,52 @@ HPO_TSV = (
 )
 
 
+DO_FOLDER, HPO_FOLDER = disease_ontology.SOURCE.folder, hpo_layperson.SOURCE.folder
+
+
 def _ontology_root(tmp_path: Path, obo: str = OBO_TERMS, hpo: str = HPO_TSV) -> Path:
     """A raw root with the two ontology folders: one small OBO subset (the others empty), HumanDO, HPO."""
-    from medenc.data import ontologies
-
-    do = tmp_path / ontologies.DO_FOLDER
+    do = tmp_path / DO_FOLDER
     do.mkdir(parents=True)
-    for name in ontologies.DO_OBO_FILES:
+    for name in disease_ontology.DO_OBO_FILES:
         (do / name).write_text(OBO_HEAD + (obo if name == "DO_rare_slim.obo" else ""), encoding="utf-8")
-    (do / ontologies.DO_TSV).write_text(HUMANDO_TSV, encoding="utf-8")
-    (tmp_path / ontologies.HPO_FOLDER).mkdir()
-    (tmp_path / ontologies.HPO_FOLDER / ontologies.HPO_TSV).write_text(hpo, encoding="utf-8")
+    (do / disease_ontology.DO_TSV).write_text(HUMANDO_TSV, encoding="utf-8")
+    (tmp_path / HPO_FOLDER).mkdir()
+    (tmp_path / HPO_FOLDER / hpo_layperson.HPO_TSV).write_text(hpo, encoding="utf-8")
     return tmp_path
 
 
-def test_ontology_adapters_on_excerpts(tmp_path: Path) -> None:
-    from medenc.data import ontologies
+def _read_do(root: Path, skips: parsing.SkipLog | None = None) -> list[Concept]:
+    return disease_ontology.read(root / DO_FOLDER, skips)
 
+
+def _read_hpo(root: Path) -> list[Concept]:
+    return hpo_layperson.read(root / HPO_FOLDER)
+
+
+def _ontology_rows(do: list[Concept], hp: list[Concept]) -> tuple[list[dict], list[dict]]:
+    """(pairs, triplets) the two ontology sources yield for training."""
+    skips = parsing.SkipLog()
+    do_rows, hp_rows = disease_ontology.training_rows(do, skips), hpo_layperson.training_rows(hp, skips)
+    return do_rows[layout.PAIRS] + hp_rows[layout.PAIRS], do_rows[layout.TRIPLETS]
+
+
+def test_ontology_adapters_on_excerpts(tmp_path: Path) -> None:
     root = _ontology_root(tmp_path)
-    skips = sources.SkipLog()
-    do = {c.id: c for c in ontologies.read_disease_ontology(root, skips)}
+    skips = parsing.SkipLog()
+    do = {c.id: c for c in _read_do(root, skips)}
     assert list(do) == ["DOID:0040093", "DOID:9074", "DOID:0080000"]  # OBO first, then HumanDO-only
     dil = do["DOID:0040093"]
     assert dil.name == "drug-induced lupus erythematosus" and dil.synonyms == ["DIL"]  # EXACT only
     assert dil.definition == "A lupus erythematosus caused by chronic use of certain drugs."
     assert dil.parents == ["DOID:9074"] and do["DOID:0080000"].parents == ["DOID:9074"]
     assert skips.counts == {"disease_ontology: obsolete term (DO_rare_slim.obo)": 1}
-    hpo = ontologies.read_hpo_layperson(root)
+    hpo = _read_hpo(root)
     assert [(c.id, c.name, c.synonyms) for c in hpo] == [
         ("HP:0002648", "Abnormality of calvarial morphology", ["Abnormally shaped skull"]),
         ("HP:0025251", "Open comedo", ["Blackhead", "Open comedo"]),
     ]
-    pairs, triplets = prepare._ontology_candidates(list(do.values()), hpo)
+    pairs, triplets = _ontology_rows(list(do.values()), hpo)
     by_source = {(r["source"], r["anchor"], r["positive"]) for r in pairs}
     assert ("do_synonym", "DIL", dil.name) in by_source and (
         "hpo_lay",
@@ -584,26 +745,22 @@ def test_ontology_adapters_on_excerpts(tmp_path: Path) -> None:
 def test_obo_without_name_or_malformed_refused_nothing_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from medenc.data import ontologies
-
     root = _ontology_root(tmp_path / "raw", obo=OBO_TERMS.replace("name: systemic lupus erythematosus\n", ""))
     with pytest.raises(DataError) as e:
-        ontologies.read_disease_ontology(root)
+        _read_do(root)
     msg = str(e.value)
     assert "DO_rare_slim.obo, [Term] stanza #2 (id: DOID:9074): expected a 'name:' line" in msg
     bad = OBO_TERMS.replace('synonym: "SLE" EXACT []', 'synonym: "SLE EXACT []')
-    (root / ontologies.DO_FOLDER / "DO_rare_slim.obo").write_text(OBO_HEAD + bad, encoding="utf-8")
+    (root / DO_FOLDER / "DO_rare_slim.obo").write_text(OBO_HEAD + bad, encoding="utf-8")
     with pytest.raises(DataError, match=r"DO_rare_slim\.obo, line 15: expected well-formed OBO 1\.4"):
-        ontologies.read_disease_ontology(root)
+        _read_do(root)
     # Through `make data`: refused before anything is written (pins taken as they are, to reach the parser).
-    for name in sources.SOURCE_FILES:  # the other sources' folders, empty: only the DO is read here
-        (root / name).mkdir(exist_ok=True)
-    monkeypatch.setattr(pins, "PINS", pins.current_pins(root, prepare.hash_raw_files(root)))
-    monkeypatch.setattr(prepare, "read_sources", lambda r, s: ontologies.read_disease_ontology(r, s))
+    # A registry of the DO alone, pinned as its files are, reaches its parser.
+    registry = pins.repin(root, (disease_ontology.SOURCE,))
     monkeypatch.setenv("DATA_DIR", str(root))
     target, before = _old_prepared(tmp_path)
     with pytest.raises(DataError, match="line 15"):
-        prepare.prepare(target)
+        prepare.prepare(target, registry=registry)
     assert (target / layout.MANIFEST).read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared", "raw"]
 
@@ -625,35 +782,29 @@ def test_obo_without_name_or_malformed_refused_nothing_written(
     ],
 )
 def test_hpo_tsv_bad_rows(tmp_path: Path, line: str, match: str) -> None:
-    from medenc.data import ontologies
-
     lines = HPO_TSV.splitlines(keepends=True)
     root = _ontology_root(tmp_path, hpo="".join([lines[0], lines[1], line + "\n", *lines[2:]]))
     with pytest.raises(DataError, match=r"layperson-synonyms\.tsv, " + match):
-        ontologies.read_hpo_layperson(root)
+        _read_hpo(root)
 
 
 def test_humando_tsv_torn_and_bad_quote(tmp_path: Path) -> None:
-    from medenc.data import ontologies
-
     root = _ontology_root(tmp_path)
-    f = root / ontologies.DO_FOLDER / ontologies.DO_TSV
+    f = root / DO_FOLDER / disease_ontology.DO_TSV
     f.write_text(HUMANDO_TSV + '"DOID:9"\t"lupus', encoding="utf-8")
     with pytest.raises(DataError, match=r"HumanDO\.tsv, line 5 \(the last\): expected a final newline"):
-        ontologies.read_disease_ontology(root)
+        _read_do(root)
     f.write_text(
         HUMANDO_TSV.replace('"neonatal lupus erythematosus"', '"neonatal "lupus""'), encoding="utf-8"
     )
     with pytest.raises(
         DataError, match=r"HumanDO\.tsv, line 3, column 2 \(label\): expected a value in double"
     ):
-        ontologies.read_disease_ontology(root)
+        _read_do(root)
 
 
 def _concepts(n: int) -> tuple[list, list]:
     """n synthetic diseases (two synonyms each, a shared parent) and n HPO terms (one lay phrasing each)."""
-    from medenc.data.ontologies import Concept
-
     do = [
         Concept(f"DOID:{i}", f"disease {i}", [f"synonym {i}", f"other name {i}"], f"defined {i}", ["DOID:0"])
         for i in range(1, n + 1)
@@ -665,9 +816,9 @@ def _concepts(n: int) -> tuple[list, list]:
 def test_concepts_split_by_concept_id() -> None:
     """No concept on both sides; every name of a held-out concept is a test text, none is in training."""
     do, hp = _concepts(300)
-    held = {c.id for c in do + hp if prepare.concept_held(c.id)}
+    held = {c.id for c in do + hp if concept_held(c.id)}
     assert 15 <= len(held) <= 75  # about 7% of 600
-    sets, skipped = prepare.build_concepts_test(do, hp)
+    sets, skipped = test_sets.build_concepts_test(do + hp)
     assert skipped == 0
     queries = {r["id"]: r["text"] for r in sets[("test", "concepts_queries")]}
     corpus = {r["id"]: r["text"] for r in sets[("test", "concepts_corpus")]}
@@ -676,10 +827,10 @@ def test_concepts_split_by_concept_id() -> None:
     names = {c.id: c.name for c in do + hp}
     for r in sets[("test", "concepts_qrels")]:
         assert corpus[r["corpus_id"]] == names[r["query_id"].split("#")[0]]
-    pairs, triplets = prepare._ontology_candidates(do, hp)
+    pairs, triplets = _ontology_rows(do, hp)
     trained = {r["_group"].split(":", 1)[1] for r in pairs + triplets}
     assert trained and not trained & held
-    guarded = {leakage.key(t) for t in prepare._test_texts_by_set(sets)["concepts_corpus"]}
+    guarded = {leakage.key(t) for t in test_sets.test_texts_by_set(sets)["concepts_corpus"]}
     held_names = {leakage.key(t) for c in do + hp if c.id in held for t in (c.name, *c.synonyms)}
     assert {
         leakage.key(t) for t in queries.values()
@@ -693,19 +844,19 @@ def test_concepts_split_by_concept_id() -> None:
 def test_concepts_names_leave_every_training_source() -> None:
     """A MedQuAD synonym or abbreviation equal to a held-out concept's name is dropped from training."""
     do, hp = _concepts(300)
-    held = next(c for c in do if prepare.concept_held(c.id))
-    kept_concept = next(c for c in do if not prepare.concept_held(c.id))
-    sets, _ = prepare.build_concepts_test(do, hp)
+    held = next(c for c in do if concept_held(c.id))
+    kept_concept = next(c for c in do if not concept_held(c.id))
+    sets, _ = test_sets.build_concepts_test(do + hp)
     cand = {
         layout.PAIRS: [
-            prepare._row(layout.PAIRS, "medquad_synonym", "d1", held.synonyms[1], "Some focus"),
-            prepare._row(layout.PAIRS, "medical_abbreviations", "ab", "AB", held.name),
-            prepare._row(layout.PAIRS, "medquad_synonym", "d2", kept_concept.name, "distractor names stay"),
+            row(layout.PAIRS, "medquad_synonym", "d1", held.synonyms[1], "Some focus"),
+            row(layout.PAIRS, "medical_abbreviations", "ab", "AB", held.name),
+            row(layout.PAIRS, "medquad_synonym", "d2", kept_concept.name, "distractor names stay"),
         ],
         layout.GRADED_PAIRS: [],
         layout.TRIPLETS: [],
     }
-    dropped: prepare.Dropped = defaultdict(Counter)
-    kept = prepare.filter_candidates(cand, sets, 0.5, dropped)
+    dropped: Dropped = defaultdict(Counter)
+    kept = filters.filter_candidates(cand, sets, 0.5, dropped)
     assert [r["positive"] for r in kept[layout.PAIRS]] == ["distractor names stay"]
     assert dropped["pairs: equals a test text"] == {"medquad_synonym": 1, "medical_abbreviations": 1}

@@ -18,8 +18,8 @@ def data_dir() -> Path:
         raise DataError(
             path,
             None,
-            "a folder of raw sources (stsbenchmark/, biosses/, medquad/, pubmedqa/, rqe_amia2016/, meqsum/, "
-            "medical_abbreviations/); set DATA_DIR to your copy, see README 'Data'",
+            "a folder of raw sources, one folder per source (medenc/data/sources/ lists them); set DATA_DIR "
+            "to your copy, see README 'Data'",
             "no such folder",
         )
     return path

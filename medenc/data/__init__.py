@@ -1,9 +1,10 @@
 """The data layer: prepared training, validation and test sets, and how to load them.
 
-``make data`` (``python scripts/prepare_data.py``) checks the raw files against their pinned sha256
-(:mod:`medenc.data.pins`), parses the raw sources (:mod:`medenc.data.sources`), builds every set
-(:mod:`medenc.data.prepare`) and checks it for test leakage (:mod:`medenc.data.leakage`). Training and
-evaluation read the result only through the functions here.
+``make data`` (``python scripts/prepare_data.py``) runs :mod:`medenc.data.prepare`: it checks the raw files
+against their pinned sha256 (:mod:`medenc.data.pins`), parses the raw sources (one module per source in
+:mod:`medenc.data.sources`, listed in its ``REGISTRY``), builds every set (the steps ``read``, ``test_sets``,
+``candidates``, ``filters``, ``write``) and checks it for test leakage (:mod:`medenc.data.leakage`). Training
+and evaluation read the result only through the functions here.
 """
 
 from __future__ import annotations

@@ -1,0 +1,140 @@
+"""Step 2 of the build: every test set, from what the sources yield.
+
+Each source gives its own sets (:attr:`medenc.data.source.TestYield.sets`) and its part of the two shared
+retrieval tests built here: ``terms`` (held-out abbreviations and MedQuAD synonyms) and ``concepts`` (ontology
+concepts held out by id, among every ontology name).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from medenc.data import leakage
+from medenc.data.read import Parsed
+from medenc.data.source import Concept, Dropped, Sets, Source, TermQuery, concept_held
+from medenc.data.sources import TEST_ORDER, in_order
+
+
+def build_test_sets(
+    registry: tuple[Source, ...], parsed: Parsed, dropped: Dropped
+) -> tuple[Sets, dict[str, str]]:
+    """Every test set, exact duplicate rows removed; also returns the folder of the source of each own set."""
+    sets: Sets = {}
+    owner: dict[str, str] = {}
+    terms: list[TermQuery] = []
+    concepts: list[Concept] = []
+    for source in in_order(registry, TEST_ORDER):
+        if source.test_sets is None:
+            continue
+        got = source.test_sets(parsed[source.folder])
+        sets.update(got.sets)
+        owner.update({name: source.folder for _, name in got.sets})
+        terms += got.terms
+        concepts += got.concepts
+    if terms:
+        terms_sets, skipped = build_terms_test(terms)
+        sets.update(terms_sets)
+        dropped["test: terms queries equal to a corpus text"]["terms"] = skipped
+    if concepts:
+        concept_sets, skipped = build_concepts_test(concepts)
+        sets.update(concept_sets)
+        dropped["test: concepts queries equal to a corpus text"]["concepts"] = skipped
+    for (split, name), rows in list(sets.items()):
+        if split == "test" and not name.endswith("_qrels"):
+            sets[(split, name)], dups = dedupe(rows, tuple(rows[0]) if rows else ())
+            if dups:
+                dropped["test_duplicate_rows"][name] += len(dups)
+    return sets, owner
+
+
+def build_terms_test(pairs: list[TermQuery]) -> tuple[Sets, int]:
+    """The terms retrieval test: held-out abbreviation -> its meanings, held-out document's synonym -> focus.
+
+    This is the set that asks the project's own question ("MI" next to "heart attack"). Queries share one
+    corpus of every held-out meaning and focus. A query whose text equals an unrelated corpus text would rank
+    that text first for free, and one equal to its own answer is trivial: both are left out (and counted).
+    """
+    return query_sets("terms", pairs, [answer for _, _, answer in pairs], "t")
+
+
+def build_concepts_test(concepts: list[Concept]) -> tuple[Sets, int]:
+    """The concepts retrieval test: a held-out concept's synonym or lay phrasing -> its preferred name.
+
+    The corpus is every ontology preferred name, so the held-out names sit among thousands of distractors.
+    Corpus rows carry ``_distractor`` (not written): a name of no held-out concept is no test text for the
+    leakage checks, since training on the concepts that are not held out is the point. A name shared with
+    a held-out concept (as its name or synonym) is a test text, so every held-out name leaves training.
+    """
+    held = [c for c in concepts if concept_held(c.id)]
+    pairs = [(f"{c.id}#{n}", s, c.name) for c in held for n, s in enumerate(c.synonyms, start=1)]
+    sets, skipped = query_sets("concepts", pairs, [c.name for c in concepts], "c")
+    held_names = {leakage.key(t) for c in held for t in (c.name, *c.synonyms)}
+    for r in sets[("test", "concepts_corpus")]:
+        r["_distractor"] = leakage.key(r["text"]) not in held_names
+    return sets, skipped
+
+
+def query_sets(
+    name: str, pairs: list[TermQuery], corpus_texts: list[str], id_prefix: str
+) -> tuple[Sets, int]:
+    """``<name>_queries/_corpus/_qrels`` from (query id, query, answer) and the corpus texts.
+
+    The corpus holds each distinct text (by key) once; identical queries share one query (every answer of
+    each relevant). A query equal to any corpus text is left out and counted (see build_terms_test).
+    """
+    corpus: dict[str, str] = {}  # text key -> corpus id
+    corpus_rows = []
+    for text in corpus_texts:
+        k = leakage.key(text)
+        if k not in corpus:
+            corpus[k] = f"{id_prefix}{len(corpus_rows)}"
+            corpus_rows.append({"id": corpus[k], "text": text})
+    relevant: dict[str, set[str]] = defaultdict(set)  # query key -> corpus ids
+    first: dict[str, tuple[str, str]] = {}  # query key -> (query id, text), first seen
+    for qid, query, answer in pairs:
+        qk = leakage.key(query)
+        first.setdefault(qk, (qid, query))
+        relevant[qk].add(corpus[leakage.key(answer)])
+    query_rows, qrel_rows = [], []
+    skipped = 0
+    for qk, (qid, query) in first.items():
+        if qk in corpus:
+            skipped += 1
+            continue
+        query_rows.append({"id": qid, "text": query})
+        qrel_rows += [{"query_id": qid, "corpus_id": c} for c in sorted(relevant[qk])]
+    return {
+        ("test", f"{name}_queries"): query_rows,
+        ("test", f"{name}_corpus"): corpus_rows,
+        ("test", f"{name}_qrels"): qrel_rows,
+    }, skipped
+
+
+def dedupe(rows: list[dict], cols: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
+    """(first occurrence of each row by ``cols``, the later duplicates)."""
+    seen: set[tuple] = set()
+    kept, dups = [], []
+    for r in rows:
+        k = tuple(r[c] for c in cols)
+        if k in seen:
+            dups.append(r)
+        else:
+            seen.add(k)
+            kept.append(r)
+    return kept, dups
+
+
+def _texts_of(rows: list[dict]) -> Iterator[str]:
+    """The text fields of test rows; a distractor (a corpus text held out for no query) is no test text."""
+    for r in rows:
+        if r.get("_distractor"):
+            continue
+        for k, v in r.items():
+            if k in ("sentence1", "sentence2", "anchor", "positive", "negative", "text"):
+                yield v
+
+
+def test_texts_by_set(sets: Sets) -> dict[str, list[str]]:
+    """Test set name -> its texts, as the leakage checks take them."""
+    return {name: list(_texts_of(rows)) for (split, name), rows in sets.items() if split == "test"}
