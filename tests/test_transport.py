@@ -123,9 +123,9 @@ def test_assembled_tiny_base_loads_trains_and_is_recorded_as_rounded(tmp_path, t
     data = {split: tiny_sets(split) for split in ("train", "validation")}
     tiny = PROJECT_ROOT / "recipes" / "tiny.yaml"
     runs = tmp_path / "runs"
-    info = run_training(load_recipe(tiny, ["model=base"]), "t", recipe_path=tiny, output_dir=runs,
-                        loader=lambda split, name: data[split][name], data_hash="d" * 64)  # fmt: skip
-    record = info["base_model"]
+    run_record = run_training(load_recipe(tiny, ["model=base"]), "t", recipe_path=tiny, output_dir=runs,
+                              loader=lambda split, name: data[split][name], data_hash="d" * 64)  # fmt: skip
+    record = run_record.base_model
     assert record["sha256"] == facts["fp32_sha256"]
     assert base_model.is_rounded_base(record) and base_model.is_verified_base(record)
     assert base_model.weights_variant(record["sha256"]) == {
@@ -133,7 +133,7 @@ def test_assembled_tiny_base_loads_trains_and_is_recorded_as_rounded(tmp_path, t
         "original_sha256": original,
     }
     results = {"sets": {s: {} for s in _suite_sets()}}
-    check_releasable(runs / "t", results, info)  # the rounded base's descendants are releasable
+    check_releasable(runs / "t", results, run_record)  # the rounded base's descendants are releasable
     other = {**record, "sha256": "0" * 64}
     assert not base_model.is_verified_base(other)
 
