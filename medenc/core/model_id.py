@@ -8,7 +8,7 @@ sentence_bert_config.json (``max_seq_length``), config.json, the tokenizer files
 of the file), so a changed pooling mode or a swapped tokenizer gives another model id, for the embedding
 cache, run.json and the release alike.
 
-Left out, because they never change an embedding (docs/run_folder.md): documentation (``*.md``), what
+Left out, because they never change an embedding (docs/results_schema.md): documentation (``*.md``), what
 training leaves beside a model (``loss_history.json``, Trainer state and checkpoints, TensorBoard runs),
 hidden files, and pickled or other-framework weights (``*.bin``, ``*.h5``, ``onnx/``, ...): every scored or
 released folder holds ``model.safetensors``, which sentence-transformers loads in preference to them.
