@@ -11,8 +11,10 @@ import shutil
 from pathlib import Path
 
 from medenc.core.base_model import WEIGHTS_SHA256
-from medenc.core.layout import EVAL_DIR, FINAL_DIR, LOGS_DIR, PHASE_DIRS, RUN_RECIPE, RUN_RECORD
+from medenc.core.layout import EVAL_DIR, FINAL_DIR, LOGS_DIR, PHASE_DIRS, RUN_RECIPE, RUN_RECORD, WEIGHTS_FILE
+from medenc.core.model_id import model_hash
 from medenc.core.runs import RUN_SCHEMA_VERSION
+from medenc.evaluation.results import write_results
 from medenc.evaluation.sets import SETS as EVAL_SETS
 
 REPO_ID = "org/mpnet-medical"
@@ -55,8 +57,11 @@ def make_manifest() -> dict:
     }
 
 
-def make_results(final_sha: str, manifest_sha: str = "0" * 64) -> dict:
-    """A results.json in the evaluation package's shape; phase 3 (the final) beats base except on BIOSSES."""
+def make_results(final_sha: str, manifest_sha: str = "0" * 64, final_hash: str = "f" * 64) -> dict:
+    """A results.json in the evaluation package's shape; phase 3 (the final) beats base except on BIOSSES.
+
+    ``final_sha``: the final weights' sha256; ``final_hash``: its ``model_hash`` (every phase is that model).
+    """
     results: dict = {}
     deltas: dict = {}
     for i, model in enumerate(MODELS):
@@ -84,10 +89,10 @@ def make_results(final_sha: str, manifest_sha: str = "0" * 64) -> dict:
                     "ci_high": hi,
                     "significant": lo > 0,
                 }
-    models: dict = {"base": {"path": "base", "sha256": "b" * 64}}
+    models: dict = {"base": {"sha256": "b" * 64, "model_hash": "b" * 64, "phase": 0}}
     for phase, name in PHASE_DIRS.items():
-        models[name] = {"path": name, "sha256": final_sha, "phase": phase}
-    models["final"] = {"from": PHASE_DIRS[3], "sha256": final_sha}
+        models[name] = {"path": name, "sha256": final_sha, "model_hash": final_hash, "phase": phase}
+    models["final"] = {"from": PHASE_DIRS[3], "sha256": final_sha, "model_hash": final_hash, "path": "final"}
     return {
         "schema_version": 1,
         "run": "tiny",
@@ -179,7 +184,7 @@ def make_run(root: Path, model=None, run: str = "tiny") -> Path:
         model.save(str(final))
     else:
         final.mkdir(parents=True)
-        (final / "model.safetensors").write_bytes(b"stand-in weights " * 64)
+        write_stand_in_weights(final)
         (final / "modules.json").write_text("[]")
         (final / "tokenizer_config.json").write_text('{"model_max_length": 256}')
         (final / "pytorch_model.bin").write_bytes(b"pickle: must not be released")
@@ -188,6 +193,7 @@ def make_run(root: Path, model=None, run: str = "tiny") -> Path:
         (run_dir / LOGS_DIR / f"phase-{n}").mkdir(parents=True)
         (run_dir / LOGS_DIR / f"phase-{n}" / EVENTS_FILE).write_bytes(b"stand-in events of phase %d" % n)
     final_sha = sha256_bytes((final / "model.safetensors").read_bytes())
+    final_hash = model_hash(final)
     manifest = make_manifest()
     prepared = root / "prepared"
     prepared.mkdir(exist_ok=True)
@@ -198,10 +204,28 @@ def make_run(root: Path, model=None, run: str = "tiny") -> Path:
     info = make_run_info(final_sha, random_weights=model is not None)
     (run_dir / RUN_RECORD).write_text(json.dumps(info, indent=1))
     (run_dir / EVAL_DIR).mkdir()
-    (run_dir / EVAL_DIR / "results.json").write_text(json.dumps(make_results(final_sha, manifest_sha)))
+    write_results(run_dir / EVAL_DIR, make_results(final_sha, manifest_sha, final_hash))
     for chart in ("deltas.png", "phases.png"):
         (run_dir / EVAL_DIR / chart).write_bytes(PNG)
     return run_dir
+
+
+def write_stand_in_weights(folder: Path, width: int = 768) -> None:
+    """Weights that are not a model but have the base model's shape where the release reads it: the width of
+    the word embeddings (safetensors header), config.json's hidden_size and the pooling's dimension."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({"embeddings.word_embeddings.weight": np.zeros((2, width), np.float32)}, folder / WEIGHTS_FILE)
+    (folder / "config.json").write_text(json.dumps({"model_type": "mpnet", "hidden_size": width}))
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    pooling = {"word_embedding_dimension": width, "pooling_mode_mean_tokens": True}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+
+
+def rewrite_results(run_dir: Path, results: dict) -> None:
+    """Replace a run's results.json as `make evaluate` writes it (with its sha256 record)."""
+    write_results(run_dir / EVAL_DIR, results)
 
 
 def json_loader(run_dir: Path) -> dict:

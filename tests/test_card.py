@@ -196,3 +196,17 @@ def test_smaller_embeddings_table_only_when_results_have_dimensions(tmp_path):
     rows = {line.split(" |")[0]: line for line in text.splitlines() if line.startswith("| 128 |")}
     base_mq = fmt(results["results"]["base"]["medquad"]["ndcg@10"]["value"], digits=3)
     assert rows["| 128"].rstrip().endswith(f"| 0.432 / {base_mq} |")
+
+
+def test_model_details_are_read_from_the_shipped_model_in_either_pooling_spelling(tmp_path, tiny_model):
+    """The card's width and pooling come from the model folder, as this sentence-transformers writes it and
+    as the base model's (older) folder spells it."""
+    from medenc.release.card import model_details
+
+    tiny_model.save(str(tmp_path / "m"))
+    details = model_details(tmp_path / "m")
+    assert details["dimensions"] == 32 and details["pooling"] == "mean" and details["normalized"]
+    old = {"word_embedding_dimension": 768, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True}
+    (tmp_path / "m" / "1_Pooling" / "config.json").write_text(json.dumps(old))
+    details = model_details(tmp_path / "m")
+    assert details["dimensions"] == 768 and details["pooling"] == "mean"

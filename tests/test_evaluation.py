@@ -309,6 +309,69 @@ def test_cache_misses_again_when_max_seq_length_changes(tmp_path, models_dir):
     assert again["cache"]["misses"] == first["cache"]["misses"] == 2
 
 
+def test_a_changed_pooling_config_is_another_model_for_the_cache(tmp_path, models_dir):
+    """The cache is keyed by every file that changes what a model computes, not by its weights alone."""
+    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    kwargs = dict(
+        loader=make_loader(), bootstrap=0, base_path=models_dir / "base", cache_root=tmp_path / "c",
+        device="cpu", sets=["biosses"], charts=False,
+    )  # fmt: skip
+    first = run_evaluation(run, **kwargs)
+    pooling = run / "phase-1-cosine" / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    assert config["pooling_mode"] == "mean"
+    pooling.write_text(json.dumps(config | {"pooling_mode": "cls"}))
+    again = run_evaluation(run, **kwargs)
+    assert again["cache"]["misses"] == 1  # phase 1 is encoded again; the base model is not
+    assert again["timing"]["models"]["phase-1-cosine"]["encoded_texts"] > 0
+    old, new = first["models"]["phase-1-cosine"], again["models"]["phase-1-cosine"]
+    assert old["sha256"] == new["sha256"] and old["model_hash"] != new["model_hash"]
+    assert again["results"]["phase-1-cosine"] != first["results"]["phase-1-cosine"]
+    # final/ (mean pooling) is no longer the phase it claims to be a copy of.
+    assert again["models"]["final"]["matches_from"] is False
+
+
+def test_results_json_holds_no_local_paths_and_its_hash_record(tmp_path, models_dir):
+    from medenc.evaluation.results import RESULTS_HASH, check_results_hash
+
+    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    run_evaluation(
+        run, loader=make_loader(), bootstrap=0, base_path=models_dir / "base", cache_root=tmp_path / "c",
+        device="cpu", sets=["biosses"], charts=False,
+    )  # fmt: skip
+    path = run / "eval" / "results.json"
+    text = path.read_text()
+    for local in (str(tmp_path), str(models_dir), str(Path.home())):
+        assert local not in text, local
+    doc = json.loads(text)
+    assert doc["models"]["phase-1-cosine"]["path"] == "phase-1-cosine"
+    assert doc["models"]["final"]["path"] == "final"
+    assert check_results_hash(run) == (run / "eval" / RESULTS_HASH).read_text().split()[0]
+    path.write_text(text.replace('"precision": "fp32"', '"precision": "bf16"'))
+    with pytest.raises(RunError, match=r"results\.json: changed since `make evaluate` wrote it"):
+        check_results_hash(run)
+
+
+def test_the_model_hash_covers_what_changes_the_model_and_nothing_else(tmp_path, models_dir):
+    from medenc.core.model_id import model_files, model_hash
+
+    folder = tmp_path / "m"
+    shutil.copytree(models_dir / "base", folder)
+    names = {p.as_posix() for p in model_files(folder)}
+    assert {"model.safetensors", "modules.json", "1_Pooling/config.json", "config.json"} <= names
+    assert {"sentence_bert_config.json", "tokenizer.json", "tokenizer_config.json"} <= names
+    assert "README.md" not in names
+    before = model_hash(folder)
+    (folder / "README.md").write_text("another card")
+    (folder / "loss_history.json").write_text("[]")
+    (folder / "training_args.bin").write_bytes(b"pickle")
+    assert model_hash(folder) == before
+    st = folder / "sentence_bert_config.json"
+    st.write_text(json.dumps(json.loads(st.read_text()) | {"max_seq_length": 64}))
+    assert model_hash(folder) != before
+    assert model_hash(tmp_path / "absent") is None
+
+
 # --- bad input ----------------------------------------------------------------------------------------------
 
 

@@ -14,7 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import EVENTS_FILE, REPO_ID, SETS, TOKEN, json_loader, make_manifest, make_run
+from fakes import (
+    EVENTS_FILE,
+    REPO_ID,
+    SETS,
+    TOKEN,
+    json_loader,
+    make_manifest,
+    make_run,
+    rewrite_results,
+)
 from huggingface_hub import ModelCard
 
 from medenc.core.errors import ReleaseError
@@ -269,7 +278,7 @@ def test_results_that_skip_a_set_of_the_suite_are_refused(tmp_path):
     path = run_dir / EVAL_DIR / "results.json"
     results = json.loads(path.read_text())
     del results["sets"]["terms"]
-    path.write_text(json.dumps(results))
+    rewrite_results(run_dir, results)
     with pytest.raises(ReleaseError, match=r"do not cover the suite \(missing: terms\).*make evaluate"):
         stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
 
@@ -330,3 +339,77 @@ def test_weak_sets_name_the_released_models_weak_retrieval_sets():
     assert [w["title"] for w in weak] == ["Medical concepts", "Medical terms"]
     assert weak[0]["value"] == "0.550" and weak[0]["base"] == "0.410"
     assert weak_sets(results, threshold=0.5) == []
+
+
+# --- the release trusts only what it checked (issue 29) -------------------------------------------------
+
+
+def test_a_final_folder_changed_after_evaluation_is_refused(tmp_path):
+    """Same weights, another model: a pooling config edited after `make evaluate` is not what was scored."""
+    run_dir = make_run(tmp_path)
+    pooling = run_dir / FINAL_DIR / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    pooling.write_text(
+        json.dumps(config | {"pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True})
+    )
+    with pytest.raises(ReleaseError, match=r"results belong to another model: .*final changed since it was"):
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    assert not (run_dir / RELEASE_DIR).exists()
+    # Evaluated after the edit, final/ is still not the phase that was scored (the figures are phase 3's).
+    results = json_loader(run_dir)
+    from medenc.core.model_id import model_hash
+
+    results["models"]["final"]["model_hash"] = model_hash(run_dir / FINAL_DIR)
+    rewrite_results(run_dir, results)
+    with pytest.raises(ReleaseError, match=r"final is not the model that was scored \(phase-3-triplet"):
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+
+
+def test_an_edited_results_json_is_refused_with_the_file_and_the_fix(tmp_path):
+    run_dir = make_run(tmp_path)
+    path = run_dir / EVAL_DIR / "results.json"
+    results = json.loads(path.read_text())
+    results["results"]["phase-3-triplet"]["concepts"]["ndcg@10"]["value"] = 0.999  # beside a CI near 0.6
+    path.write_text(json.dumps(results))
+    with pytest.raises(ReleaseError) as err:
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    msg = str(err.value)
+    assert f"{path}: changed since `make evaluate` wrote it" in msg and "make evaluate RUN=tiny" in msg
+    assert "\n" not in msg
+    (run_dir / EVAL_DIR / "results.json.sha256").unlink()
+    with pytest.raises(ReleaseError, match=r"no results\.json\.sha256 beside it.*make evaluate RUN=tiny"):
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    # Even with its record rewritten, a figure that contradicts its own Δ is refused.
+    rewrite_results(run_dir, results)
+    with pytest.raises(
+        ReleaseError, match=r"figures contradict each other.*phase-3-triplet concepts ndcg@10"
+    ):
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    assert not (run_dir / RELEASE_DIR).exists()
+
+
+def test_a_tiny_recipe_with_a_copied_base_record_is_refused(tmp_path):
+    """run.json says the verified base, the resolved recipe `model: tiny`: the record is not this model's."""
+    run_dir = make_run(tmp_path)
+    (run_dir / RUN_RECIPE).write_text("model: tiny\nseed: 42\n")
+    with pytest.raises(ReleaseError, match=r"names the verified .* trained from model: tiny"):
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    (run_dir / RUN_RECIPE).write_text("model: base\ninit_from: /somewhere/else\n")
+    with pytest.raises(ReleaseError, match=r"trained from init_from: /somewhere/else"):
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    assert not (run_dir / RELEASE_DIR).exists()
+
+
+def test_a_32_wide_model_with_a_copied_base_record_is_refused(tmp_path, tiny_model):
+    """The tiny random model's run.json given a real run's base_model: the weights' shape gives it away."""
+    from fakes import make_run_info
+
+    run_dir = make_run(tmp_path, model=tiny_model)
+    info = json.loads((run_dir / RUN_RECORD).read_text())
+    info["base_model"] = make_run_info("x")["base_model"]  # a real run's block
+    (run_dir / RUN_RECORD).write_text(json.dumps(info))
+    with pytest.raises(
+        ReleaseError, match=r"is 768 wide, this model has model\.safetensors word embeddings 32"
+    ):
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    assert not (run_dir / RELEASE_DIR).exists()

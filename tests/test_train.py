@@ -20,6 +20,7 @@ from medenc.core.layout import (
     PHASE_DIRS,
     RUN_RECORD,
 )
+from medenc.core.model_id import model_hash
 from medenc.core.paths import PROJECT_ROOT
 from medenc.core.runs import RUN_SCHEMA_VERSION, RunRecord, read_run_record
 from medenc.training import run_training
@@ -78,6 +79,8 @@ def test_three_phases_save_loadable_folders_and_run_json(tmp_path, caplog, monke
         assert loaded.max_seq_length == INFERENCE_MAX_SEQ_LENGTH
     assert on_disk["final"]["from"] == PHASE_DIRS[3]
     assert on_disk["final"]["model_sha256"] == p3["model_sha256"]
+    # The whole model's id, not its weights alone: final/ is the folder phase 3 wrote.
+    assert on_disk["final"]["model_hash"] == p3["model_hash"] == model_hash(run_dir / FINAL_DIR)
     assert (run_dir / FINAL_DIR / "README.md").read_text().count("sentence-transformers/all-mpnet-base-v2")
     assert not (run_dir / "checkpoints").exists()
     assert record["phases"][0]["rows"] == {"stsb": 8}

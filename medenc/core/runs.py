@@ -54,7 +54,7 @@ class PhaseFit:
 
 # Keys of a phase entry written only when set (None = absent from run.json).
 _OPTIONAL = ("mining_seconds", "mined_from", "negatives", "replay", "datasets")
-_AFTER = ("resumed_from", "model_sha256")
+_AFTER = ("resumed_from", "model_sha256", "model_hash")
 
 
 @dataclass
@@ -74,6 +74,7 @@ class PhaseRecord:
     fit: PhaseFit | None = None
     resumed_from: str | None = None
     model_sha256: str | None = None
+    model_hash: str | None = None  # medenc.core.model_id.model_hash of the folder (absent: older record)
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as run.json holds it (plan and fit flattened; the fit's ``steps`` wins)."""
@@ -124,7 +125,8 @@ class RunRecord:
     finished: str | None = None
     phases: list[PhaseRecord] = field(default_factory=list)
     total_seconds: float | None = None  # every phase's seconds plus mining (set when written)
-    final: dict[str, Any] | None = None  # {"from": <phase dir>, "model_sha256": ...} once the run is done
+    # {"from": <phase dir>, "model_sha256": ..., "model_hash": ...} once the run is done
+    final: dict[str, Any] | None = None
 
     def phase(self, n: int) -> PhaseRecord:
         """Phase ``n``'s entry."""

@@ -1,9 +1,11 @@
 """Encode each text once per model, on disk, and serve the embeddings to the ST evaluators.
 
 Encoding is the whole cost of evaluation on a CPU (~600 tokens/s for MPNet-base), so embeddings are cached
-per text under ``cache_dir()/embeddings/<key>/``, where the key is (sha256 of model.safetensors,
-max_seq_length, precision). Each encoding adds one shard (text hashes + vectors), so the base model is
-encoded once for every run, a rerun re-encodes nothing, and a changed or added test text costs only itself.
+per text under ``cache_dir()/embeddings/<key>/``, where the key is (the model's id, max_seq_length,
+precision); the id is ``medenc.core.model_id.model_hash``, which covers every file that changes what the model
+computes (weights, pooling, modules, tokenizer, configs), so an edited pooling config misses. Each encoding
+adds one shard (text hashes + vectors), so the base model is encoded once for every run, a rerun re-encodes
+nothing, and a changed or added test text costs only itself.
 Shards are published atomically (write then rename), so a crash never leaves a half file.
 """
 
@@ -27,7 +29,7 @@ from medenc.core.progress import encode_in_chunks
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # bump when the key or the stored array changes meaning
+CACHE_FORMAT = 3  # bump when the key or the stored array changes meaning
 
 
 def text_sha256(text: str) -> str:
@@ -35,12 +37,13 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def cache_key(model_sha256: str, max_seq_length: int, precision: str) -> str:
-    """The folder name of one model's embeddings at one length cap and precision."""
+def cache_key(model_id: str, max_seq_length: int, precision: str) -> str:
+    """The folder name of one model's embeddings at one length cap and precision (``model_id``:
+    ``model_hash`` of its folder)."""
     payload = json.dumps(
         {
             "format": CACHE_FORMAT,
-            "model": model_sha256,
+            "model": model_id,
             "max_seq_length": max_seq_length,
             "precision": precision,
         },
@@ -51,12 +54,14 @@ def cache_key(model_sha256: str, max_seq_length: int, precision: str) -> str:
 
 @dataclass
 class ModelRef:
-    """A model to score: its name, folder, weights hash, and a loader called only on a cache miss."""
+    """A model to score: its name, folder, weights sha256, model id (``model_hash``, the cache's key), and a
+    loader called only on a cache miss."""
 
     name: str
     path: Path
     sha256: str
     load: Callable[[], object]
+    model_hash: str
     _model: object | None = field(default=None, repr=False)
     encode_calls: int = 0  # texts lists actually sent to the model (tests count cache hits with it)
 
@@ -136,7 +141,7 @@ class EmbeddingCache:
         self, ref: ModelRef, texts: Sequence[str], max_seq_length: int, precision: str
     ) -> tuple[np.ndarray, dict]:
         """The embeddings of ``texts`` (in order) and a record {key, cached, encoded, seconds}."""
-        key = cache_key(ref.sha256, max_seq_length, precision)
+        key = cache_key(ref.model_hash, max_seq_length, precision)
         folder = self.folder_for(key)
         table = self._load(folder) if self.enabled else {}
         hashes = [text_sha256(t) for t in texts]

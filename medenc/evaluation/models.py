@@ -11,6 +11,7 @@ from medenc.core import layout
 from medenc.core.base_model import BASE_MODEL_ID
 from medenc.core.errors import ModelError, RunError
 from medenc.core.io import sha256_file
+from medenc.core.model_id import model_hash
 from medenc.core.runs import read_run_record
 from medenc.evaluation.cache import ModelRef
 
@@ -69,11 +70,18 @@ def _base_ref(base_path: Path | None, device: str | None) -> ModelRef:
     else:
         check_checkpoint(base_path)
         base_load = _st_loader(base_path, device)
-    return ModelRef("base", base_path, sha256_file(base_path / layout.WEIGHTS_FILE), base_load)
+    return _ref("base", base_path, base_load)
+
+
+def _ref(name: str, path: Path, load: Callable[[], object]) -> ModelRef:
+    """A model to score, known by its weights' sha256 and by ``model_hash`` (every file that changes it)."""
+    weights = sha256_file(path / layout.WEIGHTS_FILE)
+    return ModelRef(name, path, weights, load, model_hash=model_hash(path))
 
 
 def _final_record(run_dir: Path, phases: list[Path], info: dict[str, dict]) -> dict | None:
-    """Which phase ``final/`` is a copy of, and whether the weights hashes agree; None without ``final/``."""
+    """Which phase ``final/`` is a copy of, and whether it is that model (``model_hash``); None without
+    ``final/``."""
     final = run_dir / layout.FINAL_DIR
     if not final.is_dir():
         return None
@@ -82,9 +90,10 @@ def _final_record(run_dir: Path, phases: list[Path], info: dict[str, dict]) -> d
     src = ((record.final if record else None) or {}).get("from") or phases[-1].name
     weights = final / layout.WEIGHTS_FILE
     sha = sha256_file(weights) if weights.is_file() else None
-    record: dict = {"from": src, "sha256": sha, "path": str(final)}
-    if src in info and sha is not None and info[src]["sha256"] != sha:
-        log.warning("%s differs from %s (sha256 %s vs %s)", final, src, sha, info[src]["sha256"])
+    found = model_hash(final)
+    record: dict = {"from": src, "sha256": sha, "model_hash": found, "path": layout.FINAL_DIR}
+    if src in info and sha is not None and info[src]["model_hash"] != found:
+        log.warning("%s differs from %s (model hash %s vs %s)", final, src, found, info[src]["model_hash"])
         record["matches_from"] = False
     elif src in info:
         record["matches_from"] = True
@@ -96,15 +105,21 @@ def find_models(run_dir: Path, base_path: Path | None, device: str | None) -> tu
     phases = _phase_folders(run_dir)
     refs = [_base_ref(base_path, device)]
     for p in phases:
-        refs.append(ModelRef(p.name, p, sha256_file(p / layout.WEIGHTS_FILE), _st_loader(p, device)))
+        refs.append(_ref(p.name, p, _st_loader(p, device)))
 
     base = refs[0]
     info: dict[str, dict] = {
-        "base": {"path": str(base.path), "sha256": base.sha256, "phase": 0, "id": BASE_MODEL_ID}
+        "base": {"sha256": base.sha256, "model_hash": base.model_hash, "phase": 0, "id": BASE_MODEL_ID}
     }
     phase_num = {v: k for k, v in layout.PHASE_DIRS.items()}
     for r in refs[1:]:
-        info[r.name] = {"path": str(r.path), "sha256": r.sha256, "phase": phase_num[r.name]}
+        # Relative to the run folder: results.json is released and published, local paths are not.
+        info[r.name] = {
+            "path": r.name,
+            "sha256": r.sha256,
+            "model_hash": r.model_hash,
+            "phase": phase_num[r.name],
+        }
     final = _final_record(run_dir, phases, info)
     if final is not None:
         info["final"] = final

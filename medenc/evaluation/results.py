@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 from pathlib import Path
 
 from medenc.core import layout
 from medenc.core.errors import RunError
-from medenc.core.io import NOT_SIGNIFICANT, fmt, fmt_delta
+from medenc.core.io import NOT_SIGNIFICANT, fmt, fmt_delta, sha256_file, write_json
 from medenc.evaluation.sets import SetLoader, default_loader
 
 SCHEMA_VERSION = 1
 RESULTS_MD = "results.md"
 RUN_RECORD = "run_record.json"
 EMBEDDING_CACHE_RECORD = "embedding_cache.json"
+# The evaluation's own record of the results.json it wrote (``sha256sum`` format, so `sha256sum -c` reads it):
+# the release prints only figures whose file still matches it.
+RESULTS_HASH = layout.RESULTS_FILE + ".sha256"
 
 
 def final_phase(doc: dict) -> str | None:
@@ -57,6 +62,51 @@ def load_results(
                 "Re-run `make evaluate` on the current data."
             )
     return doc
+
+
+def write_results(out_dir: Path, doc: dict) -> Path:
+    """results.json (atomically), then its sha256 beside it as ``RESULTS_HASH``."""
+    path = write_json(Path(out_dir) / layout.RESULTS_FILE, doc)
+    record = path.with_name(RESULTS_HASH)
+    tmp = record.with_name(record.name + ".tmp")
+    tmp.write_text(f"{sha256_file(path)}  {path.name}\n", encoding="utf-8")
+    os.replace(tmp, record)
+    return path
+
+
+def check_results_hash(run_dir: Path, output_dir: Path | None = None) -> str:
+    """The sha256 of ``results.json`` if it is the file `make evaluate` wrote, else RunError (one line)."""
+    path = eval_dir(run_dir, output_dir) / layout.RESULTS_FILE
+    record = path.with_name(RESULTS_HASH)
+    fix = f"re-run `make evaluate RUN={Path(run_dir).name}`"
+    if not record.is_file():
+        raise RunError(f"{path}: no {RESULTS_HASH} beside it, so these figures are unchecked; {fix}")
+    expected = record.read_text(encoding="utf-8", errors="replace").split(maxsplit=1)[:1]
+    found = sha256_file(path)
+    if expected != [found]:
+        raise RunError(
+            f"{path}: changed since `make evaluate` wrote it (sha256 {found[:12]}, {RESULTS_HASH} records "
+            f"{(expected or ['nothing'])[0][:12]}); its figures cannot go out as measured; {fix}"
+        )
+    return found
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    return a is None or b is None or math.isclose(a, b, rel_tol=0, abs_tol=1e-9)
+
+
+def check_figures(doc: dict) -> list[str]:
+    """Figures that contradict the document itself: a Δ that is not the phase's value minus the base's."""
+    bad = []
+    base = doc.get("results", {}).get("base", {})
+    for model, per_set in doc.get("deltas", {}).items():
+        for s, per_m in per_set.items():
+            for m, d in per_m.items():
+                value = doc["results"].get(model, {}).get(s, {}).get(m, {}).get("value")
+                base_value = base.get(s, {}).get(m, {}).get("value")
+                if value is None or base_value is None or not _close(d.get("diff"), value - base_value):
+                    bad.append(f"{model} {s} {m}")
+    return bad
 
 
 # --- results.md ---------------------------------------------------------------------------------------------

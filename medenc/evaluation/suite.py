@@ -33,6 +33,7 @@ from medenc.evaluation.results import (
     eval_dir,
     load_results,
     results_markdown,
+    write_results,
 )
 from medenc.evaluation.scoring import AGREEMENT_TOL, SuiteScores, bootstrap_all, score_models, score_set
 from medenc.evaluation.sets import SETS, EvalSet, SetLoader, default_loader, load_set, select_sets
@@ -123,7 +124,6 @@ def _results_doc(
     return {
         "schema_version": SCHEMA_VERSION,
         "run": inputs.run_dir.name,
-        "run_dir": str(inputs.run_dir),
         "data_manifest_sha256": inputs.manifest,
         "run_data_manifest_sha256": inputs.record.data_manifest_sha256 if inputs.record else None,
         "models": inputs.models,
@@ -146,7 +146,6 @@ def _results_doc(
         "checks": {"st_agreement_max_abs_diff": scores.checks, "tolerance": AGREEMENT_TOL},
         "cache": {
             "enabled": cfg.use_cache,
-            "root": str(cache.root),
             "hits": cache.hits,
             "misses": cache.misses,
         },
@@ -178,12 +177,12 @@ def _save_run_record(out_dir: Path, doc: dict) -> None:
 
 def _write_outputs(doc: dict, scores: SuiteScores, run_dir: Path, out_dir: Path, charts: bool) -> None:
     """results.json, results.md, the cache record, the charts (listed in results.json) and the run record."""
-    write_json(out_dir / layout.RESULTS_FILE, doc)
+    write_results(out_dir, doc)
     (out_dir / RESULTS_MD).write_text(results_markdown(doc), encoding="utf-8")
     write_json(out_dir / EMBEDDING_CACHE_RECORD, scores.cache_record)
     if charts:
         doc["charts"] = [p.name for p in write_charts(doc, run_dir, out_dir)]
-        write_json(out_dir / layout.RESULTS_FILE, doc)
+        write_results(out_dir, doc)
     _save_run_record(out_dir, doc)
 
 

@@ -286,9 +286,15 @@ def model_details(final_dir: Path, max_seq_length: int | None = None) -> dict[st
     pooling = _read_json(final_dir / "1_Pooling" / "config.json")
     st_config = _read_json(final_dir / "config_sentence_transformers.json")
     modules = _read_json(final_dir / "modules.json") or []
-    modes = [k.removeprefix("pooling_mode_").removesuffix("_tokens") for k, v in pooling.items() if v is True]
+    # Two spellings: sentence-transformers 5+ writes `pooling_mode: mean` and `embedding_dimension`; the base
+    # model's folder has a boolean per mode and `word_embedding_dimension`.
+    mode = pooling.get("pooling_mode")
+    modes = [mode] if isinstance(mode, str) else [
+        k.removeprefix("pooling_mode_").removesuffix("_tokens")
+        for k, v in pooling.items() if k.startswith("pooling_mode_") and v is True
+    ]  # fmt: skip
     return {
-        "dimensions": pooling.get("word_embedding_dimension"),
+        "dimensions": pooling.get("word_embedding_dimension") or pooling.get("embedding_dimension"),
         "pooling": ", ".join(modes) or "unknown",
         "normalized": any(str(m.get("type", "")).endswith("Normalize") for m in modules),
         "similarity": st_config.get("similarity_fn_name") or "cosine",

@@ -35,6 +35,7 @@ from medenc.core.layout import (
     WEIGHTS_FILE,
 )
 from medenc.core.lock import run_lock
+from medenc.core.model_id import model_hash
 from medenc.core.paths import prepared_dir
 from medenc.core.runs import RunRecord, read_run_record
 from medenc.release.card import render_card
@@ -105,18 +106,8 @@ def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None
         raise ReleaseError(f"{results_path}: {exc}; re-run: make evaluate RUN={run_dir.name}") from exc
     except (OSError, ValueError) as exc:
         raise ReleaseError(f"{results_path}: unreadable results ({exc}); re-run: make evaluate") from exc
-    try:
-        expected = results["models"]["final"]["sha256"]
-    except (KeyError, TypeError) as exc:
-        raise ReleaseError(
-            f"{results_path}: expected models.final.sha256, found none; re-run make evaluate"
-        ) from exc
-    found = sha256_file(weights)
-    if expected != found:
-        raise ReleaseError(
-            f"{results_path}: results belong to another model: re-run make evaluate RUN={run_dir.name} "
-            f"(results are for sha256 {expected}, {weights} has {found})"
-        )
+    _check_results_record(run_dir)
+    _check_final_model(run_dir, results)
     try:
         record = read_run_record(run_dir)
     except RunError as exc:
@@ -124,6 +115,48 @@ def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None
     if not (run_dir / RUN_RECIPE).is_file():
         raise ReleaseError(f"{run_dir / RUN_RECIPE}: the resolved recipe is missing (written by make train)")
     return results, record
+
+
+def _check_results_record(run_dir: Path) -> None:
+    """results.json is the file `make evaluate` wrote (its sha256 record), whatever loader read it."""
+    from medenc.evaluation.results import check_results_hash
+
+    try:
+        check_results_hash(run_dir)
+    except RunError as exc:
+        raise ReleaseError(str(exc)) from exc
+
+
+def _check_final_model(run_dir: Path, results: dict) -> None:
+    """final/ is the model the figures were measured on: same weights, and the same ``model_hash`` (every
+    file that changes what it computes) as when evaluated, and as the phase that was scored."""
+    results_path = run_dir / EVAL_DIR / RESULTS_FILE
+    final = results.get("models", {}).get("final") if isinstance(results.get("models"), dict) else None
+    if not isinstance(final, dict) or not final.get("sha256") or not final.get("model_hash"):
+        raise ReleaseError(
+            f"{results_path}: expected models.final.sha256 and models.final.model_hash, found none; "
+            f"re-run make evaluate RUN={run_dir.name}"
+        )
+    weights = run_dir / FINAL_DIR / WEIGHTS_FILE
+    found = sha256_file(weights)
+    if final["sha256"] != found:
+        raise ReleaseError(
+            f"{results_path}: results belong to another model: re-run make evaluate RUN={run_dir.name} "
+            f"(results are for sha256 {final['sha256']}, {weights} has {found})"
+        )
+    found = model_hash(run_dir / FINAL_DIR)
+    if final["model_hash"] != found:
+        raise ReleaseError(
+            f"{results_path}: results belong to another model: {run_dir / FINAL_DIR} changed since it was "
+            f"evaluated (model hash {found[:12]}, results are for {final['model_hash'][:12]}: a config, "
+            f"tokenizer or module file differs); re-run make evaluate RUN={run_dir.name}"
+        )
+    scored = results.get("models", {}).get(final.get("from"), {}).get("model_hash")
+    if scored != final["model_hash"]:
+        raise ReleaseError(
+            f"{results_path}: {run_dir / FINAL_DIR} is not the model that was scored ({final.get('from')}, "
+            f"model hash {str(scored)[:12]}); re-run make train RUN={run_dir.name}, then make evaluate"
+        )
 
 
 def _suite_sets() -> tuple[str, ...]:
@@ -143,14 +176,82 @@ def check_releasable(run_dir: Path, results: dict, record: RunRecord, *, test_re
             f"{run_dir / EVAL_DIR / RESULTS_FILE}: results do not cover the suite (missing: "
             f"{', '.join(missing)}); a card must report every set: make evaluate RUN={run_dir.name}"
         )
+    from medenc.evaluation.results import check_figures
+
+    bad = check_figures(results)
+    if bad:
+        raise ReleaseError(
+            f"{run_dir / EVAL_DIR / RESULTS_FILE}: figures contradict each other (a Δ is not the value minus "
+            f"the base's: {', '.join(bad[:3])}); re-run make evaluate RUN={run_dir.name}"
+        )
     base = record.base_model or {}
-    if is_verified_base(base) or test_release:
+    if is_verified_base(base):
+        _check_base_chain(run_dir)
+        return
+    if test_release:
         return
     raise ReleaseError(
         f"{run_dir / RUN_RECORD}: this model was trained from {base.get('id')!r} (weights sha256 "
         f"{base.get('sha256')}), not the verified {BASE_MODEL_ID}: it is not MPNet-medical and is never "
         "released as such. Train with RECIPE=cpu or RECIPE=gpu (a test may pass --test-release)."
     )
+
+
+def _recipe_start(path: Path) -> tuple[str, str | None]:
+    """The resolved recipe's ``model`` and ``init_from``, from its YAML nodes (aliases never expanded)."""
+    import yaml
+
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ReleaseError(f"{path}: unreadable resolved recipe ({exc}); re-run make train") from exc
+    pairs = node.value if isinstance(node, yaml.MappingNode) else []
+    scalar = yaml.ScalarNode
+    top = {k.value: v.value for k, v in pairs if isinstance(k, scalar) and isinstance(v, scalar)}
+    init_from = top.get("init_from")
+    return str(top.get("model", "base")), None if init_from in (None, "", "null", "~") else str(init_from)
+
+
+def _check_base_chain(run_dir: Path) -> None:
+    """run.json claims the verified base: the recipe must have trained from it, final/ must have its shape."""
+    from medenc.core.model_id import embedding_width
+    from medenc.core.modeling import SHAPES
+
+    model, init_from = _recipe_start(run_dir / RUN_RECIPE)
+    if model != "base" or init_from is not None:
+        start = f"init_from: {init_from}" if init_from else f"model: {model}"
+        raise ReleaseError(
+            f"{run_dir / RUN_RECORD}: names the verified {BASE_MODEL_ID}, but {run_dir / RUN_RECIPE} trained "
+            f"from {start}; the record does not belong to this model. Train with RECIPE=cpu or RECIPE=gpu"
+        )
+    final = run_dir / FINAL_DIR
+    want = SHAPES["base"][0]
+    try:
+        widths = {
+            f"{WEIGHTS_FILE} word embeddings": embedding_width(final / WEIGHTS_FILE),
+            "config.json hidden_size": _json_field(final / "config.json", "hidden_size"),
+            "1_Pooling/config.json dimension": _json_field(
+                final / "1_Pooling" / "config.json", "word_embedding_dimension", "embedding_dimension"
+            ),
+        }
+    except (OSError, ValueError) as exc:
+        raise ReleaseError(f"{final}: unreadable model files ({exc}); re-run make train") from exc
+    wrong = {k: v for k, v in widths.items() if v != want}
+    if wrong:
+        found = ", ".join(f"{k} {v}" for k, v in wrong.items())
+        raise ReleaseError(
+            f"{final}: {BASE_MODEL_ID} is {want} wide, this model has {found}: it was not trained from the "
+            f"base run.json names. Train with RECIPE=cpu or RECIPE=gpu"
+        )
+
+
+def _json_field(path: Path, *keys: str):
+    """The first of ``keys`` a JSON file has at its top level (None when it has none)."""
+    import json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    found = [data[k] for k in keys if k in data] if isinstance(data, dict) else []
+    return found[0] if found else None
 
 
 def _load_manifest() -> dict | None:

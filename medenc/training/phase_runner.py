@@ -26,6 +26,7 @@ from medenc.core.layout import (
     WEIGHTS_FILE,
     phase_dir,
 )
+from medenc.core.model_id import model_hash
 from medenc.core.runs import PhaseFit, PhasePlan, PhaseRecord
 from medenc.training.checkpoints import last_complete_checkpoint
 from medenc.training.data import Loader, PhaseData, mining_sources, split_sets
@@ -239,6 +240,7 @@ def train_phase(
     fit = _fit(trainer, resume, sets.validation is not None)
     close_logs(trainer)
     sha = _save(ctx, n, trainer) if ctx.state.is_main_process else None
+    folder_hash = model_hash(phase_dir(ctx.run_dir, n)) if sha else None
     ctx.state.wait_for_everyone()
     log.info(
         "phase %d (%s) done in %.1f s, %s samples/s, train loss %s, eval loss %s -> %s",
@@ -250,4 +252,5 @@ def train_phase(
         n, PHASES[n].name, PHASE_DIRS[n], "done", mining_seconds=sets.mining_seconds,
         mined_from=sets.mined_from, negatives=sets.negatives, replay=sets.replay, datasets=sets.datasets,
         plan=plan, fit=fit, resumed_from=Path(resume).name if resume else None, model_sha256=sha,
+        model_hash=folder_hash,
     )  # fmt: skip

@@ -37,6 +37,7 @@ from medenc.core.layout import (
     phase_dir,
 )
 from medenc.core.lock import run_lock
+from medenc.core.model_id import model_hash
 from medenc.core.modeling import RANDOM_SHAPES
 from medenc.core.paths import outputs_dir
 from medenc.core.runs import (
@@ -258,7 +259,9 @@ def _finish(ctx: RunContext, record: RunRecord) -> int:
         if final.exists():
             shutil.rmtree(final)
         shutil.copytree(phase_dir(ctx.run_dir, last), final)
-        record.final = {"from": PHASE_DIRS[last], "model_sha256": model_sha(final)}
+        record.final = {
+            "from": PHASE_DIRS[last], "model_sha256": model_sha(final), "model_hash": model_hash(final)
+        }  # fmt: skip
         record.finished = utc_now()
         _save(ctx, record)
         shutil.rmtree(ctx.run_dir / CHECKPOINTS_DIR, ignore_errors=True)
