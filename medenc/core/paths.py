@@ -41,8 +41,8 @@ def outputs_dir() -> Path:
 # keeps out hidden names (the lock files are .<run>.lock) and names that read as options.
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 RUN_NAME_RULE = (
-    "a run name is 1-100 letters (a-z, A-Z), digits, '.', '_' or '-', starting with a letter or digit, no path "
-    "(for run folders elsewhere than outputs/ set OUTPUTS_DIR, or train.py --output-dir)"
+    "a run name is 1-100 letters (a-z, A-Z), digits, '.', '_' or '-', starting with a letter or digit, "
+    "no path (for run folders elsewhere than outputs/ set OUTPUTS_DIR, or train.py --output-dir)"
 )
 
 
