@@ -51,7 +51,7 @@ def make(tmp_path: Path, *args: str, dry_run: bool = False) -> subprocess.Comple
         ["train", "RECIPE=tiny", "RUN=x", "TRAIN_ARGS=--fresh; touch {pwn}"],
         ["train", "RECIPE=tiny", 'RUN=x"; touch {pwn}; echo "', "TRAIN_ARGS=--fresh"],
         ["help", 'HUB_REPO_ID=x"; touch {pwn}; echo "'],
-        ["help", "NUM_PROCESSES=1; touch {pwn}"],
+        ["train", "RECIPE=tiny", "RUN=x", "NUM_PROCESSES=1; touch {pwn};"],
     ],
     ids=["release-repo-id", "results-run", "log", "recipe", "train-args", "train-run", "help", "processes"],
 )
