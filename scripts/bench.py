@@ -26,12 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     # Before medenc imports anything of huggingface_hub, which reads the setting once, at import.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from _cli import parse_bench_args
+    from _cli import parse_bench_args, with_env_args
 
     from medenc.bench import format_table, run_and_write
     from medenc.core.errors import MedencError, fail
 
-    cfg = parse_bench_args(argv, description=__doc__.split("\n\n")[0])
+    cfg = parse_bench_args(with_env_args(argv, "MEDENC_BENCH_ARGS"), description=__doc__.split("\n\n")[0])
     try:
         result, out = run_and_write(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except MedencError as exc:

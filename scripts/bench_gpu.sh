@@ -95,9 +95,10 @@ if [ -f "$WORK/gpu-timing/run.json" ]; then
   # the figures mean nothing; the time is the point. Its log goes on after the training's (8 files come back).
   "$PYTHON" -c "import sys; from medenc.core.modeling import build_random_model as b; b(sys.argv[1]).save(sys.argv[2])" \
     "$MODEL" "$WORK/random-base"
-  step "evaluate: base + 3 phases" 180 "$PYTHON" -m accelerate.commands.launch --config_file accelerate_config.yaml \
-    --num_processes 1 scripts/evaluate_run.py --run "$WORK/gpu-timing" --base-model "$WORK/random-base" \
-    --no-cache >>"$OUT/train.log" 2>&1 || true
+  # A run is named, never a path: the run folder's parent is OUTPUTS_DIR.
+  step "evaluate: base + 3 phases" 180 env OUTPUTS_DIR="$WORK" "$PYTHON" -m accelerate.commands.launch \
+    --config_file accelerate_config.yaml --num_processes 1 scripts/evaluate_run.py --run gpu-timing \
+    --base-model "$WORK/random-base" --no-cache >>"$OUT/train.log" 2>&1 || true
   tail -n 2 "$OUT/train.log"
   if [ -f "$WORK/gpu-timing/eval/results.json" ]; then cp "$WORK/gpu-timing/eval/results.json" "$OUT/eval_gpu.json"; fi
 fi

@@ -14,6 +14,8 @@ import logging
 import sys
 from pathlib import Path
 
+from _cli import with_env_args
+
 from medenc.core.errors import MedencError, fail
 from medenc.evaluation import SETS, evaluate_run
 from medenc.evaluation.suite import DEFAULT_BOOTSTRAP
@@ -22,7 +24,9 @@ from medenc.evaluation.suite import DEFAULT_BOOTSTRAP
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line: which run, where to write, which sets, how many resamples, cache and precision."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="run name under outputs/ (or a path to a run folder)")
+    p.add_argument(
+        "--run", required=True, help="run name: the folder outputs/<run>/ ($OUTPUTS_DIR/<run>/ if set)"
+    )
     p.add_argument("--output-dir", type=Path, default=None, help="default: <run>/eval")
     p.add_argument("--sets", default=None, help=f"comma-separated subset of {','.join(SETS)} (default: all)")
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples (0: no CIs)")
@@ -37,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a model folder scored as the base instead of the verified all-mpnet-base-v2 (GPU timing of a "
         "random-weight run, where the real weights cannot travel)",
     )
-    return p.parse_args(argv)
+    return p.parse_args(with_env_args(argv, "MEDENC_EVAL_ARGS"))  # make's EVAL_ARGS
 
 
 def main(argv: list[str] | None = None) -> int:

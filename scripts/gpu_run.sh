@@ -106,7 +106,7 @@ for d in "$RUN_DIR"/phase-*; do
   if [ -d "$d" ] && [ ! -f "$d/model.safetensors" ]; then echo "== $(basename "$d"): unfinished"; mv "$d" "$d.incomplete"; fi
 done
 # shellcheck disable=SC2206
-EVAL=("${LAUNCH[@]}" scripts/evaluate_run.py --run "$RUN_DIR" --no-cache ${EVAL_ARGS:-})
+EVAL=("${LAUNCH[@]}" scripts/evaluate_run.py --run "$RUN" --no-cache ${EVAL_ARGS:-})
 if compgen -G "$RUN_DIR/phase-*/model.safetensors" >/dev/null; then
   step evaluate 150 "${EVAL[@]}" >"$REC/evaluate.log" 2>&1
   tail -n 3 "$REC/evaluate.log"

@@ -51,6 +51,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="print the pins of the raw files under $DATA_DIR as they are now, and write nothing",
     )
+    if argv is None:  # the command line, and make's DATA_ARGS (only a script run has scripts/ on its path)
+        from _cli import with_env_args
+
+        argv = with_env_args(None, "MEDENC_DATA_ARGS")
     return ap.parse_args(argv)
 
 

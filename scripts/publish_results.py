@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from medenc.core.errors import EXIT_CHECK_FAILED, MedencError, fail
-from medenc.core.paths import PROJECT_ROOT
+from medenc.core.paths import PROJECT_ROOT, check_run_name
 from medenc.release.publish import missed_targets, publish, rerender_card
 
 
@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description="Publish a run's records into results/<run>/, check its targets."
     )
-    ap.add_argument("--run", required=True)
+    ap.add_argument("--run", required=True, help="run name: the folder outputs/<run>/ ($OUTPUTS_DIR)")
     ap.add_argument("--dest", type=Path, default=None, help="default: results/<run>")
     ap.add_argument("--command", default=None, help="the command that produced the run (recorded)")
     ap.add_argument("--log", type=Path, default=None, help="that command's console output, to keep")
@@ -42,13 +42,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Publish outputs/<run>/ into results/<run>/ (``make results``) and say whether its targets are met."""
     args = parse_args(argv)
-    dest = args.dest or PROJECT_ROOT / "results" / args.run
     try:
+        # results/<run> is replaced as a whole: the name must be a plain one before it makes a path.
+        run = check_run_name(args.run)
+        dest = args.dest or PROJECT_ROOT / "results" / run
         if args.rerender_card:
             print(rerender_card(dest, args.rerender_card))
             return 0
-        command = args.command or f"make train evaluate release RECIPE={args.run}"
-        publish(args.run, dest, command, args.log)
+        command = args.command or f"make train evaluate release RECIPE={run}"
+        publish(run, dest, command, args.log)
         missed = missed_targets(dest)
     except MedencError as exc:
         return fail(exc)

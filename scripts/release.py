@@ -12,8 +12,10 @@ import argparse
 import shlex
 import sys
 
+from _cli import with_env_args
+
 from medenc.core.errors import MedencError, fail
-from medenc.core.paths import outputs_dir
+from medenc.core.paths import run_folder
 from medenc.release import release
 
 
@@ -21,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--run", required=True, help="run name: the folder outputs/<run>/")
+    parser.add_argument("--run", required=True, help="run name: the folder outputs/<run>/ ($OUTPUTS_DIR)")
     parser.add_argument("--repo-id", required=True, help="Hub repo id, namespace/name")
     parser.add_argument("--tag", help="tag the release commit, e.g. v0.1.0")
     parser.add_argument("--private", action="store_true", help="create the repo as private")
@@ -31,12 +33,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="tests only: let a random-weight model through; its card's first line says so",
     )
+    argv = with_env_args(argv, "MEDENC_RELEASE_ARGS")  # make's RELEASE_ARGS
     args = parser.parse_args(argv)
     # The exact command to repeat, for the "no token" and "push failed" hints.
-    command = shlex.join([sys.executable, "scripts/release.py", *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join([sys.executable, "scripts/release.py", *argv])
     try:
         release(
-            outputs_dir() / args.run,
+            run_folder(args.run),
             args.repo_id,
             tag=args.tag,
             private=args.private,

@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from _cli import add_override_argument
+from _cli import add_override_argument, with_env_args
 
 from medenc.core.errors import MedencError, fail
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the training; a MedencError exits 2 with its message."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", required=True, type=Path, help="recipe YAML, e.g. recipes/cpu.yaml")
-    parser.add_argument("--run", required=True, help="run name: the folder outputs/<run>/")
+    parser.add_argument("--run", required=True, help="run name (a plain name): the folder outputs/<run>/")
     add_override_argument(parser)
     parser.add_argument("--fresh", action="store_true", help="wipe outputs/<run>/ and start over")
     parser.add_argument(
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output-dir", type=Path, default=None, help="parent of run folders (default outputs/)"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(with_env_args(argv, "MEDENC_TRAIN_ARGS"))  # make's TRAIN_ARGS
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from medenc.training import run_training

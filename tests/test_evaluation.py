@@ -438,12 +438,13 @@ def test_the_script_scores_a_run_end_to_end(tmp_path, models_dir):
         "PREPARED_DIR": str(prepared),
         "MEDENC_CACHE": str(tmp_path / "cache"),
         "HF_HUB_OFFLINE": "1",
+        "OUTPUTS_DIR": str(run.parent),  # a run is named, never a path
     }
     cmd = [
         sys.executable,
         "scripts/evaluate_run.py",
         "--run",
-        str(run),
+        run.name,
         "--sets",
         "biosses",
         "--bootstrap",

@@ -18,13 +18,13 @@ import sys
 
 from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import EVAL_DIR, RESULTS_FILE
-from medenc.core.paths import outputs_dir
+from medenc.core.paths import run_folder
 
 COLUMNS = "biosses:spearman,stsb:spearman,rqe:ap,medquad:ndcg@10,triplets:accuracy,terms:ndcg@10"
 
 
 def _results(run: str) -> dict:
-    path = outputs_dir() / run / EVAL_DIR / RESULTS_FILE
+    path = run_folder(run) / EVAL_DIR / RESULTS_FILE
     if not path.is_file():
         sys.exit(f"{path}: no results; run `make evaluate RUN={run}` first")
     return json.loads(path.read_text(encoding="utf-8"))

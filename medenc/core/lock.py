@@ -2,10 +2,13 @@
 
 An advisory ``flock`` on a file beside the run folder (so ``--fresh`` may wipe the folder while holding it);
 the kernel drops it when the process dies, so a killed run never leaves a stale lock behind.
+Every step that writes a run folder does so under its lock, so the lock is also where a write the system
+refuses (a full disk, a read-only or foreign-owned outputs folder) becomes one line naming the path.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -20,10 +23,45 @@ def lock_path(run_dir: Path) -> Path:
     return run_dir.parent / f".{run_dir.name}.lock"
 
 
+# What the system answers when it will not write: the disk (or quota) is full, or the folder is not writable.
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _unwritable(exc: OSError, run_dir: Path, what: str) -> RunError:
+    """The one-line error for a write refused by the system while ``what`` wrote ``run_dir``."""
+    where = exc.filename or run_dir
+    fix = (
+        "free space there"
+        if exc.errno in _FULL
+        else "make it writable for this user (or it is on a read-only disk)"
+    )
+    return RunError(
+        f"{where}: {exc.strerror or exc} ({what}, run folder {run_dir}); {fix}, or set OUTPUTS_DIR to a "
+        "folder that can be written"
+    )
+
+
 @contextmanager
 def run_lock(run_dir: Path, what: str) -> Iterator[None]:
-    """Hold the run folder's lock while ``what`` (e.g. "make train") writes it; refuse if another holds it."""
-    path = lock_path(Path(run_dir))
+    """Hold the run folder's lock while ``what`` (e.g. "make train") writes it; refuse if another holds it.
+
+    An OSError of a full disk or an unwritable folder, taking the lock or inside the block, is re-raised as
+    a RunError that names the path (the traceback says nothing more to a user).
+    """
+    try:
+        with _held(Path(run_dir), what):
+            yield
+    except OSError as exc:
+        if exc.errno not in _FULL + _NOT_WRITABLE:
+            raise
+        raise _unwritable(exc, Path(run_dir), what) from exc
+
+
+@contextmanager
+def _held(run_dir: Path, what: str) -> Iterator[None]:
+    """The flock itself, in ``outputs/.<run>.lock``."""
+    path = lock_path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

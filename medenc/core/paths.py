@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from medenc.core.errors import DataError
+from medenc.core.errors import DataError, RunError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +34,28 @@ def prepared_dir() -> Path:
 def outputs_dir() -> Path:
     """Run folders: ``$OUTPUTS_DIR``, else ``outputs/``."""
     return Path(os.environ.get("OUTPUTS_DIR", PROJECT_ROOT / "outputs")).expanduser()
+
+
+# A run name is one folder name, never a path: `--fresh` removes <outputs>/<run>, so "", ".", ".." or "a/b"
+# would reach the outputs folder itself, the project or anything else. Starting with a letter or digit also
+# keeps out hidden names (the lock files are .<run>.lock) and names that read as options.
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+RUN_NAME_RULE = (
+    "a run name is 1-100 letters (a-z, A-Z), digits, '.', '_' or '-', starting with a letter or digit, "
+    "no path (for run folders elsewhere than outputs/ set OUTPUTS_DIR, or train.py --output-dir)"
+)
+
+
+def check_run_name(run: str) -> str:
+    """``run`` if it is a plain run name (``RUN_NAME``), else RunError saying the rule."""
+    if not isinstance(run, str) or not RUN_NAME.fullmatch(run):
+        raise RunError(f"run name {run!r}: {RUN_NAME_RULE}")
+    return run
+
+
+def run_folder(run: str, parent: str | Path | None = None) -> Path:
+    """The run folder ``<parent>/<run>`` (``parent`` default: ``outputs_dir()``), ``run`` a plain name."""
+    return Path(parent or outputs_dir()) / check_run_name(run)
 
 
 def cache_dir() -> Path:

@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from medenc.core.lock import run_lock
-from medenc.core.paths import outputs_dir
+from medenc.core.paths import run_folder
 from medenc.evaluation.results import eval_dir
 from medenc.evaluation.suite import run_evaluation
 
 
 def resolve_run_dir(run: str) -> Path:
-    """``outputs/<run>``, or ``run`` itself when it is a path to an existing folder."""
-    return Path(run) if Path(run).is_dir() and os.sep in run else outputs_dir() / run
+    """``outputs/<run>`` (``$OUTPUTS_DIR/<run>``), ``run`` a plain run name."""
+    return run_folder(run)
 
 
 def evaluate_run(run: str, *, output_dir: Path | None = None, **options: Any) -> tuple[Path, dict] | None:
@@ -31,10 +31,10 @@ def evaluate_run(run: str, *, output_dir: Path | None = None, **options: Any) ->
 
     # On a machine without CUDA, cpu=True is what lets `accelerate launch --multi_gpu` processes join one
     # gloo group (DDP on the CPU); without it each process would train alone.
+    run_dir = resolve_run_dir(run)
     state = PartialState(cpu=not torch.cuda.is_available())
     if not state.is_main_process:
         return None
-    run_dir = resolve_run_dir(run)
     out_dir = eval_dir(run_dir, output_dir)
     with run_lock(run_dir, "make evaluate"):  # a training of the same run would change what is scored
         doc = run_evaluation(run_dir, output_dir=out_dir, device=str(state.device), **options)

@@ -25,7 +25,7 @@ from medenc.core.layout import (
     RUN_RECORD,
     training_seconds,
 )
-from medenc.core.paths import outputs_dir, prepared_dir
+from medenc.core.paths import prepared_dir, run_folder
 from medenc.core.runs import RunRecord, read_run_record
 from medenc.release.hub import ASSETS_DIR
 
@@ -209,7 +209,7 @@ def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path
     ``dest`` is replaced as a whole, so nothing of an earlier run survives beside the new records. ``log``,
     the console output of the command, is kept as ``logs/run.log`` without its progress bars.
     """
-    run_dir = outputs_dir() / run
+    run_dir = run_folder(run)
     _require(run_dir, run, log)
     results = json.loads((run_dir / EVAL_DIR / RESULTS_FILE).read_text(encoding="utf-8"))
     record = read_run_record(run_dir)

@@ -19,6 +19,7 @@ finished phases and resumes the unfinished one from its last Trainer checkpoint.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -33,13 +34,14 @@ from medenc.core.layout import (
     PAIRS,
     PHASE_DIRS,
     RUN_RECIPE,
+    RUN_RECORD,
     WEIGHTS_FILE,
     phase_dir,
 )
 from medenc.core.lock import run_lock
 from medenc.core.model_id import model_hash
 from medenc.core.modeling import RANDOM_SHAPES
-from medenc.core.paths import outputs_dir
+from medenc.core.paths import run_folder
 from medenc.core.runs import (
     RUN_SCHEMA_VERSION,
     PhaseRecord,
@@ -81,20 +83,22 @@ def check_run_folder(
 
     With ``retrain_from=N`` the recipe may differ in phases N and later only: those are retrained.
     """
-    if not run_dir.exists():
+    if not run_dir.exists() and not run_dir.is_symlink():
         return
+    if fresh and run_dir.is_symlink():
+        raise RunError(
+            f"{run_dir}: is a symbolic link, and --fresh never removes through a link; remove the link "
+            "(and what it points to) yourself, or choose another --run"
+        )
+    if not run_dir.is_dir() or not _is_run(run_dir):
+        raise RunError(f"{run_dir}: {_not_a_run(run_dir)}; move it away yourself, or choose another --run")
     if fresh:
         log.info("--fresh: removing %s", run_dir)
         shutil.rmtree(run_dir)
         return
     saved = run_dir / RUN_RECIPE
     if not saved.is_file():
-        if any(run_dir.iterdir()):
-            raise RunError(
-                f"{run_dir}: holds files but no {RUN_RECIPE}, so it is not a run of this recipe; "
-                "pass --fresh to wipe it or choose another --run"
-            )
-        return
+        return  # empty: nothing to compare
     # Compared as parsed recipes, not as texts: a key added later with a default that keeps the old behaviour
     # (say phaseN.attention) must not make every earlier run folder look like a different recipe.
     old_recipe = load_recipe(saved, [])
@@ -119,6 +123,29 @@ def check_run_folder(
                 f"{run_dir}: was trained on different prepared data (manifest sha256 {old_data[:12]}, now "
                 f"{data_hash[:12]}). Pass --fresh to start over, or choose another --run"
             )
+
+
+def _is_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` (a real folder) is a run, which ``--fresh`` may remove: empty, or holding this
+    project's run.json (a run record of any schema version, or an unreadable one beside recipe.yaml, which
+    the rebuild advice of medenc.core.runs sends to ``--fresh``)."""
+    if not any(run_dir.iterdir()):
+        return True
+    record = run_dir / RUN_RECORD
+    if record.is_symlink() or not record.is_file():
+        return False
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return (run_dir / RUN_RECIPE).is_file() and not (run_dir / RUN_RECIPE).is_symlink()
+    return isinstance(data, dict) and "schema_version" in data and "run" in data
+
+
+def _not_a_run(run_dir: Path) -> str:
+    """Why ``run_dir`` is refused as a run folder (training would write it, --fresh remove it)."""
+    if not run_dir.is_dir():
+        return "is not a folder" + (" (a link to nothing)" if run_dir.is_symlink() else "")
+    return f"holds files but no {RUN_RECORD} of this project, so it is not a run folder and is left alone"
 
 
 def _default_data_hash() -> str | None:
@@ -305,10 +332,10 @@ def run_training(
     import torch
     from accelerate import PartialState
 
+    run_dir = run_folder(run, output_dir)  # refuses a name that is not a plain folder name, first
     # On a machine without CUDA, cpu=True is what lets `accelerate launch --multi_gpu` processes join one
     # gloo group (DDP on the CPU); without it each process would train alone.
     state = PartialState(cpu=not torch.cuda.is_available())
-    run_dir = Path(output_dir or outputs_dir()) / run
     # Only the main process writes the folder, so only it holds the lock.
     with run_lock(run_dir, "make train") if state.is_main_process else contextlib.nullcontext():
         return _run(
@@ -351,8 +378,8 @@ def _run(
     ctx = RunContext(recipe, run_dir, loader, precision["used"], cuda, state, mine_train, replay)
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
+        _save(ctx, record)  # first: a folder holding run.json is a run (see _is_run), even if killed here
         (run_dir / RUN_RECIPE).write_text(recipe_text, encoding="utf-8")
-        _save(ctx, record)
     log.info("run %s -> %s\nresolved recipe:\n%s", run_dir.name, run_dir, recipe_text.rstrip())
     if precision["requested"] == precision["used"]:
         log.info("precision: %s (%s)", precision["used"], precision["reason"])
