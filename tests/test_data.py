@@ -868,6 +868,18 @@ def test_obo_without_name_or_malformed_refused_nothing_written(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared", "raw"]
 
 
+def test_obo_with_bad_utf8_names_file_byte_and_line(tmp_path: Path) -> None:
+    """fastobo's own error ("stream did not contain valid UTF-8") named neither the file nor the place."""
+    root = _ontology_root(tmp_path)
+    obo = root / DO_FOLDER / "DO_rare_slim.obo"
+    data = (OBO_HEAD + OBO_TERMS).encode("utf-8").replace(b"drug-induced", b"drug-ind\xfcced", 1)
+    obo.write_bytes(data)
+    with pytest.raises(DataError) as e:
+        _read_do(root)
+    at = data.index(b"\xfc")
+    assert str(e.value) == f"{obo}, byte {at} (line 6): expected UTF-8 text, found undecodable bytes"
+
+
 @pytest.mark.parametrize(
     ("line", "match"),
     [
