@@ -691,8 +691,8 @@ def test_accept_upstream_recorded_in_manifest_torn_line_still_refused(
     assert write.make_manifest(prep, small_raw, small_registry)["upstream_accepted"] == accepted
     plain = write.make_manifest(write.Prepared(raw_files=raw_files), small_raw, small_registry)
     assert "upstream_accepted" not in plain
-    # A torn last line is refused whatever the pins say, naming the line.
-    line = _cut_mid_line(f, 0.5)
+    # A torn last line is refused whatever the pins say, naming the line (most lines kept: not emptied).
+    line = _cut_mid_line(f, 0.9)
     target, before = _old_prepared(tmp_path)
     with pytest.raises(DataError) as e:
         prepare.prepare(target, accept_upstream=True, registry=small_registry)
@@ -866,6 +866,24 @@ def test_obo_without_name_or_malformed_refused_nothing_written(
         prepare.prepare(target, registry=registry)
     assert (target / layout.MANIFEST).read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared", "raw"]
+
+
+def test_accept_upstream_refuses_an_emptied_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A header-only HPO file was taken under --accept-upstream, silently dropping a third of the concepts."""
+    root = _ontology_root(tmp_path / "raw")
+    registry = pins.repin(root, (hpo_layperson.SOURCE,))  # pinned as the excerpt is: 4 lines
+    tsv = root / HPO_FOLDER / hpo_layperson.HPO_TSV
+    tsv.write_text(HPO_TSV.splitlines(keepends=True)[0], encoding="utf-8")
+    monkeypatch.setenv("DATA_DIR", str(root))
+    target, before = _old_prepared(tmp_path)
+    with pytest.raises(DataError) as e:
+        prepare.prepare(target, accept_upstream=True, registry=registry)
+    assert e.value.path == str(tsv) and "even with --accept-upstream" in str(e.value)
+    assert "found 1 lines: a cut or emptied copy" in str(e.value)
+    # Pinned header-only (a deliberate repin): it parses to nothing, which is refused too.
+    with pytest.raises(DataError, match=r"hpo_layperson: expected records in layperson-synonyms\.tsv"):
+        prepare.prepare(target, registry=pins.repin(root, (hpo_layperson.SOURCE,)))
+    assert (target / layout.MANIFEST).read_bytes() == before
 
 
 def test_obo_with_bad_utf8_names_file_byte_and_line(tmp_path: Path) -> None:
