@@ -578,6 +578,18 @@ def test_missing_source_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert not (tmp_path / "p").exists()
 
 
+def test_missing_data_dir_names_every_source_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "nope"))
+    with pytest.raises(DataError) as e:
+        prepare.prepare(tmp_path / "p")
+    assert all(f" {s.folder}/" in str(e.value) for s in REGISTRY) and "set DATA_DIR" in str(e.value)
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "toy.tsv").write_text("".join(TOY_LINES), encoding="utf-8")
+    toy = _toy_source(tmp_path / "toy")
+    with pytest.raises(DataError, match=r"upstream files: toy/; set DATA_DIR"):
+        prepare.prepare(tmp_path / "p", registry=(toy,))
+
+
 @needs_raw
 def test_missing_folder_in_copy_fails_before_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A raw root with every source but one (symlinks: never copy or modify the raw files).

@@ -95,7 +95,7 @@ def prepare(
     ``accept_upstream``: use raw files that differ from their pins (a newer upstream, on purpose);
     ``root``: the raw data root (default ``$DATA_DIR``); ``registry``: the sources to build from.
     """
-    root = Path(root) if root is not None else data_dir()
+    root = Path(root) if root is not None else data_dir(tuple(s.folder for s in registry))
     target = Path(target) if target is not None else prepared_dir()
     try:
         prep = build(root, threshold, accept_upstream, registry)
