@@ -66,11 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     from medenc.core.paths import data_dir
     from medenc.data import pins
     from medenc.data.prepare import prepare
+    from medenc.data.sources import REGISTRY
     from medenc.data.write import format_table
 
     try:
         if args.print_pins:
-            print(pins.format_pins(data_dir()))
+            print(pins.format_pins(data_dir(tuple(s.folder for s in REGISTRY))))
             return 0
         path, manifest = prepare(args.out, args.leakage_threshold, args.accept_upstream)
     except MedencError as e:

@@ -14,6 +14,7 @@ from medenc.core.base_model import WEIGHTS_SHA256
 from medenc.core.layout import EVAL_DIR, FINAL_DIR, LOGS_DIR, PHASE_DIRS, RUN_RECIPE, RUN_RECORD, WEIGHTS_FILE
 from medenc.core.model_id import model_hash
 from medenc.core.runs import RUN_SCHEMA_VERSION
+from medenc.data.checksums import write_checksums
 from medenc.evaluation.results import write_results
 from medenc.evaluation.sets import SETS as EVAL_SETS
 
@@ -198,6 +199,7 @@ def make_run(root: Path, model=None, run: str = "tiny") -> Path:
     prepared = root / "prepared"
     prepared.mkdir(exist_ok=True)
     (prepared / "manifest.json").write_text(json.dumps(manifest))
+    write_checksums(prepared)
     manifest_sha = sha256_bytes((prepared / "manifest.json").read_bytes())
     (run_dir / RUN_RECIPE).write_text("name: tiny\nphases: [1, 2, 3]\n")
     # A real model here is the tiny random one: its record says so, as training writes it.
@@ -287,4 +289,5 @@ def write_prepared(root: Path) -> Path:
         for name, ds in tiny_sets(split).items():
             ds.save_to_disk(str(root / split / name))
     (root / "manifest.json").write_text('{"test": true}\n')
+    write_checksums(root)  # as `make data` ends, so that training's check of the files passes
     return root

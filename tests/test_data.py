@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -12,13 +13,13 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from fakes import REPO_ID, json_loader, make_run
+from fakes import REPO_ID, json_loader, make_run, write_prepared
 
 from medenc.core import layout
 from medenc.core.errors import DataError, LeakageError
 from medenc.core.io import sha256_file
 from medenc.core.paths import PROJECT_ROOT, data_dir
-from medenc.data import catalog, filters, leakage, parsing, pins, prepare, read, test_sets, write
+from medenc.data import catalog, checksums, filters, leakage, parsing, pins, prepare, read, test_sets, write
 from medenc.data.source import Concept, Dropped, Pin, Source, SourceInfo, concept_held, row
 from medenc.data.sources import (
     REGISTRY,
@@ -250,6 +251,7 @@ def test_a_registered_source_reaches_the_manifest_and_the_card(
         }
     }
     assert manifest["leakage"]["passed"] and (path / "train" / "pairs" / "dataset_info.json").is_file()
+    assert checksums.verify(path) == sha256_file(path / layout.MANIFEST)  # every file written is listed
     # The card reads the catalog the registry gives (here: the real sources and the toy one).
     monkeypatch.setattr(card, "CATALOG", catalog.catalog_of(REGISTRY + registry))
     monkeypatch.setattr(card, "SOURCES_FALLBACK", {k: dataclasses.asdict(v) for k, v in card.CATALOG.items()})
@@ -275,6 +277,23 @@ def test_a_registered_source_reaches_the_manifest_and_the_card(
     assert line.endswith("| Toy et al., 2026, A toy glossary |")
 
 
+def test_stale_temporary_folders_of_a_killed_make_data_are_removed(tmp_path: Path) -> None:
+    """A killed ``make data`` leaves ``.prepared.tmp-PID``; the next one removes it unless PID still runs."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "raw" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "toy.tsv").write_text("".join(TOY_LINES), encoding="utf-8")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    stale = tmp_path / f".prepared.tmp-{int(dead.stdout)}"
+    running = tmp_path / f".prepared.tmp-{os.getppid()}"  # a make data still at work: left alone
+    for d in (stale, running):
+        (d / "train").mkdir(parents=True)
+    prepare.prepare(tmp_path / "prepared", registry=(_toy_source(folder),), root=folder.parent)
+    assert not stale.exists() and running.exists()
+
+
 def test_every_source_declares_what_it_reads() -> None:
     """Each registered source names its files and pins them; a test-only source yields no training rows."""
     for source in REGISTRY:
@@ -292,6 +311,90 @@ def test_load_split_missing_says_make_data(tmp_path: Path, monkeypatch: pytest.M
     assert "nothing/train/pairs" in str(e.value)
     with pytest.raises(DataError, match="make data"):
         load_manifest()
+
+
+# --- the prepared files against their checksums ----------------------------------------------------------
+def _small_prepared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A prepared folder as ``make data`` leaves it (tests/fakes.py), with PREPARED_DIR pointing at it."""
+    target = write_prepared(tmp_path / "prepared")
+    monkeypatch.setenv("PREPARED_DIR", str(target))
+    return target
+
+
+def test_make_data_writes_checksums_that_bind_the_files_to_the_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medenc.data import load_split, manifest_hash
+
+    target = _small_prepared(tmp_path, monkeypatch)
+    doc = json.loads((target / checksums.CHECKSUMS).read_text())
+    assert doc["manifest_sha256"] == sha256_file(target / layout.MANIFEST)
+    assert "train/pairs/dataset_info.json" in doc["files"] and layout.MANIFEST not in doc["files"]
+    assert manifest_hash() == sha256_file(target / layout.MANIFEST)  # the data hash keeps its meaning
+    assert len(load_split("train", "pairs")) == 20
+
+
+@pytest.mark.parametrize("change", ["halve", "same size"])
+def test_a_changed_prepared_training_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Halving a training file or putting text in it used to leave the data hash (the manifest's) as is."""
+    from medenc.data import load_split, manifest_hash
+
+    target = _small_prepared(tmp_path, monkeypatch)
+    manifest_hash()  # hashed once: a later change must still be seen (the cache keys on size and mtime)
+    arrow = next((target / "train" / "pairs").glob("*.arrow"))
+    data = arrow.read_bytes()
+    if change == "halve":
+        arrow.write_bytes(data[: len(data) // 2])
+    else:
+        i = data.index(b"asthma")
+        arrow.write_bytes(data[:i] + b"ASTHMA" + data[i + 6 :])
+        st = arrow.stat()
+        os.utime(arrow, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    for call in (manifest_hash, lambda: load_split("validation", "pairs")):
+        with pytest.raises(DataError, match="run `make data`") as e:
+            call()
+        assert e.value.path == str(arrow)
+        assert ("bytes" if change == "halve" else "changed after `make data`") in str(e.value)
+        assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (None, "manifest.json: expected the JSON manifest"),  # truncated
+        ("[1, 2]", "manifest.json: expected a JSON object"),
+        ('{"test": false}\n', "manifest.json: expected the manifest the prepared files were written with"),
+    ],
+)
+def test_an_invalid_or_foreign_manifest_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str | None, match: str
+) -> None:
+    from medenc.data import load_split, manifest_hash
+
+    target = _small_prepared(tmp_path, monkeypatch)
+    path = target / layout.MANIFEST
+    path.write_text(path.read_text()[:5] if text is None else text)
+    for call in (manifest_hash, lambda: load_split("train", "pairs")):
+        with pytest.raises(DataError, match=match) as e:
+            call()
+        assert "make data" in str(e.value) and len(str(e.value)) < 400
+
+
+def test_a_prepared_folder_without_checksums_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medenc.data import manifest_hash
+
+    target = _small_prepared(tmp_path, monkeypatch)
+    (target / checksums.CHECKSUMS).unlink()
+    with pytest.raises(DataError, match=r"checksums\.json: expected the prepared files' sha256.*make data"):
+        manifest_hash()
+    write_prepared(target)
+    (target / "train" / "pairs" / "state.json").unlink()
+    with pytest.raises(DataError, match=r"pairs/state\.json: expected a prepared file listed"):
+        manifest_hash()
 
 
 # --- leakage guard ------------------------------------------------------------------------------------------
@@ -475,6 +578,18 @@ def test_missing_source_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert not (tmp_path / "p").exists()
 
 
+def test_missing_data_dir_names_every_source_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "nope"))
+    with pytest.raises(DataError) as e:
+        prepare.prepare(tmp_path / "p")
+    assert all(f" {s.folder}/" in str(e.value) for s in REGISTRY) and "set DATA_DIR" in str(e.value)
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "toy.tsv").write_text("".join(TOY_LINES), encoding="utf-8")
+    toy = _toy_source(tmp_path / "toy")
+    with pytest.raises(DataError, match=r"upstream files: toy/; set DATA_DIR"):
+        prepare.prepare(tmp_path / "p", registry=(toy,))
+
+
 @needs_raw
 def test_missing_folder_in_copy_fails_before_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A raw root with every source but one (symlinks: never copy or modify the raw files).
@@ -588,8 +703,8 @@ def test_accept_upstream_recorded_in_manifest_torn_line_still_refused(
     assert write.make_manifest(prep, small_raw, small_registry)["upstream_accepted"] == accepted
     plain = write.make_manifest(write.Prepared(raw_files=raw_files), small_raw, small_registry)
     assert "upstream_accepted" not in plain
-    # A torn last line is refused whatever the pins say, naming the line.
-    line = _cut_mid_line(f, 0.5)
+    # A torn last line is refused whatever the pins say, naming the line (most lines kept: not emptied).
+    line = _cut_mid_line(f, 0.9)
     target, before = _old_prepared(tmp_path)
     with pytest.raises(DataError) as e:
         prepare.prepare(target, accept_upstream=True, registry=small_registry)
@@ -763,6 +878,36 @@ def test_obo_without_name_or_malformed_refused_nothing_written(
         prepare.prepare(target, registry=registry)
     assert (target / layout.MANIFEST).read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared", "raw"]
+
+
+def test_accept_upstream_refuses_an_emptied_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A header-only HPO file was taken under --accept-upstream, silently dropping a third of the concepts."""
+    root = _ontology_root(tmp_path / "raw")
+    registry = pins.repin(root, (hpo_layperson.SOURCE,))  # pinned as the excerpt is: 4 lines
+    tsv = root / HPO_FOLDER / hpo_layperson.HPO_TSV
+    tsv.write_text(HPO_TSV.splitlines(keepends=True)[0], encoding="utf-8")
+    monkeypatch.setenv("DATA_DIR", str(root))
+    target, before = _old_prepared(tmp_path)
+    with pytest.raises(DataError) as e:
+        prepare.prepare(target, accept_upstream=True, registry=registry)
+    assert e.value.path == str(tsv) and "even with --accept-upstream" in str(e.value)
+    assert "found 1 lines: a cut or emptied copy" in str(e.value)
+    # Pinned header-only (a deliberate repin): it parses to nothing, which is refused too.
+    with pytest.raises(DataError, match=r"hpo_layperson: expected records in layperson-synonyms\.tsv"):
+        prepare.prepare(target, registry=pins.repin(root, (hpo_layperson.SOURCE,)))
+    assert (target / layout.MANIFEST).read_bytes() == before
+
+
+def test_obo_with_bad_utf8_names_file_byte_and_line(tmp_path: Path) -> None:
+    """fastobo's own error ("stream did not contain valid UTF-8") named neither the file nor the place."""
+    root = _ontology_root(tmp_path)
+    obo = root / DO_FOLDER / "DO_rare_slim.obo"
+    data = (OBO_HEAD + OBO_TERMS).encode("utf-8").replace(b"drug-induced", b"drug-ind\xfcced", 1)
+    obo.write_bytes(data)
+    with pytest.raises(DataError) as e:
+        _read_do(root)
+    at = data.index(b"\xfc")
+    assert str(e.value) == f"{obo}, byte {at} (line 6): expected UTF-8 text, found undecodable bytes"
 
 
 @pytest.mark.parametrize(

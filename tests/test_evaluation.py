@@ -432,6 +432,9 @@ def test_the_script_scores_a_run_end_to_end(tmp_path, models_dir):
         }
     ).save_to_disk(str(prepared / "test" / "biosses"))
     (prepared / "manifest.json").write_text("{}")
+    from medenc.data.checksums import write_checksums
+
+    write_checksums(prepared)  # as `make data` ends: evaluation checks the prepared files against it
     run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
     env = {
         **os.environ,

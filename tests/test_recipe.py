@@ -175,8 +175,14 @@ def test_matryoshka_dims_are_off_by_default_and_checked():
     for name in ("cpu", "gpu", "tiny"):  # not turned on before its cost at full width is measured
         assert load_recipe(ROOT / "recipes" / f"{name}.yaml").phase2.matryoshka_dims is None
     tiny = ROOT / "recipes" / "tiny.yaml"
-    r = load_recipe(tiny, ["phase2.matryoshka_dims=[768,256,128]"])
-    assert r.phase2.matryoshka_dims == [768, 256, 128] and "- 256\n" in to_yaml(r)
+    r = load_recipe(tiny, ["phase2.matryoshka_dims=[32,16,8]"])  # the tiny model is 32 wide
+    assert r.phase2.matryoshka_dims == [32, 16, 8] and "- 16\n" in to_yaml(r)
+    # Wider than the model: refused at load, not when phase 2 starts after phase 1 trained.
+    with pytest.raises(
+        RecipeError, match=r"'phase2\.matryoshka_dims': \[768, 256\] exceeds the 32 embedding"
+    ):
+        load_recipe(tiny, ["phase2.matryoshka_dims=[768,256]"])
+    assert load_recipe(ROOT / "recipes" / "cpu.yaml", ["phase2.matryoshka_dims=[768,256]"])
     assert recipe_sha256(r) != recipe_sha256(load_recipe(tiny))
     for bad in ("[]", "[0, 8]", "[8, 8]"):
         with pytest.raises(RecipeError, match=r"key 'phase2\.matryoshka_dims': expected distinct dimensions"):
@@ -218,3 +224,85 @@ def test_trainer_args_are_checked_against_the_training_arguments_fields():
     # A field the recipe sets through its own key would contradict it: refused, naming that key.
     with pytest.raises(RecipeError, match=r"learning_rate': medenc sets this field from learning_rate;"):
         load_recipe(tiny, ["phase1.trainer_args={learning_rate: 0.1}"])
+
+
+# --- combinations and inputs that used to fail late, or not at all ------------------------------------
+TINY_RECIPE = ROOT / "recipes" / "tiny.yaml"
+
+
+def test_pad_to_multiple_of_must_divide_each_phase_sequence_length():
+    """24 with a sequence length of 32 crashed phase 3 in the tokenizer after phases 1 and 2 trained."""
+    with pytest.raises(RecipeError) as e:
+        load_recipe(TINY_RECIPE, ["phase3.pad_to_multiple_of=24"])
+    assert "key 'phase3.pad_to_multiple_of'" in str(e.value) and "'max_seq_length' = 32" in str(e.value)
+    with pytest.raises(RecipeError, match=r"'phase1\.pad_to_multiple_of'.*'phase1\.max_seq_length' = 20"):
+        load_recipe(TINY_RECIPE, ["phase1.max_seq_length=20", "phase1.pad_to_multiple_of=8"])
+    assert load_recipe(TINY_RECIPE, ["phase3.pad_to_multiple_of=8"]).phase3.pad_to_multiple_of == 8
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("phase3.mining.anchors=0", "phase3.mining.anchors"),
+        ("phase3.max_rows=0", "phase3.max_rows"),
+        ("phase2.mini_batch_size=0", "phase2.mini_batch_size"),
+    ],
+)
+def test_counts_used_only_by_later_phases_are_checked_at_load(override, key):
+    with pytest.raises(RecipeError, match=rf"key '{key}': expected at least 1"):
+        load_recipe(TINY_RECIPE, [override])
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("phase1.learning_rate=.nan", "phase1.learning_rate"),
+        ("phase2.epochs=.inf", "phase2.epochs"),
+        ("phase3.mining.max_score=-.inf", "phase3.mining.max_score"),
+        ("phase2.trainer_args={max_grad_norm: .nan}", "phase2.trainer_args.max_grad_norm"),
+    ],
+)
+def test_non_finite_numbers_are_refused(override, key):
+    with pytest.raises(RecipeError, match=rf"key '{key}': expected a finite number, found"):
+        load_recipe(TINY_RECIPE, [override])
+
+
+def test_yaml_aliases_are_refused_fast_with_a_short_error(tmp_path):
+    """An alias bomb under a known key cost 4 GB and a 1.4 GB error line."""
+    import time
+
+    levels = ['  - &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"  - &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    p = _write(tmp_path, "seed:\n" + "\n".join(levels) + "\n")  # 9**10 strings under a known key
+    t0 = time.perf_counter()
+    with pytest.raises(RecipeError) as e:
+        load_recipe(p)
+    assert time.perf_counter() - t0 < 2
+    msg = str(e.value)
+    assert "line 3, column 10: an alias (*a0)" in msg and len(msg) < 300 and "\n" not in msg
+    with pytest.raises(RecipeError, match=r"--set seed=.*alias"):
+        load_recipe(TINY_RECIPE, ["seed=*x"])
+
+
+def test_duplicate_keys_are_refused_naming_key_and_line(tmp_path):
+    p = _write(tmp_path, "seed: 1\nphase1:\n  batch_size: 4\n  epochs: 1\n  batch_size: 8\n")
+    with pytest.raises(
+        RecipeError, match=r"r\.yaml: not valid YAML \(line 5, column 3: the key 'batch_size' a second"
+    ):
+        load_recipe(p)
+
+
+def test_a_huge_wrong_value_gives_a_short_error(tmp_path):
+    p = _write(tmp_path, "seed: [" + ", ".join(["1"] * 100_000) + "]\n")
+    with pytest.raises(RecipeError, match=r"key 'seed': expected int, found \[1, 1") as e:
+        load_recipe(p)
+    assert len(str(e.value)) < 300
+
+
+def test_a_recipe_path_that_is_a_folder_or_not_utf8_is_one_line(tmp_path):
+    with pytest.raises(RecipeError, match=r"is a folder; expected a recipe YAML file"):
+        load_recipe(tmp_path)
+    p = tmp_path / "latin1.yaml"
+    p.write_bytes("seed: 1 # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(RecipeError, match=r"latin1\.yaml: not UTF-8 text \(byte 13\)"):
+        load_recipe(p)

@@ -11,16 +11,22 @@ from medenc.core.errors import DataError, RunError
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def data_dir() -> Path:
-    """The raw sources: ``$DATA_DIR``, else ``../shared/data`` next to the project."""
+def data_dir(folders: tuple[str, ...] = ()) -> Path:
+    """The raw sources: ``$DATA_DIR``, else ``../shared/data`` next to the project.
+
+    ``folders``: the source folders the caller reads (the data registry's), named when the root is missing.
+    """
     env = os.environ.get("DATA_DIR")
     path = Path(env).expanduser() if env else PROJECT_ROOT.parent / "shared" / "data"
     if not path.is_dir():
+        listed = (
+            f": {', '.join(f + '/' for f in folders)}" if folders else " (medenc/data/sources/ lists them)"
+        )
         raise DataError(
             path,
             None,
-            "a folder of raw sources, one folder per source (medenc/data/sources/ lists them); set DATA_DIR "
-            "to your copy, see README 'Data'",
+            f"the raw data root, one folder per source holding its unmodified upstream files{listed}; "
+            "set DATA_DIR to your copy (docs/data.md says where each comes from)",
             "no such folder",
         )
     return path

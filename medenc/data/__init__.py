@@ -9,14 +9,13 @@ and evaluation read the result only through the functions here.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from medenc.core import layout
 from medenc.core.errors import DataError
 from medenc.core.paths import prepared_dir
+from medenc.data import checksums
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -43,6 +42,7 @@ def load_split(split: str, name: str) -> Dataset:
     path = prepared_dir() / split / name
     if not (path / "dataset_info.json").is_file():
         raise DataError(path, None, f"a prepared dataset; {_RUN}", "no such dataset")
+    checksums.verify(prepared_dir())  # every prepared file as `make data` wrote it, before any is read
     try:
         return load_from_disk(str(path))
     except Exception as e:  # a half-copied or foreign folder: say so instead of a datasets traceback
@@ -75,18 +75,13 @@ def manifest_path() -> str:
 
 def load_manifest() -> dict:
     """The manifest written by ``make data`` (counts, raw file hashes, sources, leakage summary)."""
-    path = prepared_dir() / layout.MANIFEST
-    if not path.is_file():
-        raise DataError(path, None, f"the data manifest; {_RUN}", "no such file")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(path, None, f"valid JSON; {_RUN}", str(e)) from e
+    return checksums.read_manifest(prepared_dir())
 
 
 def manifest_hash() -> str:
-    """sha256 of the manifest file's bytes: identifies the prepared data a run was trained/evaluated on."""
-    path = prepared_dir() / layout.MANIFEST
-    if not path.is_file():
-        raise DataError(path, None, f"the data manifest; {_RUN}", "no such file")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """sha256 of the manifest file's bytes: identifies the prepared data a run was trained/evaluated on.
+
+    Only after checking every prepared file against ``checksums.json`` (:func:`medenc.data.checksums.verify`),
+    which ties their contents to this manifest: a changed, cut or foreign file is refused, not hashed over.
+    """
+    return checksums.verify(prepared_dir())

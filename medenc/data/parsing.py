@@ -72,12 +72,14 @@ def require_file(path: Path) -> Path:
 
 
 def read_utf8(path: Path) -> str:
-    """The text of a UTF-8 upstream file; undecodable bytes are a DataError naming the byte."""
+    """The text of a UTF-8 upstream file; undecodable bytes are a DataError naming the byte and line."""
     require_file(path)
+    data = path.read_bytes()
     try:
-        return path.read_text(encoding="utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(path, f"byte {e.start}", "UTF-8 text", "undecodable bytes") from e
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(path, f"byte {e.start} (line {line})", "UTF-8 text", "undecodable bytes") from None
 
 
 def torn_last_line(path: Path, text: str, fields: int, expected: str) -> DataError:

@@ -9,9 +9,10 @@ The steps, in order, each a module named after it:
 4. :mod:`medenc.data.filters`: drop rows that equal or near-duplicate a test text, resolve test texts covered
    by training together, split off validation;
 5. the leakage guard (:func:`leakage_guard`, over :mod:`medenc.data.leakage`): no test text in training;
-6. :mod:`medenc.data.write`: every set, ``manifest.json`` and ``leakage_report.json``, written to a temporary
-   sibling and renamed into place; on a leakage failure renamed to ``<prepared>.failed/`` (with the report),
-   the previous prepared folder left untouched.
+6. :mod:`medenc.data.write`: every set, ``manifest.json``, ``leakage_report.json`` and ``checksums.json``
+   (:mod:`medenc.data.checksums`: every file's size and sha256, checked before training reads them), written
+   to a temporary sibling and renamed into place; on a leakage failure renamed to ``<prepared>.failed/``
+   (with the report), the previous prepared folder left untouched.
 
 Every split is chosen by sha256 of a stable id, never by a random shuffle, so two runs give the same rows in
 the same order; the manifest's ``notes`` record the other decisions.
@@ -95,7 +96,7 @@ def prepare(
     ``accept_upstream``: use raw files that differ from their pins (a newer upstream, on purpose);
     ``root``: the raw data root (default ``$DATA_DIR``); ``registry``: the sources to build from.
     """
-    root = Path(root) if root is not None else data_dir()
+    root = Path(root) if root is not None else data_dir(tuple(s.folder for s in registry))
     target = Path(target) if target is not None else prepared_dir()
     try:
         prep = build(root, threshold, accept_upstream, registry)

@@ -2,7 +2,8 @@
 
 The manifest records the rows per split/set/source, every drop, each source's licence and role (from its
 module, :mod:`medenc.data.sources`) and upstream (from its SOURCE.txt), the raw files' sha256 and the leakage
-summary. Its bytes are its identity (:func:`medenc.data.manifest_hash`, recorded by every run).
+summary. Its bytes are its identity (:func:`medenc.data.manifest_hash`, recorded by every run);
+``checksums.json`` beside it (:mod:`medenc.data.checksums`) ties every other file's contents to it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from medenc.core import layout
 from medenc.core.errors import DataError
+from medenc.data.checksums import write_checksums
 from medenc.data.parsing import read_source_txt
 from medenc.data.source import TEXT_FIELDS, Dropped, Sets, Source
 
@@ -136,6 +138,7 @@ def write(
 
     datasets.disable_progress_bars()  # one bar per set would drown the counts table
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -145,6 +148,7 @@ def write(
             Dataset.from_dict(data, features=_features(cols)).save_to_disk(str(tmp / split / name))
         _write_json(tmp / layout.MANIFEST, make_manifest(prep, root, registry))
         _write_json(tmp / layout.LEAKAGE_REPORT, prep.leakage_report)
+        write_checksums(tmp)  # last: it lists every file written above
         final = target.parent / f"{target.name}.failed" if failed else target
         old = target.parent / f".{target.name}.old-{os.getpid()}"
         if final.exists():
@@ -154,6 +158,32 @@ def write(
         return final
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale(target: Path) -> list[Path]:
+    """Remove the ``.<target>.tmp-PID`` / ``.old-PID`` siblings a killed ``make data`` left behind.
+
+    Only those whose PID is no longer alive: a ``make data`` running at the same time keeps its own.
+    """
+    removed = []
+    for kind in ("tmp", "old"):
+        for p in target.parent.glob(f".{target.name}.{kind}-*"):
+            pid = p.name.rsplit("-", 1)[1]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed
 
 
 def _write_json(path: Path, data: object) -> None:

@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -19,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medenc.core.errors import RecipeError
+from medenc.core.modeling import RANDOM_SHAPES, SHAPES
 from medenc.training.losses import LOSSES
 from medenc.training.phase_specs import PHASES
 
@@ -219,14 +221,76 @@ def _first_error(exc: ValidationError) -> dict[str, Any]:
 def _recipe_error(err: dict[str, Any], where: str) -> RecipeError:
     """A pydantic error worded for the recipe's author: file, dotted key, expected type, value found."""
     loc, value = err["loc"], err["input"]
-    key = ".".join(str(p) for p in loc if p != "[key]")
+    key = _cut(".".join(str(p) for p in loc if p != "[key]"))
     if err["type"] in _UNKNOWN_KEY:
         known = ", ".join(sorted(_declared(loc[:-1]).model_fields))
         return RecipeError(f"{where}: unknown key '{key}' (known keys here: {known})")
     # YAML 1.1 reads 2e-5 as a string; tell the user how to write it.
     as_text = err["type"] == "float_type" and isinstance(value, str)
     hint = " (write floats with a dot, e.g. 2.0e-5)" if as_text else ""
-    return RecipeError(f"{where}: key '{key}': expected {_type_name(_declared(loc))}, found {value!r}{hint}")
+    return RecipeError(
+        f"{where}: key '{key}': expected {_type_name(_declared(loc))}, found {_shown(value)}{hint}"
+    )
+
+
+SHOWN_CHARS = 80  # an echoed value or override is cut here: an error is one short line, whatever the input
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to SHOWN_CHARS (a huge value must not become a huge error line)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}..."
+
+
+# --- YAML: no aliases, no duplicate keys -------------------------------------------------------------------
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """safe_load, but an alias (``*name``) or a key given twice is an error.
+
+    Aliases are refused outright rather than bounded: no recipe needs them, and an alias bomb (nested
+    aliases, billions of nodes from a few lines) would otherwise be expanded before any key is checked.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.MarkedYAMLError(
+                problem=f"an alias (*{_cut(str(event.anchor))}): recipes take no YAML aliases; write the "
+                "value out",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.MarkedYAMLError(
+                    problem=f"the key {_shown(key)} a second time in the same mapping",
+                    problem_mark=key_node.start_mark,
+                )
+            if isinstance(key, typing.Hashable):
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_RecipeLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one short line: what, and where (line, column) - never the echoed input."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        return where + _cut(str(exc.problem or exc.context or "invalid YAML").replace("\n", " "))
+    return _cut(str(exc).replace("\n", " "))
 
 
 # --- Reading recipes and overrides -----------------------------------------------------------------------
@@ -234,7 +298,7 @@ def _recipe_error(err: dict[str, Any], where: str) -> RecipeError:
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Parse ``phase2.batch_size=32`` into (["phase2", "batch_size"], 32); the value is read as YAML."""
-    where = f"--set {text}"
+    where = f"--set {_cut(text)}"
     if "=" not in text:
         raise RecipeError(f"{where}: expected KEY=VALUE, e.g. phase2.batch_size=32")
     key, raw = text.split("=", 1)
@@ -242,9 +306,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(path):
         raise RecipeError(f"{where}: expected a dotted key such as phase2.batch_size")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _yaml_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{where}: the value is not valid YAML ({exc})") from exc
+        raise RecipeError(f"{where}: the value is not valid YAML ({_yaml_problem(exc)})") from None
     nested: Any = value
     for part in reversed(path):
         nested = {part: nested}
@@ -402,11 +466,60 @@ def _check_length(value: int, key: str, where: str) -> None:
         raise RecipeError(f"{where}: key '{key}': expected a length from 1 to {MAX_POSITIONS}, found {value}")
 
 
+def _check_finite(data: Any, where: str, key: str = "") -> None:
+    """Every number finite: NaN or infinity (YAML .nan, .inf) passes ``> 0`` style checks and fails later."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            _check_finite(v, where, f"{key}.{k}" if key else str(k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            _check_finite(v, where, f"{key}.{i}")
+    elif isinstance(data, float) and not math.isfinite(data):
+        raise RecipeError(f"{where}: key '{_cut(key)}': expected a finite number, found {data}")
+
+
+def _validate_padding(recipe: Recipe, n: int, where: str) -> None:
+    """The tokenizer refuses to truncate at a length that is not a multiple of ``pad_to_multiple_of``."""
+    pad = recipe.phase(n).pad_to_multiple_of
+    length = recipe.seq_len(n)
+    if pad is not None and length % pad:
+        source = f"phase{n}.max_seq_length" if recipe.phase(n).max_seq_length else "max_seq_length"
+        raise RecipeError(
+            f"{where}: key 'phase{n}.pad_to_multiple_of': expected a divisor of the phase's sequence length "
+            f"('{source}' = {length}), found {pad}"
+        )
+
+
+def _validate_counts(recipe: Recipe, n: int, where: str) -> None:
+    """Counts that only reach the training code after earlier phases trained: checked now."""
+    ph = recipe.phase(n)
+    counts = {f"phase{n}.mini_batch_size": ph.mini_batch_size}
+    if isinstance(ph, Phase3Config):
+        counts["phase3.max_rows"] = ph.max_rows
+        counts["phase3.mining.anchors"] = ph.mining.anchors
+    for key, value in counts.items():
+        if value is not None and value < 1:
+            raise RecipeError(
+                f"{where}: key '{key}': expected at least 1 (or null where allowed), found {value}"
+            )
+    dims = ph.matryoshka_dims
+    if dims and recipe.init_from is None:
+        width = SHAPES[RANDOM_SHAPES.get(recipe.model, "base")][0]
+        if max(dims) > width:
+            raise RecipeError(
+                f"{where}: key 'phase{n}.matryoshka_dims': {dims} exceeds the {width} embedding dimensions "
+                f"of model '{recipe.model}'"
+            )
+
+
 def validate(recipe: Recipe, where: str) -> None:
     """Value checks that types alone cannot express (kept out of the models: they span phases)."""
+    _check_finite(recipe.model_dump(), where)
     _check_length(recipe.max_seq_length, "max_seq_length", where)
     for n in (1, 2, 3):
         _validate_phase(recipe, n, where)
+        _validate_padding(recipe, n, where)
+        _validate_counts(recipe, n, where)
     if recipe.phase3.enabled and recipe.phase3.mines_negatives() and not recipe.phase2.used_sources():
         raise RecipeError(
             f"{where}: phase3 mines negatives over the phase-2 pairs, but 'phase2.sources' is empty"
@@ -430,15 +543,28 @@ def validate(recipe: Recipe, where: str) -> None:
         raise RecipeError(f"{where}: every phase is disabled; enable at least one")
 
 
+def _read_recipe_file(path: Path) -> Any:
+    """The recipe file's YAML; a folder, a missing or unreadable file, non-UTF-8 or bad YAML: one line."""
+    if path.is_dir():
+        raise RecipeError(f"{path}: is a folder; expected a recipe YAML file, e.g. recipes/cpu.yaml")
+    try:
+        return _yaml_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RecipeError(f"{path}: no such recipe file") from exc
+    except UnicodeDecodeError as exc:
+        raise RecipeError(
+            f"{path}: not UTF-8 text (byte {exc.start}); a recipe is a UTF-8 YAML file"
+        ) from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
+
+
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read a recipe YAML file and apply ``--set`` overrides (which win); strict about keys and types."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise RecipeError(f"{path}: no such recipe file") from exc
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({exc})") from exc
+    data = _read_recipe_file(path)
     data = {} if data is None else data
     # Check the file alone first, so an error names the file rather than an override.
     recipe_from_dict(data, str(path))
@@ -450,7 +576,8 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
                 node[part] = {}
             node = node[part]
         node[keys[-1]] = value
-    return recipe_from_dict(data, f"{path} with --set {' '.join(overrides)}" if overrides else str(path))
+    where = f"{path} with --set {_cut(' '.join(overrides))}" if overrides else str(path)
+    return recipe_from_dict(data, where)
 
 
 def to_yaml(recipe: Recipe) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from medenc.core import layout
 from medenc.core.errors import DataError
 from medenc.data import leakage
-from medenc.data.parsing import SkipLog, add_unique, clean_or_none, normalise, read_quoted_tsv, require_file
+from medenc.data.parsing import SkipLog, add_unique, clean_or_none, normalise, read_quoted_tsv, read_utf8
 from medenc.data.source import Concept, Pin, Rows, Source, SourceInfo, TestYield, bucket, concept_held, row
 
 # The DO subsets overlap; merged by DOID in this order (the first file naming a term gives its name).
@@ -31,12 +31,12 @@ def _load_obo(path: Path) -> list:
     """The frames of an OBO file; a syntax error becomes a DataError naming the line."""
     import fastobo  # imported here: only this adapter needs it
 
-    require_file(path)
+    read_utf8(path)  # fastobo's own error for bad UTF-8 names neither the file nor the place
     try:
         return list(fastobo.load(str(path)))
     except SyntaxError as e:
         raise DataError(path, f"line {e.lineno}", "well-formed OBO 1.4", e.msg) from e
-    except (UnicodeDecodeError, ValueError) as e:
+    except (OSError, ValueError) as e:
         raise DataError(path, None, "a UTF-8 OBO 1.4 file", f"{type(e).__name__}: {e}") from e
 
 
