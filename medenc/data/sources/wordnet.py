@@ -28,7 +28,9 @@ LICENSE = "LICENSE"
 
 # Root synset offset -> its family. Chosen by offset: "symptom" and "sign" have non-medical senses too.
 ROOTS: dict[str, str] = {
-    "14051917": "disease",  # pathological_state: disorder, illness, disease, injury, wound ...
+    "14051917": "disease",  # pathological_state: ill health, illness, disease, infection, injury ...
+    "14052403": "disease",  # disorder: "a physical condition in which there is a disturbance of normal ..."
+    "14380140": "disease",  # mental_illness: "any disease of the mind"
     "14299637": "symptom",  # symptom: "(medicine) any sensation or change in bodily function ..."
     "14301785": "symptom",  # sign: "(medicine) any objective evidence of the presence of a disorder ..."
     "03247620": "drug",  # drug: medicine, medication, drug of abuse ...
@@ -49,6 +51,14 @@ _ANIMAL = re.compile(
     r"\b(?:birds?|fish(?:es)?|insects?|invertebrates?|reptiles?|amphibians?|arthropods?|arachnids?|"
     r"crustaceans?|mollusks?|ruminants?|quadrupeds?|cetaceans?|horses?|cattle|fowl'?s?|coelenterates?|"
     r"marsupials?|zoology)\b",
+    re.IGNORECASE,
+)
+# A disease or symptom "of" or "in" animals only is veterinary ("a disease of cattle", "diarrhea in
+# livestock"); one carried by or named after animals is not ("transmitted by a tick", "fear of insects").
+_VETERINARY = re.compile(
+    r"(?<!fear )\b(?:of|in|affecting)\s+"
+    r"(?:(?:the|a|young|domestic|herbivorous|cloven-footed|hoofed|freshwater)\s+)*"
+    r"(?:cattle|sheep|horses?|horse's|swine|pigs?|dogs?|birds?|poultry|fowl|livestock|animals?|fish|chickens)\b",
     re.IGNORECASE,
 )
 _HUMAN = re.compile(r"\b(?:humans?|man|people|persons?|children|women|men|mammals?|vertebrates?)\b", re.I)
@@ -116,8 +126,10 @@ def _excluded(entry: _Entry, family: str) -> str | None:
     if entry.lex in NOT_MEDICAL:
         return f"not human medicine ({NOT_MEDICAL[entry.lex]})"
     text = " ".join((entry.gloss, *entry.words))  # "elbow, elbow joint, human elbow": the words count too
-    if family == "body part" and _ANIMAL.search(text) and not _HUMAN.search(text):
-        return "animal anatomy (the gloss names only animals)"
+    animal = (_ANIMAL if family == "body part" else _VETERINARY).search(text)
+    if animal and not _HUMAN.search(text):
+        kind = "anatomy" if family == "body part" else "medicine"
+        return f"animal {kind} (the gloss names only animals)"
     return None
 
 
