@@ -246,7 +246,7 @@ def test_real_name_source_counts() -> None:
         rows = source.training_rows(records, skips)  # type: ignore[misc]
         yields[source.folder] = (len(records), Counter(r["source"] for r in rows[layout.PAIRS]), skips.counts)
     codes, icd_rows, icd_skips = yields["icd10cm"]
-    assert codes == 46881 and icd_rows == {"icd10_inclusion": 13222, "icd10_abbreviation": 227}
+    assert codes == 46881 and icd_rows == {"icd10_inclusion": 13222, "icd10_abbreviation": 229}
     assert icd_skips["icd10cm: inclusion note dropped (classifiable to)"] == 145
     synsets, wn_rows, wn_skips = yields["wordnet"]
     assert synsets == 4315 and wn_rows == {"wordnet_synonym": 6413, "wordnet_gloss": 4315}

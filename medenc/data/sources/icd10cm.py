@@ -55,8 +55,8 @@ class IcdCode:
     ``other_names``: the cleaned inclusion notes that differ from the title, and an eponym the title ends with
     in brackets; ``abbreviations``: (short form, long form) pairs from the brackets of the title and notes;
     ``excludes1``: the upstream ``<excludes1>`` notes (with the codes they belong to in parentheses);
-    ``parent``: the enclosing code (None for a category), so siblings
-    are the codes sharing a parent (a category's: the other categories of its section).
+    ``parent``: the enclosing code (None for a category), so siblings are the codes sharing a parent (a
+    category's: the other categories of its section).
     """
 
     code: str
@@ -122,18 +122,19 @@ def abbreviations(title: str, name: str) -> tuple[list[tuple[str, str]], int]:
     """(short form, long form) pairs from the bracketed abbreviations of a title or note (``name``: its clean
     form), and how many were not usable.
 
-    The words an abbreviation stands for are found by their initials ("Fever of unknown origin [FUO]"). Where
+    The words an abbreviation stands for are found by its letters ("Fever of unknown origin [FUO]"). Where
     they are the whole title: (FUO, the clean title); else the title with the abbreviation in their place
     ("Encounter for screening for HIV" -> "... human immunodeficiency virus"). An abbreviation whose words are
-    not found ("immunoglobulin M [IgM]") is not used: pairing it with the whole title would be wrong.
+    not found ("[MALT-lymphoma]") is not used: pairing it with the whole title would be wrong.
     """
     pairs, unusable = [], 0
     prev_end, prev_k = -1, None
     for m in _BRACKET.finditer(title):
         abbr = m.group(1).strip()
-        if not _ABBREVIATION.match(abbr):
+        if not _ABBREVIATION.match(abbr) or _EPONYM.match(abbr):  # "[Werdnig-Hoffman]" is a name
             continue
-        before = clean_name(title[: m.start()]).split()
+        # The words before it, parenthesised ones included: "(human) papillomavirus [HPV]".
+        before = clean_name(re.sub(r"[()]", "", title[: m.start()])).split()
         # A second bracket right after the first is another short form of the same words ("[ECG] [EKG]").
         k = prev_k if m.start() == prev_end else _expansion(before, abbr)
         prev_end, prev_k = m.end(), k
