@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,29 @@ def torn_last_line(path: Path, text: str, fields: int, expected: str) -> DataErr
         f"{fields} field(s) and no final newline: the file looks cut off mid-line; restore the unmodified "
         "upstream file (its folder's SOURCE.txt names the repository, commit and path)",
     )
+
+
+def stream_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line without its line ending) of a big UTF-8 upstream file, read as a stream.
+
+    A last line without a newline (a cut-off copy) and undecodable bytes are DataErrors naming the line.
+    """
+    require_file(path)
+    n = 0
+    with path.open(encoding="utf-8", newline="") as fh:
+        try:
+            for n, line in enumerate(fh, start=1):
+                if not line.endswith("\n"):
+                    raise DataError(
+                        path,
+                        f"line {n} (the last)",
+                        "a final newline, as upstream has",
+                        "none: the file looks cut off mid-line; restore the unmodified upstream file (its "
+                        "folder's SOURCE.txt names where it comes from)",
+                    )
+                yield n, line.rstrip("\r\n")
+        except UnicodeDecodeError as e:
+            raise DataError(path, f"line {n + 1}", "UTF-8 text", "undecodable bytes") from e
 
 
 def parse_xml(path: Path) -> ET.Element:

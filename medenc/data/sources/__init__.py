@@ -11,13 +11,16 @@ from medenc.data.source import Source
 from medenc.data.sources import (
     biosses,
     disease_ontology,
+    fda_unii,
     hpo_layperson,
+    icd10cm,
     medical_abbreviations,
     medquad,
     meqsum,
     pubmedqa,
     rqe_amia2016,
     stsbenchmark,
+    wordnet,
 )
 
 # In the order the manifest and the model card list the sources (the manifest's bytes depend on it).
@@ -32,6 +35,12 @@ REGISTRY: tuple[Source, ...] = (
     disease_ontology.SOURCE,
     hpo_layperson.SOURCE,
 )
+
+# Adapters ready but not yet in the build (issue 25, item 1). Registering them changes the prepared data,
+# whose bytes the published CPU run is pinned to; they join REGISTRY together with the cross-source concept
+# hold-out (a name held out under one source must not train under another) and the retrained model. Until
+# then only their tests use them (the build takes them through its ``registry=`` parameter).
+PENDING: tuple[Source, ...] = (icd10cm.SOURCE, wordnet.SOURCE, fda_unii.SOURCE)
 
 # The order in which the sources' test sets and training rows are concatenated, as the data was built before
 # the registry: it decides the rows' order in the prepared files and which copy of a duplicate is kept, so
