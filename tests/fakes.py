@@ -115,7 +115,7 @@ RANDOM_BASE = {
 }
 
 
-def make_run_info(final_sha: str, random_weights: bool = False) -> dict:
+def make_run_record(final_sha: str, random_weights: bool = False) -> dict:
     """A run.json per docs/run_folder.md; ``random_weights``: trained from the tiny random model."""
     phases = []
     for phase, name in PHASE_DIRS.items():
@@ -203,7 +203,7 @@ def make_run(root: Path, model=None, run: str = "tiny") -> Path:
     manifest_sha = sha256_bytes((prepared / "manifest.json").read_bytes())
     (run_dir / RUN_RECIPE).write_text("name: tiny\nphases: [1, 2, 3]\n")
     # A real model here is the tiny random one: its record says so, as training writes it.
-    info = make_run_info(final_sha, random_weights=model is not None)
+    info = make_run_record(final_sha, random_weights=model is not None)
     (run_dir / RUN_RECORD).write_text(json.dumps(info, indent=1))
     (run_dir / EVAL_DIR).mkdir()
     write_results(run_dir / EVAL_DIR, make_results(final_sha, manifest_sha, final_hash))

@@ -69,8 +69,8 @@ def test_manifest_wins_over_fallback(tmp_path):
     run_dir = make_run(tmp_path)
     manifest = {"sources": [{"folder": "meqsum", "license": "CC BY 4.0 (manifest)", "role": "train"}]}
     results = json_loader(run_dir)
-    run_info = json.loads((run_dir / "run.json").read_text())
-    card = render_card(run_dir, REPO_ID, results=results, run_info=run_info, manifest=manifest, charts=[])
+    record = json.loads((run_dir / "run.json").read_text())
+    card = render_card(run_dir, REPO_ID, results=results, record=record, manifest=manifest, charts=[])
     assert "| MeQSum | CC BY 4.0 (manifest) | train |" in str(card)
 
 
@@ -159,10 +159,10 @@ def test_card_from_the_published_run_uses_hub_task_ids_and_dataset_ids(tmp_path,
 def test_a_source_the_run_took_no_rows_of_is_not_credited_as_training_data(tmp_path):
     from medenc.release.card import data_sources, trained_row_sources
 
-    run_info = {"phases": [{"status": "done", "rows": {"stsb": 8, "meqsum": 0}},
+    record = {"phases": [{"status": "done", "rows": {"stsb": 8, "meqsum": 0}},
                            {"status": "done", "rows": {"rqe": 4, "mined": 6}, "mined_from": ["medquad_qa"]},
                            {"status": "skipped"}]}  # fmt: skip
-    used = trained_row_sources(run_info)
+    used = trained_row_sources(record)
     assert used == {"stsb", "rqe", "medquad_qa"}
     train = {s["folder"] for s in data_sources(None, used) if s["train"]}
     assert train == {"stsbenchmark", "rqe_amia2016", "medquad"}
@@ -176,10 +176,10 @@ def test_smaller_embeddings_table_only_when_results_have_dimensions(tmp_path):
 
     run_dir = make_run(tmp_path)
     results = json_loader(run_dir)
-    run_info = json.loads((run_dir / "run.json").read_text())
+    record = json.loads((run_dir / "run.json").read_text())
 
     def render() -> str:
-        return str(render_card(run_dir, REPO_ID, results=results, run_info=run_info, charts=[]))
+        return str(render_card(run_dir, REPO_ID, results=results, record=record, charts=[]))
 
     assert "Smaller embeddings" not in render()
     final = results["models"]["final"]["from"]

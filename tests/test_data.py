@@ -265,9 +265,9 @@ def test_a_registered_source_reaches_the_manifest_and_the_card(
     assert toy["train"] and not toy["test_only"] and toy["attribution"] == "Toy et al., 2026, A toy glossary"
     # ... and the rendered card's sources table has its row (a fake run that did not train on it).
     run_dir = make_run(tmp_path / "run")
-    run_info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     text = str(
-        card.render_card(run_dir, REPO_ID, results=json_loader(run_dir), run_info=run_info, manifest=manifest)
+        card.render_card(run_dir, REPO_ID, results=json_loader(run_dir), record=record, manifest=manifest)
     )
     line = next(ln for ln in text.splitlines() if ln.startswith("| Toy terms |"))
     assert line.startswith(

@@ -619,9 +619,9 @@ def test_a_set_declared_once_in_the_table_flows_into_results_dimensions_card_and
     assert list(doc["dimensions"]["16"]["base"])[-1] == "toyset"
     assert "Toy set" in (run / "eval" / "results.md").read_text()
 
-    run_info = json.loads((PROJECT_ROOT / "results" / "cpu" / "run.json").read_text())  # a real record
+    record = json.loads((PROJECT_ROOT / "results" / "cpu" / "run.json").read_text())  # a real record
     final_dir = models_dir / "phase-2-mnrl"
-    card = str(render_card(run, "org/toy", results=doc, run_info=run_info, charts=[], final_dir=final_dir))
+    card = str(render_card(run, "org/toy", results=doc, record=record, charts=[], final_dir=final_dir))
     assert "Toy set" in card and "| Toy set spearman |" in card  # the smaller-embeddings table's last column
     toy = [r for r in eval_results(doc) if r.dataset_type == "toyset"]
     assert [(r.dataset_name, r.source_url) for r in toy] == [("Toy set", CATALOG["stsbenchmark"].url)]

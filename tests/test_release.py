@@ -402,11 +402,11 @@ def test_a_tiny_recipe_with_a_copied_base_record_is_refused(tmp_path):
 
 def test_a_32_wide_model_with_a_copied_base_record_is_refused(tmp_path, tiny_model):
     """The tiny random model's run.json given a real run's base_model: the weights' shape gives it away."""
-    from fakes import make_run_info
+    from fakes import make_run_record
 
     run_dir = make_run(tmp_path, model=tiny_model)
     info = json.loads((run_dir / RUN_RECORD).read_text())
-    info["base_model"] = make_run_info("x")["base_model"]  # a real run's block
+    info["base_model"] = make_run_record("x")["base_model"]  # a real run's block
     (run_dir / RUN_RECORD).write_text(json.dumps(info))
     with pytest.raises(
         ReleaseError, match=r"is 768 wide, this model has model\.safetensors word embeddings 32"

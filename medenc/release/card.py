@@ -78,9 +78,9 @@ def _manifest_entries(manifest: dict | None) -> dict[str, dict]:
     return out
 
 
-def trained_row_sources(run_info: dict) -> set[str] | None:
+def trained_row_sources(record: dict) -> set[str] | None:
     """The row ``source`` names the run trained on (``run.json``), or None where its record does not say."""
-    phases = [p for p in run_info.get("phases", []) if p.get("status") == "done" and "rows" in p]
+    phases = [p for p in record.get("phases", []) if p.get("status") == "done" and "rows" in p]
     if not phases:
         return None
     used: set[str] = set()
@@ -314,14 +314,14 @@ def inference_length(final_dir: Path) -> int | None:
     return json.loads(config.read_text(encoding="utf-8")).get("model_max_length")
 
 
-def training_context(run_info: dict, final_dir: Path, max_seq_length: int | None = None) -> dict[str, Any]:
+def training_context(record: dict, final_dir: Path, max_seq_length: int | None = None) -> dict[str, Any]:
     """What the card says about training, straight from run.json, and the released model's length."""
-    phases = run_info.get("phases", [])
+    phases = record.get("phases", [])
     done = [p for p in phases if p.get("status") == "done"]
     return {
         "phases": phases,
         "done_phases": done,
-        "seconds": training_seconds(run_info),
+        "seconds": training_seconds(record),
         "max_seq_length": max_seq_length or inference_length(final_dir),
     }
 
@@ -331,7 +331,7 @@ def card_context(
     repo_id: str,
     *,
     results: dict,
-    run_info: dict,
+    record: dict,
     manifest: dict | None,
     charts: list[str],
     test_release: bool = False,
@@ -343,26 +343,26 @@ def card_context(
     ``final_dir`` (default ``run_dir/final``): the model folder the details are read from.
     """
     final_dir = final_dir or run_dir / FINAL_DIR
-    recipe_path = run_info.get("recipe_path") or f"recipes/{run_dir.name}.yaml"
+    recipe_path = record.get("recipe_path") or f"recipes/{run_dir.name}.yaml"
     recipe = Path(recipe_path).stem
-    run = run_info.get("run", run_dir.name)
+    run = record.get("run", run_dir.name)
     release_cmd = f"make train evaluate release RECIPE={recipe}"
     if run != recipe:
         release_cmd += f" RUN={run}"
     release_cmd += f" HUB_REPO_ID={repo_id}"
-    sources = data_sources(manifest, trained_row_sources(run_info))
+    sources = data_sources(manifest, trained_row_sources(record))
     return {
         "model_name": MODEL_NAME,
         "repo_id": repo_id,
         # From the run's own record: a test release of random weights must not claim the real base.
-        "base_model": run_info.get("base_model", {}).get("id") or BASE_MODEL_ID,
-        "base_model_revision": run_info.get("base_model", {}).get("revision") or "",
+        "base_model": record.get("base_model", {}).get("id") or BASE_MODEL_ID,
+        "base_model_revision": record.get("base_model", {}).get("revision") or "",
         # The GPU run trains from the pinned weights rounded to fp16 for transport (medenc.core.transport).
-        "base_rounded": is_rounded_base(run_info.get("base_model", {})),
+        "base_rounded": is_rounded_base(record.get("base_model", {})),
         "base_original_sha256": WEIGHTS_SHA256,
         "test_release": test_release,
         "run": run,
-        "run_info": run_info,
+        "record": record,
         "recipe": recipe,
         "recipe_path": recipe_path,
         "release_command": release_cmd,
@@ -375,7 +375,7 @@ def card_context(
         "final_sha256": results["models"]["final"]["sha256"],
         "charts": [{"path": f"assets/{name}", "alt": CHART_ALT.get(name, name)} for name in charts],
         "details": model_details(final_dir, max_seq_length),
-        "training": training_context(run_info, final_dir, max_seq_length),
+        "training": training_context(record, final_dir, max_seq_length),
         "architecture": _architecture(final_dir),
         "sources": sources,
         "phase_dirs": PHASE_DIRS,
@@ -411,7 +411,7 @@ def render_card(
     repo_id: str,
     *,
     results: dict,
-    run_info: dict,
+    record: dict,
     manifest: dict | None = None,
     charts: list[str] | None = None,
     template_path: Path | None = None,
@@ -431,11 +431,11 @@ def render_card(
 
     template_path = Path(template_path or TEMPLATE_PATH)
     context = card_context(
-        run_dir, repo_id, results=results, run_info=run_info, manifest=manifest, charts=list(charts or []),
+        run_dir, repo_id, results=results, record=record, manifest=manifest, charts=list(charts or []),
         test_release=test_release, final_dir=final_dir, max_seq_length=max_seq_length,
     )  # fmt: skip
     sources = context["sources"]  # one reading of which sources the run trained on, for metadata and text
-    base = run_info.get("base_model", {})
+    base = record.get("base_model", {})
     card_data = ModelCardData(
         model_name=f"{MODEL_NAME} (test release, random weights)" if test_release else MODEL_NAME,
         language="en",

@@ -301,7 +301,7 @@ def stage_release(
     check_releasable(run_dir, results, record, test_release=test_release)
     charts = sorted(p.name for p in (run_dir / EVAL_DIR).glob("*.png"))
     card = render_card(
-        run_dir, repo_id, results=results, run_info=record.to_dict(), charts=charts,
+        run_dir, repo_id, results=results, record=record.to_dict(), charts=charts,
         template_path=template_path, manifest=_load_manifest() if manifest is None else manifest,
         test_release=test_release,
     )  # fmt: skip

@@ -194,7 +194,7 @@ def rerender_card(dest: Path, repo_id: str) -> Path:
             raise RunError(f"{dest / name}: missing; publish the run first (`make results RUN=<run>`)")
     results = json.loads((dest / RESULTS_FILE).read_text(encoding="utf-8"))
     card = render_card(
-        dest, repo_id, results=results, run_info=read_run_record(dest).to_dict(),
+        dest, repo_id, results=results, record=read_run_record(dest).to_dict(),
         manifest=json.loads((dest / MANIFEST).read_text(encoding="utf-8")),
         charts=sorted(p.name for p in (dest / ASSETS_DIR).glob("*.png")),
         final_dir=resolve_base_model(), max_seq_length=results["max_seq_lengths"]["passage"],
