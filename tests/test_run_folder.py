@@ -117,6 +117,28 @@ def test_a_write_the_system_refuses_is_one_line_naming_the_path(tmp_path, monkey
     assert str(tmp_path / "t" / RUN_RECORD) in str(err.value) and os.strerror(code) in str(err.value)
 
 
+@pytest.mark.parametrize("free", [1024, 10 * 2**30])
+def test_a_checkpoint_save_on_a_full_disk_is_one_line(tmp_path, monkeypatch, free):
+    """torch.save says a full disk with a RuntimeError and no errno: one line when the disk is really (nearly)
+    full, the error itself otherwise."""
+    import shutil
+
+    import medenc.training.run as run_module
+
+    def torch_save_fails(run_dir, record):
+        raise RuntimeError("[enforce fail at inline_container.cc] PytorchStreamWriter failed writing file")
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=free))
+    monkeypatch.setattr(run_module, "write_run_record", torch_save_fails)
+    if free < 2**20:
+        with pytest.raises(RunError, match=r"No space left on device .*free space there"):
+            _train(tmp_path, "t")
+    else:
+        with pytest.raises(RuntimeError, match="PytorchStreamWriter"):
+            _train(tmp_path, "t")
+
+
 def test_an_unwritable_outputs_folder_is_one_line_when_taking_the_lock(tmp_path, monkeypatch):
     import medenc.core.lock as lock
 

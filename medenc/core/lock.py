@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,9 @@ def lock_path(run_dir: Path) -> Path:
 # What the system answers when it will not write: the disk (or quota) is full, or the folder is not writable.
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 _NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+# torch.save reports a full disk as a RuntimeError ("PytorchStreamWriter failed writing file"), with no errno:
+# such an error is taken for a full disk only when the run folder's disk really has less than this left.
+NEARLY_FULL_BYTES = 64 * 2**20
 
 
 def _unwritable(exc: OSError, run_dir: Path, what: str) -> RunError:
@@ -56,6 +60,22 @@ def run_lock(run_dir: Path, what: str) -> Iterator[None]:
         if exc.errno not in _FULL + _NOT_WRITABLE:
             raise
         raise _unwritable(exc, Path(run_dir), what) from exc
+    except RuntimeError as exc:
+        if not _nearly_full(Path(run_dir)):
+            raise
+        full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(run_dir))
+        raise _unwritable(full, Path(run_dir), what) from exc
+
+
+def _nearly_full(run_dir: Path) -> bool:
+    """Whether the disk that holds ``run_dir`` (or its nearest existing parent) has almost no space left."""
+    path = run_dir
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
 
 
 @contextmanager
