@@ -13,7 +13,8 @@
 #   2b. eval_gpu.json   the evaluation of the base model (a random-weight stand-in) and every phase, cold, timed
 #                       (its results.json; `timing` holds the seconds per model)
 #   3. bench_variants.tar  one speed option at a time against the recipe (no defaults run), one JSON each:
-#                       workers, batch 256, fused AdamW, sdpa, compile with length buckets, bf16, grouping
+#                       tokenize once, workers, batch 256, fused AdamW, sdpa, compile with length buckets,
+#                       bf16, grouping
 # Every step has a time cap and the whole script a deadline (DEADLINE seconds); a step that fails or runs out
 # leaves the earlier results intact. Needs python with torch (CUDA), transformers, accelerate and pyyaml; the
 # wheels in .whl/ (datasets, sentence-transformers 6.2, see docs/bench.md) are installed first into /tmp/site.
@@ -111,7 +112,11 @@ mapfile -t SDPA < <(every_phase attention=sdpa)
 mapfile -t GROUPED < <(every_phase group_by_length=true)
 mapfile -t WORKERS < <(every_phase dataloader_workers=4)
 mapfile -t FUSED < <(every_phase optimizer=adamw_torch_fused)
+mapfile -t PRETOKENIZE < <(every_phase pretokenize=true)
 # Ordered by what they can change; the deadline drops the last ones first.
+# Tokenize once: the sets are tokenized (and cached) while the trainer is built, before the clock starts.
+step "variant: tokenize once, every phase" 45 "${BENCH[@]}" --no-defaults "${PRETOKENIZE[@]}" \
+  --out "$VAR/bench_pretokenize.json"
 step "variant: 4 dataloader workers, every phase" 45 "${BENCH[@]}" --no-defaults "${WORKERS[@]}" \
   --out "$VAR/bench_workers.json"
 step "variant: phase 2 batch 256" 40 "${BENCH[@]}" --no-defaults --phases 2 --set phase2.batch_size=256 \

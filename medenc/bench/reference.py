@@ -25,6 +25,7 @@ import torch
 
 from medenc.bench.measure import Measurement
 from medenc.bench.timing import peak_memory_mb
+from medenc.training.tokenize import Layout, pad_features, tokenize_texts
 
 # One dict of features per text column, as the Trainer's collator hands them to the loss.
 Features = list[dict[str, Any]]
@@ -45,7 +46,7 @@ class Batches:
 def tokenize_batches(
     model: Any, rows: dict[str, list[str]], columns: Sequence[str], batch_size: int, seq_len: int, device: Any
 ) -> Batches:
-    """Whole batches of ``rows`` in order, each column tokenized by the model's own ``preprocess``.
+    """Whole batches of ``rows`` in order, each column tokenized once by the model's own ``preprocess``.
 
     Padded to ``seq_len`` (not to the longest text of the batch, as the Trainer's collator pads): every batch
     has the same shape, so neither the allocator nor a compiled graph sees a new one.
@@ -53,10 +54,14 @@ def tokenize_batches(
     n = len(rows[columns[0]]) // batch_size
     if n < 1:
         raise ValueError(f"the reference needs at least one batch of {batch_size} rows")
-    text = {"padding": "max_length", "max_length": seq_len, "truncation": "longest_first"}
+    layout = Layout.of(model)
     per_column = []
     for col in columns:
-        feats = model.preprocess(rows[col][: n * batch_size], processing_kwargs={"text": text})
+        # Training's tokenize-once code (phaseN.pretokenize): truncated as the collator does, padded by the
+        # tokenizer to seq_len.
+        once = tokenize_texts(model, rows[col][: n * batch_size], max_length=seq_len)
+        tokens = {k: once[k] for k in layout.token_keys}
+        feats = pad_features(model.tokenizer, tokens, layout, max_length=seq_len)
         per_column.append(
             {
                 # one copy to the device; the batches are views of it

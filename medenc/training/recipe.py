@@ -62,6 +62,9 @@ class PhaseConfig(_Strict):
     # Pad each batch's token length up to a multiple of this (null: to its longest text, the default). Masked
     # padding changes no embedding; a compiled model (torch_compile) sees a few shapes, not one per batch.
     pad_to_multiple_of: int | None = Field(default=None, gt=0)
+    # Tokenize the training and validation rows once (cached on disk, medenc/training/tokenize.py); the
+    # collator only pads. Same batches and features as tokenizing every batch in the training process.
+    pretokenize: bool = False
     # Multi-dataset training: one training set per source (phase 3: curated and mined), every batch drawn from
     # one of them, as the base model was trained; null = one mixed set (the shipped recipes). Validation stays
     # one set.

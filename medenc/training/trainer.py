@@ -214,14 +214,23 @@ class LengthGroupedBatchSampler:
         yield from batches
 
 
-def batch_sampler(loss: str, group_by_length: bool):
-    """A recipe loss's batch sampler: ST's (no duplicates for in-batch negatives) or length-grouped."""
+def batch_sampler(loss: str, group_by_length: bool, pretokenize: bool = False):
+    """A recipe loss's batch sampler: ST's (no duplicates for in-batch negatives) or length-grouped.
+
+    ``pretokenize``: built on the rows' text columns only, so the batches are those of the text rows.
+    """
     import functools
 
     no_duplicates = LOSSES[loss].in_batch_negatives
     if not group_by_length:
-        return "no_duplicates" if no_duplicates else "batch_sampler"
-    return functools.partial(LengthGroupedBatchSampler, no_duplicates=no_duplicates)
+        sampler = "no_duplicates" if no_duplicates else "batch_sampler"
+    else:
+        sampler = functools.partial(LengthGroupedBatchSampler, no_duplicates=no_duplicates)
+    if pretokenize:
+        from medenc.training.tokenize import text_view_sampler
+
+        return text_view_sampler(sampler)
+    return sampler
 
 
 def training_arguments(
@@ -265,7 +274,7 @@ def argument_values(
         logging_first_step=True,
         seed=recipe.seed,
         data_seed=recipe.seed,
-        batch_sampler=batch_sampler(cfg.loss, cfg.group_by_length),
+        batch_sampler=batch_sampler(cfg.loss, cfg.group_by_length, cfg.pretokenize),
         dataloader_num_workers=workers,
         dataloader_persistent_workers=workers > 0,
         dataloader_pin_memory=cuda,
@@ -278,12 +287,19 @@ def argument_values(
     )
 
 
-def data_collator(model, pad_to_multiple_of: int | None):
-    """The Trainer's collator; with ``pad_to_multiple_of``, token lengths rounded up to a few buckets."""
+def data_collator(model, pad_to_multiple_of: int | None, pretokenize: bool = False):
+    """The Trainer's collator; with ``pad_to_multiple_of``, token lengths rounded up to a few buckets.
+
+    ``pretokenize``: one that only pads rows tokenized once (:func:`pretokenized`).
+    """
     import functools
 
     from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
 
+    if pretokenize:
+        from medenc.training.tokenize import padding_collator
+
+        return padding_collator(model, pad_to_multiple_of)
     if pad_to_multiple_of is None:
         return None  # the Trainer builds its own
     # A per-call override of the tokenizer's kwargs: nothing is written into the saved model's config.
@@ -291,6 +307,20 @@ def data_collator(model, pad_to_multiple_of: int | None):
     return SentenceTransformerDataCollator(
         preprocess_fn=functools.partial(model.preprocess, processing_kwargs=text)
     )
+
+
+def pretokenized(model, n: int, train, val):
+    """Phase ``n``'s training set(s) and validation set tokenized once (cached; medenc.training.tokenize)."""
+    from medenc.training.tokenize import tokenized
+
+    def one(ds, name: str):
+        return ds if ds is None else tokenized(model, ds, f"phase{n}-{name}")[0]
+
+    if isinstance(train, dict):
+        train = {name: one(ds, f"train-{name}") for name, ds in train.items()}
+    else:
+        train = one(train, "train")
+    return train, one(val, VALIDATION)
 
 
 def build_trainer(
@@ -328,6 +358,9 @@ def build_trainer(
         logging_dir=logging_dir,
     )  # fmt: skip
     loss = loss if loss is not None else make_loss(recipe, n, model, num_processes)
+    pretokenize = recipe.phase(n).pretokenize
+    if pretokenize:
+        train, val = pretokenized(model, n, train, val)
     multi = isinstance(train, dict)
     if multi:  # a dict of losses needs a dict of validation sets too: the one set goes in under VALIDATION
         loss = dataset_losses(recipe, n, model, loss, train, num_processes)
@@ -339,7 +372,7 @@ def build_trainer(
         loss=loss,
         evaluator=evaluator,
         callbacks=list(callbacks) or None,
-        data_collator=data_collator(model, recipe.phase(n).pad_to_multiple_of),
+        data_collator=data_collator(model, recipe.phase(n).pad_to_multiple_of, pretokenize),
     )
     if multi and val is not None:
         # Unwrapped (its rows now carry the VALIDATION name): one eval_loss and evaluator, as without multi.
