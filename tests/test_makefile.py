@@ -31,13 +31,17 @@ def make(tmp_path: Path, *args: str, dry_run: bool = False) -> subprocess.Comple
     prepared.mkdir(exist_ok=True)
     (prepared / "manifest.json").write_text("{}")  # so train/evaluate do not prepare the data first
     (tmp_path / "outputs").mkdir(exist_ok=True)
+    # Under `make test` the parent make's MAKEFLAGS (its command-line variables too) and MAKELEVEL would reach
+    # this make: it must see only what the case sets, and print no "Entering directory" lines.
+    inherited = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in inherited},
         "OUTPUTS_DIR": str(tmp_path / "outputs"),
         "PREPARED_DIR": str(prepared),
         "MEDENC_VERBOSE": "",
     }
-    cmd = ["make", "-o", f"{VENV}/.medenc-setup", f"VENV={VENV}", *(["-n"] if dry_run else []), *args]
+    setup_done = ["--no-print-directory", "-o", f"{VENV}/.medenc-setup", f"VENV={VENV}"]
+    cmd = ["make", *setup_done, *(["-n"] if dry_run else []), *args]
     return subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
