@@ -78,7 +78,7 @@ def read_csv(path: Path, header: tuple[str, ...]) -> tuple[list[str], list[tuple
     width = len(out[0][1])
     for n, fields in out[1:]:
         if len(fields) != width:
-            if n == out[-1][0] and not text.endswith("\n"):
+            if n == out[-1][0] and not text.endswith("\n") and len(fields) < width:
                 raise torn_last_line(path, text, len(fields), f"{width} fields, as in the header")
             expected = f"{width} comma-separated fields ({', '.join(out[0][1])})"
             raise DataError(path, f"line {n}", expected, f"{len(fields)} field(s)")
