@@ -1,0 +1,282 @@
+"""Tests of three sentence sources waiting to join the build (LayMaker, MTS-Dialog, Simple Wikipedia medical).
+
+Each adapter reads a small excerpt of the real files (records copied from them into ``tmp_path``: no data
+file is committed) and a malformed copy; the counts on the real files; and a build whose registry holds
+the three (issue 30, item 1; they are in ``sources.PENDING``, not in the build).
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from medenc.core import layout
+from medenc.core.errors import DataError
+from medenc.core.paths import data_dir
+from medenc.data import pins, prepare
+from medenc.data.parsing import SkipLog
+from medenc.data.source import Source
+from medenc.data.sources import PENDING, REGISTRY, laymaker, mts_dialog, simplewiki_medical
+
+MINE: tuple[Source, ...] = (laymaker.SOURCE, mts_dialog.SOURCE, simplewiki_medical.SOURCE)
+try:
+    RAW = data_dir()
+except DataError:  # no raw data on this machine: these tests are skipped
+    RAW = None
+pytestmark = pytest.mark.skipif(
+    RAW is None or not all((RAW / s.folder).is_dir() for s in MINE),
+    reason="raw sentence sources not available",
+)
+
+LAY_IDS = {laymaker.TEST: ("1", "4", "8", "223", "676"), laymaker.DEV: ("1", "2", "3")}
+# 0: a plain pair; 11: one back-translation came back unchanged; 12 and 19: both "None." (19 is dropped)
+MTS_TRAIN_IDS = ("0", "11", "12", "19")
+
+
+# --- excerpts of the real files -------------------------------------------------------------------------
+def _csv_excerpt(src: Path, dst: Path, keep) -> None:
+    """The header and the records of ``src`` whose ID ``keep`` accepts, their lines copied as is."""
+    text = src.read_bytes().decode("utf-8")
+    lines = text.splitlines(keepends=True)
+    _, records = laymaker.read_csv(src, ("ID",))
+    starts = [n for n, _ in records] + [len(lines) + 1]
+    out = [lines[0]]
+    for (n, fields), end in zip(records, starts[1:], strict=True):
+        if keep(fields[0]):
+            out += lines[n - 1 : end - 1]
+    body = "".join(out)
+    if not text.endswith("\n"):  # as upstream: no final newline
+        body = body.rstrip("\r\n")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(body, encoding="utf-8", newline="")
+
+
+def _lay_excerpt(folder: Path) -> Path:
+    for rel, ids in LAY_IDS.items():
+        _csv_excerpt(RAW / "laymaker" / rel, folder / rel, lambda i, ids=ids: i in ids)
+    return folder
+
+
+def _mts_excerpt(folder: Path) -> Path:
+    for split, rel in mts_dialog.SPLITS.items():
+        if split in ("train", "augmented"):
+            keep = lambda i: i.split()[-1] in MTS_TRAIN_IDS  # noqa: E731 (the back-translations too)
+        else:
+            keep = lambda i: i in ("0", "1")  # noqa: E731
+        _csv_excerpt(RAW / "mts_dialog" / rel, folder / rel, keep)
+    return folder
+
+
+def _wiki_excerpt(folder: Path) -> Path:
+    """The first lines of each file (the expert file's include identical sides), gzip-compressed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in simplewiki_medical.FIELDS:
+        with gzip.open(RAW / "simplewiki_medical" / name, "rt", encoding="utf-8", newline="") as fh:
+            lines = fh.readlines()
+        same = [ln for ln in lines[5:] if ln.split("\t")[0] == ln.rstrip("\n").split("\t")[1]]
+        picked = lines[:5] + same[:2]
+        (folder / name).write_bytes(gzip.compress("".join(picked).encode("utf-8")))
+    return folder
+
+
+def _pairs(source: Source, folder: Path) -> tuple[list[dict], SkipLog]:
+    skips = SkipLog()
+    rows = source.training_rows(source.read(folder, skips), skips)  # type: ignore[misc]
+    assert set(rows) == {layout.PAIRS}
+    return rows[layout.PAIRS], skips
+
+
+def test_laymaker_excerpt(tmp_path: Path) -> None:
+    folder = _lay_excerpt(tmp_path / "laymaker")
+    records = {p.id: p for p in laymaker.read(folder)}
+    assert len(records) == 8
+    # the ORIGINAL is word-tokenised upstream: detokenised
+    assert records["test-set:4"].original.startswith("Tinel's test was tested at the elbow, it is negative")
+    assert records["test-set:4"].systems[0][0] == "REDDIT-NGRAM" and len(records["test-set:4"].systems) == 6
+    # the same ORIGINAL twice: one unit for a held-out split
+    assert records["test-set:676"].unit == records["test-set:223"].unit == "test-set:223"
+    rows, skips = _pairs(laymaker.SOURCE, folder)
+    got = {(r["anchor"], r["positive"]) for r in rows}
+    assert ("We irrigated thoroughly.", "We washed out thoroughly.") not in got  # ID 16 is not in the excerpt
+    assert (
+        "She was awake and moving extremities well.",
+        "She was awake and moving hands and feet well",
+    ) in got
+    assert all(not laymaker.same_sentence(a, b) for a, b in got)
+    assert skips.counts["laymaker: lay sentence same as the clinical one (not rewritten)"] >= 2
+    assert {r["_group"] for r in rows if "extremities" in r["anchor"]} == {"laymaker:test-set:223"}
+
+
+def test_detokenize() -> None:
+    text = "The lack ( 8,000 ft ) can cause `` dry '' skin , he does n't say ; it 's \\/ ok ."
+    assert (
+        laymaker.detokenize(text) == "The lack (8,000 ft) can cause \"dry\" skin, he doesn't say; it's / ok."
+    )
+
+
+def test_mts_dialog_excerpt(tmp_path: Path) -> None:
+    folder = _mts_excerpt(tmp_path / "mts_dialog")
+    records = mts_dialog.read(folder)
+    assert {k: len(v) for k, v in records.items()} == {
+        "train": 4,
+        "validation": 2,
+        "test1": 2,
+        "test2": 2,
+        "augmented": 12,
+    }
+    assert "\n" not in records["train"][0].dialogue and records["train"][0].dialogue.startswith("Doctor: ")
+    rows, skips = _pairs(mts_dialog.SOURCE, folder)
+    by = Counter(r["source"] for r in rows)
+    assert by == {"mts_dialog": 3, "mts_dialog_augmented": 5}  # 19 ("None." again) and its two dropped
+    assert skips.counts == {
+        "mts_dialog: section text repeated (generic, e.g. 'None.')": 1,
+        "mts_dialog_augmented: copy of a training-set pair": 4,
+        "mts_dialog_augmented: back-translation of a dropped pair (repeated section)": 2,
+        "mts_dialog_augmented: back-translated dialogue same as the original": 1,
+    }
+    # the held-out test sets (and validation) never train
+    held = {e.dialogue for s in ("test1", "test2", "validation") for e in records[s]}
+    assert not held & {r["anchor"] for r in rows}
+    # a back-translation validates with its original
+    groups = {r["_group"] for r in rows if r["source"] == "mts_dialog_augmented"}
+    assert groups <= {r["_group"] for r in rows if r["source"] == "mts_dialog"}
+
+
+def test_simplewiki_excerpt(tmp_path: Path) -> None:
+    folder = _wiki_excerpt(tmp_path / "simplewiki_medical")
+    records = simplewiki_medical.read(folder)
+    # 5 first lines each, and 2 with identical sides where the file has some (not the partial alignments)
+    sizes = {k: len(v) for k, v in records.items()}
+    assert sizes == {**dict.fromkeys(simplewiki_medical.FIELDS, 7), simplewiki_medical.EXPERT_PARTIAL: 5}
+    assert all(p.score is not None for p in records[simplewiki_medical.AUTOMATIC])
+    rows, skips = _pairs(simplewiki_medical.SOURCE, folder)
+    same = skips.counts["simplewiki_medical: simple sentence same as the Wikipedia one"]
+    assert same >= 2 and len(rows) + same == 7 and {r["source"] for r in rows} == {"simplewiki_medical"}
+    assert rows[1]["anchor"].startswith("The lack of oxygen above 2,400 metres (8,000 ft) can cause")
+    expert = {(p.source, p.target) for p in records[simplewiki_medical.EXPERT_FULL]}
+    assert {(r["anchor"], r["positive"]) for r in rows} <= expert  # only the expert fully aligned file
+
+
+# --- malformed copies: the file, the line and what was expected -------------------------------------------
+def test_laymaker_malformed(tmp_path: Path) -> None:
+    folder = _lay_excerpt(tmp_path / "laymaker")
+    path = folder / laymaker.TEST
+    text = path.read_bytes().decode("utf-8")
+    lines = text.split("\r\n")
+    cut = lines[1].rsplit(",", 1)[0]  # line 2 (ID 1, no quotes) loses its last field
+    path.write_text("\r\n".join([lines[0], cut, *lines[2:]]), encoding="utf-8", newline="")
+    with pytest.raises(DataError, match=r"test-set\.csv, line 2: expected 9 comma-separated fields \(ID,"):
+        laymaker.read(folder)
+    path.write_text(text[: text.rindex(",")], encoding="utf-8", newline="")  # cut off in the last row
+    with pytest.raises(DataError, match=rf"line {len(lines)} \(the last\): expected 9 fields"):
+        laymaker.read(folder)
+    opened = [lines[0], lines[1].replace(",", ',"', 1), *lines[2:]]  # line 2: a quote left open
+    path.write_text("\r\n".join(opened), encoding="utf-8", newline="")
+    with pytest.raises(DataError, match=r"test-set\.csv, line 2: expected a well-formed quoted CSV record"):
+        laymaker.read(folder)
+    path.write_text(text.replace("ID,ORIGINAL", "ID,SOURCE"), encoding="utf-8", newline="")
+    with pytest.raises(DataError, match=r"line 1: expected a header starting ID, ORIGINAL, REFERENCE"):
+        laymaker.read(folder)
+
+
+def test_mts_dialog_malformed(tmp_path: Path) -> None:
+    folder = _mts_excerpt(tmp_path / "mts_dialog")
+    path = folder / mts_dialog.TEST1
+    text = path.read_bytes().decode("utf-8")
+    second = laymaker.read_csv(path, mts_dialog.HEADER)[1][1][0]  # the last record's first line
+    lines = text.splitlines(keepends=True)
+    lines[1] = lines[1].replace("0,", "0,OPINION,", 1)  # line 2 (ID 0): 5 fields
+    path.write_text("".join(lines), encoding="utf-8", newline="")
+    with pytest.raises(DataError, match=r"TestSet-1-MEDIQA-Chat-2023\.csv, line 2: expected 4 comma-sep"):
+        mts_dialog.read(folder)
+    lines[1] = lines[1].replace("0,OPINION,", "0,", 1)
+    lines[second - 1] = lines[second - 1].replace(",", ",OPINION", 1)  # an unknown section header
+    path.write_text("".join(lines), encoding="utf-8", newline="")
+    with pytest.raises(DataError, match=rf"line {second}, column 2 \(section_header\): expected one of"):
+        mts_dialog.read(folder)
+    path.write_text(text[: len(text) - 40], encoding="utf-8", newline="")  # cut off inside the dialogue
+    with pytest.raises(
+        DataError, match=rf"line {second}: expected a well-formed quoted CSV record, found unexp"
+    ):
+        mts_dialog.read(folder)
+
+
+def test_simplewiki_malformed(tmp_path: Path) -> None:
+    folder = _wiki_excerpt(tmp_path / "simplewiki_medical")
+    path = folder / simplewiki_medical.EXPERT_FULL
+    good = gzip.decompress(path.read_bytes()).decode("utf-8").split("\n")
+    data = [*good[:2], good[2].replace("\t", " "), *good[3:]]
+    path.write_bytes(gzip.compress("\n".join(data).encode("utf-8")))
+    with pytest.raises(DataError, match=r"expert_fully_aligned\.txt\.gz, line 3: expected 2 tab-separated"):
+        simplewiki_medical.read(folder)
+    whole = gzip.compress("\n".join(data).encode("utf-8"))
+    path.write_bytes(whole[: len(whole) // 2])  # a download cut off
+    with pytest.raises(DataError, match=r"expert_fully_aligned\.txt\.gz, line \d+: expected an intact gzip"):
+        simplewiki_medical.read(folder)
+    path.write_bytes(gzip.compress("\n".join(good).rstrip("\n").encode("utf-8")))
+    with pytest.raises(DataError, match=r"line 7 \(the last\): expected a final newline"):
+        simplewiki_medical.read(folder)
+
+
+# --- the real files ---------------------------------------------------------------------------------------
+@pytest.mark.integration
+def test_real_sentence_source_counts() -> None:
+    """What each adapter yields on the real files (docs/data.md, "Prepared, not yet in the build")."""
+    yields = {}
+    for source in MINE:
+        skips = SkipLog()
+        records = source.read(RAW / source.folder, skips)
+        rows = source.training_rows(records, skips)  # type: ignore[misc]
+        yields[source.folder] = (records, Counter(r["source"] for r in rows[layout.PAIRS]), skips.counts)
+    lay, lay_rows, lay_skips = yields["laymaker"]
+    assert len(lay) == 1250 and len({p.unit for p in lay}) == 1161 and lay_rows == {"laymaker": 582}
+    assert sum(lay_skips.values()) == 668
+    mts, mts_rows, mts_skips = yields["mts_dialog"]
+    assert {k: len(v) for k, v in mts.items()} == {
+        "train": 1201,
+        "validation": 100,
+        "test1": 200,
+        "test2": 200,
+        "augmented": 3603,
+    }
+    assert mts_rows == {"mts_dialog": 1068, "mts_dialog_augmented": 2095}
+    assert mts_skips["mts_dialog: section text repeated (generic, e.g. 'None.')"] == 133
+    assert sum(mts_skips.values()) == 133 + 1201 + 266 + 41
+    wiki, wiki_rows, wiki_skips = yields["simplewiki_medical"]
+    assert [len(v) for v in wiki.values()] == [2267, 3148, 3797] and wiki_rows == {"simplewiki_medical": 1937}
+    assert wiki_skips == {"simplewiki_medical: simple sentence same as the Wikipedia one": 330}
+
+
+def test_sentence_sources_are_pending_and_pinned() -> None:
+    """Not in the build (the published run's prepared data stay as they are); pins those of the files."""
+    assert all(s in PENDING for s in MINE)
+    assert not {s.folder for s in MINE} & {s.folder for s in REGISTRY}
+    for source in MINE:
+        assert source.info.row_sources and source.info.role.startswith("train"), source.folder
+        assert source.info.commit and source.info.url.startswith("https://github.com/"), source.folder
+    assert simplewiki_medical.SOURCE.info.license == "CC BY-SA 3.0"
+    assert pins.pins_of(MINE).differences(pins.hash_raw_files(RAW, MINE)) == {}
+    assert [s.pins for s in pins.repin(RAW, MINE)] == [dict(sorted(s.pins.items())) for s in MINE]
+
+
+# --- through the build ------------------------------------------------------------------------------------
+def test_the_sentence_sources_flow_into_the_build(tmp_path: Path) -> None:
+    """A build whose registry holds the three (excerpts, pinned as they are) writes their rows and counts."""
+    root = tmp_path / "raw"
+    _lay_excerpt(root / "laymaker")
+    _mts_excerpt(root / "mts_dialog")
+    _wiki_excerpt(root / "simplewiki_medical")
+    for source in MINE:
+        (root / source.folder / "SOURCE.txt").write_bytes((RAW / source.folder / "SOURCE.txt").read_bytes())
+    _, manifest = prepare.prepare(tmp_path / "prepared", registry=pins.repin(root, MINE), root=root)
+    rows: Counter = Counter()
+    for split in layout.TRAIN_SPLITS:
+        rows.update(manifest["sets"][split]["pairs"].get("by_source", {}))
+    assert set(rows) == {r for s in MINE for r in s.info.row_sources}
+    assert set(manifest["sources"]) == {s.folder for s in MINE}
+    assert manifest["sources"]["simplewiki_medical"]["license"] == "CC BY-SA 3.0"
+    assert manifest["info"]["mts_dialog_test1_pairs"] == 2 and manifest["info"]["laymaker_rows"] == 8
+    assert manifest["leakage"]["passed"]
