@@ -14,8 +14,11 @@ from medenc.data.sources import (
     fda_unii,
     hpo_layperson,
     icd10cm,
+    k_qa,
     laymaker,
+    medec,
     medical_abbreviations,
+    mediqa2021,
     medquad,
     meqsum,
     mts_dialog,
@@ -47,10 +50,13 @@ PENDING: tuple[Source, ...] = (
     icd10cm.SOURCE,
     wordnet.SOURCE,
     fda_unii.SOURCE,
-    # Sentence sources (issue 30, item 1): they join with their held-out sentence tests.
+    # Sentence sources: they join with their held-out sentence tests.
     laymaker.SOURCE,
     mts_dialog.SOURCE,
     simplewiki_medical.SOURCE,
+    k_qa.SOURCE,
+    mediqa2021.SOURCE,
+    medec.SOURCE,
 )
 
 # The order in which the sources' test sets and training rows are concatenated, as the data was built before
