@@ -20,12 +20,15 @@ from medenc.data.parsing import SkipLog
 from medenc.data.source import Source
 from medenc.data.sources import PENDING, REGISTRY, fda_unii, icd10cm, wordnet
 
+# The name sources of PENDING (the sentence sources wait there too: tests/test_data_sentences_*.py).
+NAMES = (icd10cm.SOURCE, wordnet.SOURCE, fda_unii.SOURCE)
+
 try:
     RAW = data_dir()
 except DataError:  # no raw data on this machine: these tests are skipped
     RAW = None
 pytestmark = pytest.mark.skipif(
-    RAW is None or not all((RAW / s.folder).is_dir() for s in PENDING),
+    RAW is None or not all((RAW / s.folder).is_dir() for s in NAMES),
     reason="raw name sources not available",
 )
 
@@ -240,7 +243,7 @@ def test_a_malformed_name_source_writes_nothing(tmp_path: Path) -> None:
 def test_real_name_source_counts() -> None:
     """What each adapter yields on the real files (docs/data.md, "Prepared, not yet in the build")."""
     yields = {}
-    for source in PENDING:
+    for source in NAMES:
         skips = SkipLog()
         records = source.read(RAW / source.folder, skips)
         rows = source.training_rows(records, skips)  # type: ignore[misc]
@@ -259,14 +262,15 @@ def test_real_name_source_counts() -> None:
 
 def test_pending_sources_are_not_in_the_build() -> None:
     """The prepared data (and the published run pinned to it) stay as they are until they are registered."""
-    assert not {s.folder for s in PENDING} & {s.folder for s in REGISTRY}
-    for source in PENDING:
+    assert all(s in PENDING for s in NAMES)
+    assert not {s.folder for s in NAMES} & {s.folder for s in REGISTRY}
+    for source in NAMES:
         assert source.files and source.pins and source.training_rows is not None, source.folder
         assert source.info.row_sources and source.info.role.startswith("train"), source.folder
     assert "WordNet 3.0 Copyright 2006 by Princeton University" in wordnet.SOURCE.info.attribution
     # The pins are those of the files as they are (what `prepare_data.py --print-pins` prints).
-    assert pins.pins_of(PENDING).differences(pins.hash_raw_files(RAW, PENDING)) == {}
-    assert {k: p.count for k, p in pins.repin(RAW, PENDING)[0].pins.items()} == {icd10cm.XML: 243833}
+    assert pins.pins_of(NAMES).differences(pins.hash_raw_files(RAW, NAMES)) == {}
+    assert {k: p.count for k, p in pins.repin(RAW, NAMES)[0].pins.items()} == {icd10cm.XML: 243833}
 
 
 # --- through the build ------------------------------------------------------------------------------------
@@ -276,14 +280,14 @@ def test_the_name_sources_flow_into_candidates_and_the_manifest(tmp_path: Path) 
     _icd_excerpt(root / "icd10cm")
     _wordnet_excerpt(root / "wordnet")
     _unii_excerpt(root / "fda_unii")
-    for source in PENDING:
+    for source in NAMES:
         (root / source.folder / "SOURCE.txt").write_bytes((RAW / source.folder / "SOURCE.txt").read_bytes())
-    registry = pins.repin(root, PENDING)
+    registry = pins.repin(root, NAMES)
     path, manifest = prepare.prepare(tmp_path / "prepared", registry=registry, root=root)
     rows: Counter = Counter()
     for split in layout.TRAIN_SPLITS:
         rows.update(manifest["sets"][split]["pairs"].get("by_source", {}))
-    wanted = {r for s in PENDING for r in s.info.row_sources}
+    wanted = {r for s in NAMES for r in s.info.row_sources}
     assert wanted <= set(rows), wanted - set(rows)
     assert set(manifest["sources"]) == {"icd10cm", "wordnet", "fda_unii"}
     assert manifest["sources"]["wordnet"]["license"] == wordnet.SOURCE.info.license
