@@ -97,6 +97,7 @@ def _json_lines(path: Path) -> list[tuple[int, dict]]:
 
 
 def _text(obj: dict, key: str, path: Path, n: int) -> str:
+    """The non-empty text under ``key`` of line ``n``'s object, whitespace collapsed."""
     value = obj.get(key)
     if not isinstance(value, str):
         raise DataError(path, f"line {n}", f"a text under {key!r}", repr(value)[:80])
