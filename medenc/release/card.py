@@ -294,12 +294,110 @@ def model_details(final_dir: Path, max_seq_length: int | None = None) -> dict[st
         for k, v in pooling.items() if k.startswith("pooling_mode_") and v is True
     ]  # fmt: skip
     return {
-        "dimensions": pooling.get("word_embedding_dimension") or pooling.get("embedding_dimension"),
+        # The pooling's own width, else the transformer's (pooling keeps it): never "None" in the card.
+        "dimensions": pooling.get("word_embedding_dimension")
+        or pooling.get("embedding_dimension")
+        or _read_json(final_dir / "config.json").get("hidden_size"),
         "pooling": ", ".join(modes) or "unknown",
         "normalized": any(str(m.get("type", "")).endswith("Normalize") for m in modules),
         "similarity": st_config.get("similarity_fn_name") or "cosine",
         "max_seq_length": max_seq_length or inference_length(final_dir),
     }
+
+
+# The usage snippet's sentences; the card shows the similarities the released model gives them.
+USAGE_SENTENCES = [
+    "The patient has hypertension.",
+    "The patient suffers from high blood pressure.",
+    "The patient broke their left wrist.",
+]
+
+
+def usage_similarities(final_dir: Path, sentences: list[str] = USAGE_SENTENCES) -> str | None:
+    """The similarity matrix the model gives ``sentences``, printed as ``model.similarity`` prints it, for
+    the usage snippet: computed from the shipped model at render time. None for a folder with no modules
+    (a test's stand-in weights), which no real release has."""
+    modules = _read_json(final_dir / "modules.json")
+    if not modules:
+        return None
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(final_dir), device="cpu")
+    emb = model.encode(sentences, convert_to_tensor=True, show_progress_bar=False)
+    sim = model.similarity(emb, emb).tolist()
+    rows = ["[" + ", ".join(f"{v:.4f}" for v in row) + "]" for row in sim]
+    return "tensor([" + ",\n        ".join(rows) + "])"
+
+
+# The exports' rows in the card's "Exports" table, in this order (results.json ``exports.variants``).
+EXPORT_LABELS = {
+    "pytorch_fp32": "PyTorch fp32 (sentence-transformers)",
+    "onnx_fp32": "ONNX fp32 (onnxruntime)",
+    "onnx_int8": "ONNX int8, dynamic quantization (onnxruntime)",
+    "openvino_fp32": "OpenVINO fp32",
+    "openvino_default": "OpenVINO at its default precision for this CPU",
+}
+
+
+def _sci(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1e}"
+
+
+def exports_context(results: dict, exports_dir: Path | None, final_dir: Path, run: str) -> dict | None:
+    """The card's "Exports" section: the files shipped and, when measured on this very model, the figures
+    (results.json ``exports``: speed and agreement per variant, the suite's figures of each int8 one)."""
+    if exports_dir is None:
+        return None
+    from medenc.release.export import export_files, pad_token
+
+    measured = results.get("exports")
+    if measured and measured.get("model_hash") != results["models"]["final"].get("model_hash"):
+        measured = None  # figures of an earlier final model describe nothing shipped here
+    rows = []
+    for name, cell in (measured or {}).get("variants", {}).items():
+        rows.append(
+            {
+                "label": EXPORT_LABELS.get(name, name),
+                "file": cell.get("file") or "model.safetensors",
+                "speed": f"{cell['texts_per_s']:.1f}",
+                "speedup": f"{cell.get('speedup', 1.0):.2f}×",
+                "cosine": _sci(cell.get("max_cosine_distance")),
+                "similarity": _sci(cell.get("max_similarity_diff")),
+            }
+        )
+    return {
+        **export_files(exports_dir),
+        "pad_token": pad_token(final_dir),
+        "measured": measured,
+        "rows": rows,
+        "suite": _exports_suite_rows(results, (measured or {}).get("suite")),
+        "command": f"python scripts/export.py --run {run} --measure",
+    }
+
+
+def _exports_suite_rows(results: dict, suite: dict | None) -> list[dict]:
+    """Per set and metric: PyTorch fp32, each int8 export, and its paired difference from fp32."""
+    if not suite:
+        return []
+    ref = suite["results"][suite["reference"]]
+    rows = []
+    for set_name, info in results["sets"].items():
+        for metric in info["metrics"]:
+            for variant, per_set in suite["deltas"].items():
+                delta = per_set.get(set_name, {}).get(metric)
+                if delta is None:
+                    continue
+                rows.append(
+                    {
+                        "set": info.get("title", set_name),
+                        "metric": metric,
+                        "variant": EXPORT_LABELS.get(variant, variant),
+                        "fp32": fmt(ref[set_name][metric]["value"]),
+                        "int8": fmt(suite["results"][variant][set_name][metric]["value"]),
+                        "delta": fmt_delta(delta),
+                    }
+                )
+    return rows
 
 
 def _read_json(path: Path) -> Any:
@@ -337,10 +435,12 @@ def card_context(
     test_release: bool = False,
     final_dir: Path | None = None,
     max_seq_length: int | None = None,
+    exports_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Everything the template may use; strict rendering makes any other name an error.
 
     ``final_dir`` (default ``run_dir/final``): the model folder the details are read from.
+    ``exports_dir``: the verified exports shipped with the release (None: none, no "Exports" section).
     """
     final_dir = final_dir or run_dir / FINAL_DIR
     recipe_path = record.get("recipe_path") or f"recipes/{run_dir.name}.yaml"
@@ -379,6 +479,9 @@ def card_context(
         "architecture": _architecture(final_dir),
         "sources": sources,
         "phase_dirs": PHASE_DIRS,
+        "usage_sentences": USAGE_SENTENCES,
+        "usage_similarities": usage_similarities(final_dir),
+        "exports": exports_context(results, exports_dir, final_dir, run),
     }
 
 
@@ -418,6 +521,7 @@ def render_card(
     test_release: bool = False,
     final_dir: Path | None = None,
     max_seq_length: int | None = None,
+    exports_dir: Path | None = None,
 ):
     """The model card as a ``huggingface_hub.ModelCard`` (front matter from ``ModelCardData``).
 
@@ -433,6 +537,7 @@ def render_card(
     context = card_context(
         run_dir, repo_id, results=results, record=record, manifest=manifest, charts=list(charts or []),
         test_release=test_release, final_dir=final_dir, max_seq_length=max_seq_length,
+        exports_dir=exports_dir,
     )  # fmt: skip
     sources = context["sources"]  # one reading of which sources the run trained on, for metadata and text
     base = record.get("base_model", {})

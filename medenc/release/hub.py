@@ -2,7 +2,8 @@
 
 ``stage_release`` assembles outputs/<run>/release/ atomically (built in a temporary sibling, then renamed):
 the final sentence-transformers model (safetensors), README.md (the model card), assets/*.png, results.json,
-recipe.yaml, run.json and runs/ (the TensorBoard training logs). ``push_release`` creates the repo if needed
+recipe.yaml, run.json, runs/ (the TensorBoard training logs) and, for ``make release``, onnx/ and openvino/
+(``medenc.release.export``). ``push_release`` creates the repo if needed
 and uploads the folder with a single ``upload_folder`` commit, then optionally tags it. Without a token,
 ``release`` stages only and says what to set.
 
@@ -39,6 +40,7 @@ from medenc.core.model_id import model_hash
 from medenc.core.paths import prepared_dir
 from medenc.core.runs import RunRecord, read_run_record
 from medenc.release.card import render_card
+from medenc.release.export import copy_exports, ensure_exports
 
 log = logging.getLogger(__name__)
 
@@ -266,9 +268,14 @@ def _load_manifest() -> dict | None:
 
 
 # --- staging ------------------------------------------------------------------------------------------------
-def _assemble(run_dir: Path, staged: Path, charts: list[str], card, final_sha: str) -> None:
-    """The release folder's contents: final model (safetensors only), card, charts, records, training logs."""
+def _assemble(
+    run_dir: Path, staged: Path, charts: list[str], card, final_sha: str, exports: Path | None = None
+) -> None:
+    """The release folder's contents: final model (safetensors only), card, charts, records, training logs,
+    and the verified ONNX and OpenVINO exports where ``exports`` is given."""
     shutil.copytree(run_dir / FINAL_DIR, staged, ignore=shutil.ignore_patterns(*_SKIP_FROM_FINAL))
+    if exports is not None:
+        copy_exports(exports, staged)
     if charts:
         (staged / ASSETS_DIR).mkdir(exist_ok=True)
     for name in charts:
@@ -293,23 +300,30 @@ def stage_release(
     manifest: dict | None = None,
     template_path: Path | None = None,
     test_release: bool = False,
+    exports: bool = False,
+    rebuild_exports: bool = False,
 ) -> Path:
-    """Assemble ``run_dir/release/`` atomically and return it. ``manifest`` defaults to the prepared one."""
+    """Assemble ``run_dir/release/`` atomically and return it. ``manifest`` defaults to the prepared one.
+
+    ``exports`` (``make release`` sets it): build or verify ``run_dir/exports/`` (ONNX, int8, OpenVINO of
+    ``final/``) and ship it; a damaged or incomplete one is refused with the file named (ExportError).
+    """
     run_dir = Path(run_dir)
     validate_hub_repo_id(repo_id)
     results, record = load_run(run_dir, results_loader)
     check_releasable(run_dir, results, record, test_release=test_release)
     charts = sorted(p.name for p in (run_dir / EVAL_DIR).glob("*.png"))
+    exports_dir = ensure_exports(run_dir, rebuild=rebuild_exports) if exports else None
     card = render_card(
         run_dir, repo_id, results=results, record=record.to_dict(), charts=charts,
         template_path=template_path, manifest=_load_manifest() if manifest is None else manifest,
-        test_release=test_release,
+        test_release=test_release, exports_dir=exports_dir,
     )  # fmt: skip
     target = run_dir / RELEASE_DIR
     # Built next to the target so the final rename is atomic (same filesystem): no half folder, ever.
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{RELEASE_DIR}.tmp-"))
     try:
-        _assemble(run_dir, tmp / RELEASE_DIR, charts, card, results["models"]["final"]["sha256"])
+        _assemble(run_dir, tmp / RELEASE_DIR, charts, card, results["models"]["final"]["sha256"], exports_dir)
         if target.exists():
             target.rename(tmp / "previous")  # removed with tmp below
         (tmp / RELEASE_DIR).rename(target)
@@ -442,17 +456,20 @@ def release(
     command: str | None = None,
     say: Callable[[str], None] = print,
     test_release: bool = False,
+    exports: bool = False,
+    rebuild_exports: bool = False,
 ) -> ReleaseOutcome:
     """Stage, then push unless ``dry_run`` or no token is available (then say what to set; send nothing).
 
     ``test_release``: tests only; lets a random-weight model through, with a card that says so.
+    ``exports``: ship the ONNX and OpenVINO exports (``stage_release``); ``make release`` asks for them.
     """
     run_dir = Path(run_dir)
     command = command or f"make release RUN={run_dir.name} HUB_REPO_ID={repo_id}"
     with run_lock(run_dir, "make release"):
         staged = stage_release(
             run_dir, repo_id, results_loader=results_loader, manifest=manifest, template_path=template_path,
-            test_release=test_release,
+            test_release=test_release, exports=exports, rebuild_exports=rebuild_exports,
         )  # fmt: skip
     say(f"Staged {staged} ({sum(1 for p in staged.rglob('*') if p.is_file())} files).")
     if dry_run:

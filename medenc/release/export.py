@@ -1,0 +1,298 @@
+"""ONNX and OpenVINO exports of the released model, in the layout the Hub and sentence-transformers use.
+
+From a sentence-transformers model folder, ``build_exports`` writes:
+
+- ``onnx/model.onnx``: fp32, ``torch.onnx.export`` of the transformer; inputs ``input_ids`` and
+  ``attention_mask`` (int64, dynamic batch and sequence axes), output ``last_hidden_state`` (the token
+  embeddings; pooling and normalisation stay with the caller, as sentence-transformers' ONNX backend expects);
+- ``onnx/model_qint8_<isa>.onnx``: ``onnxruntime.quantization.quantize_dynamic`` (int8 weights, per channel)
+  of the attention's MatMuls, the feed-forward ones kept fp32 (measured: see ``build_exports``), named by the
+  instruction set of this CPU as sentence-transformers names its files (``avx512_vnni``, ...);
+- ``openvino/openvino_model.xml`` / ``.bin``: ``openvino.convert_model`` of the same PyTorch module, fp32.
+  No int8 OpenVINO file: its weight compression needs nncf, which is not part of the ``[export]`` extra.
+
+and ``exports.json``: the ``model_hash`` of the folder they were made from and the sha256 of every file, so
+that ``verify_exports`` refuses a missing, damaged or stale export with the file named. The folder is built
+beside its target and renamed into place: a kill never leaves a half export.
+
+Optimum (sentence-transformers' own export helpers) does not accept transformers 5.x, hence the plain calls.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+
+from medenc.core.errors import ExportError
+from medenc.core.io import sha256_file, write_json
+from medenc.core.layout import EXPORTS_DIR, FINAL_DIR
+from medenc.core.model_id import model_hash
+
+log = logging.getLogger(__name__)
+
+EXPORTS_MANIFEST = "exports.json"
+ONNX_FP32 = "onnx/model.onnx"
+OPENVINO_XML = "openvino/openvino_model.xml"
+OPENVINO_BIN = "openvino/openvino_model.bin"
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAME = "last_hidden_state"
+# torch's exporter writes opset 18 natively (no version conversion); onnxruntime has run it since 1.14.
+OPSET = 18
+
+
+def cpu_isa() -> str:
+    """This CPU's int8 instruction set, spelled as sentence-transformers' ``model_qint8_<isa>.onnx`` files."""
+    if platform.machine().lower() in ("arm64", "aarch64"):
+        return "arm64"
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text(encoding="utf-8").split())
+    except OSError:  # not Linux: the common baseline
+        return "avx2"
+    if "avx512_vnni" in flags:
+        return "avx512_vnni"
+    return "avx512" if "avx512f" in flags else "avx2"
+
+
+def int8_name(isa: str | None = None) -> str:
+    """``onnx/model_qint8_<isa>.onnx`` for ``isa`` (default: this CPU's); AVX2 has unsigned int8 weights,
+    ``model_quint8_avx2.onnx``, as in sentence-transformers' own repositories."""
+    isa = isa or cpu_isa()
+    return f"onnx/model_{'quint8' if isa == 'avx2' else 'qint8'}_{isa}.onnx"
+
+
+def _token_module(model_dir: Path):
+    """The transformer of ``model_dir`` as a module (input_ids, attention_mask) -> last_hidden_state."""
+    import torch
+    from transformers import AutoModel
+
+    class TokenEmbeddings(torch.nn.Module):
+        """What sentence-transformers' ONNX backend runs: the token embeddings, before pooling."""
+
+        def __init__(self, transformer):
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids, attention_mask):
+            return self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    return TokenEmbeddings(AutoModel.from_pretrained(str(model_dir)).eval())
+
+
+def _example():
+    """An example batch: its sizes only seed the dynamic axes (2 x 8 tokens)."""
+    import torch
+
+    ids = torch.ones(2, 8, dtype=torch.long)
+    return ids, torch.ones_like(ids)
+
+
+def export_onnx(model_dir: Path, path: Path) -> None:
+    """``onnx/model.onnx``: fp32 token embeddings, dynamic batch and sequence axes, in one file."""
+    import torch
+
+    # One Dim per axis, shared by both inputs: they always have the same shape.
+    axes = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")}
+    shapes = {name: axes for name in INPUT_NAMES}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(
+            _token_module(model_dir), _example(), str(path), input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME], dynamic_shapes=shapes, opset_version=OPSET, dynamo=True,
+            external_data=False, verbose=False,
+        )  # fmt: skip
+
+
+def ffn_matmuls(path: Path, intermediate_size: int) -> list[str]:
+    """The MatMul nodes of the feed-forward blocks: those whose constant weight has the intermediate width."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    shapes = {init.name: tuple(init.dims) for init in graph.initializer}
+    return [
+        n.name
+        for n in graph.node
+        if n.op_type == "MatMul" and intermediate_size in shapes.get(n.input[1], ())
+    ]
+
+
+def quantize_onnx(src: Path, dst: Path, isa: str, keep_fp32: list[str] | None = None) -> None:
+    """Dynamic int8 quantization of the MatMul weights (per channel), activations quantized at run time.
+
+    ``keep_fp32``: MatMul nodes left in fp32. AVX2 without VNNI saturates signed x unsigned int8 products,
+    hence unsigned weights there (as optimum's ``avx2`` configuration); every other ISA takes signed weights.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    weights = QuantType.QUInt8 if isa == "avx2" else QuantType.QInt8
+    quantize_dynamic(
+        str(src), str(dst), per_channel=True, weight_type=weights, op_types_to_quantize=["MatMul"],
+        nodes_to_exclude=list(keep_fp32 or ()),
+    )  # fmt: skip
+
+
+def export_openvino(model_dir: Path, xml: Path) -> None:
+    """``openvino/openvino_model.xml`` and ``.bin``: the same module converted by OpenVINO, fp32 weights."""
+    import openvino as ov
+    import torch
+
+    ids, mask = _example()
+    dynamic = [(name, ov.PartialShape([-1, -1]), ov.Type.i64) for name in INPUT_NAMES]
+    with torch.no_grad():
+        converted = ov.convert_model(
+            _token_module(model_dir), example_input={"input_ids": ids, "attention_mask": mask}, input=dynamic
+        )
+    converted.outputs[0].get_tensor().set_names({OUTPUT_NAME})
+    xml.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(converted, str(xml), compress_to_fp16=False)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "onnx", "onnxruntime", "openvino"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def build_exports(model_dir: Path, target: Path) -> dict:
+    """Write every export of ``model_dir`` into ``target`` (replaced as a whole); return its manifest."""
+    model_dir, target = Path(model_dir), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        built = tmp / target.name
+        log.info("Exporting %s to ONNX and OpenVINO (a minute for the base model's size)", model_dir)
+        export_onnx(model_dir, built / ONNX_FP32)
+        # The feed-forward MatMuls stay fp32: with them in int8 too, the base model's embeddings moved by a
+        # cosine distance of 0.116 (median; 0.38 at most) from PyTorch's, without them by 0.002 (0.005 at
+        # most) on the suite's texts (docs/release.md); per-tensor activation scales cannot hold the GELU
+        # outputs' and the residual stream's outlier features.
+        width = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["intermediate_size"]
+        ffn = ffn_matmuls(built / ONNX_FP32, int(width))
+        quantize_onnx(built / ONNX_FP32, built / int8_name(), cpu_isa(), keep_fp32=ffn)
+        export_openvino(model_dir, built / OPENVINO_XML)
+        files = sorted(p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file())
+        manifest = {
+            "model_hash": model_hash(model_dir),
+            "isa": cpu_isa(),
+            "int8_fp32_nodes": len(ffn),
+            "files": {name: sha256_file(built / name) for name in files},
+            "versions": _versions(),
+        }
+        write_json(built / EXPORTS_MANIFEST, manifest)
+        verify_exports(built)  # what was just written loads, before it replaces anything
+        if target.exists():
+            target.rename(tmp / "previous")  # removed with tmp below
+        built.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def _read_manifest(folder: Path) -> dict:
+    path = folder / EXPORTS_MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ExportError(f"{path}: missing: the exports' record of their files and model") from exc
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{path}: unreadable ({exc})") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise ExportError(f"{path}: expected an object with 'files' (name -> sha256)")
+    return manifest
+
+
+def _load_check(path: Path, name: str) -> None:
+    """The file parses as what it claims to be (ONNX graph, OpenVINO IR), else ExportError naming it."""
+    try:
+        if name.endswith(".onnx"):
+            import onnx
+
+            onnx.checker.check_model(str(path), full_check=False)
+        elif name.endswith(".xml"):
+            import openvino as ov
+
+            ov.Core().read_model(str(path))
+    except Exception as exc:
+        raise ExportError(f"{path}: does not load ({type(exc).__name__}: {str(exc)[:200]})") from exc
+
+
+def verify_exports(folder: Path, expected_hash: str | None = None, fix: str = "") -> dict:
+    """Every export of ``folder`` is present, unchanged since it was written, and loads; return the manifest.
+
+    ``expected_hash``: the ``model_hash`` the exports must come from. ``fix``: appended to every refusal.
+    """
+    folder = Path(folder)
+    manifest = _read_manifest(folder)
+    hint = f"; {fix}" if fix else ""
+    if expected_hash is not None and manifest.get("model_hash") != expected_hash:
+        raise ExportError(
+            f"{folder / EXPORTS_MANIFEST}: exports of another model (model hash "
+            f"{str(manifest.get('model_hash'))[:12]}, the final model is {expected_hash[:12]}){hint}"
+        )
+    required = {ONNX_FP32, OPENVINO_XML, OPENVINO_BIN, int8_name(manifest.get("isa"))}
+    for name in sorted(required | set(manifest["files"])):
+        path = folder / name
+        if not path.is_file():
+            raise ExportError(f"{path}: missing export{hint}")
+        if name not in manifest["files"] or sha256_file(path) != manifest["files"][name]:
+            raise ExportError(f"{path}: damaged export (its sha256 differs from {EXPORTS_MANIFEST}){hint}")
+        _load_check(path, name)
+    return manifest
+
+
+def ensure_exports(run_dir: Path, rebuild: bool = False) -> Path:
+    """``run_dir/exports/`` of ``final/``: built when absent (or ``rebuild``), else verified as it is.
+
+    Exports of an older ``final/`` are rebuilt; a damaged or incomplete folder is refused with the file named.
+    """
+    run_dir = Path(run_dir)
+    folder, final = run_dir / EXPORTS_DIR, run_dir / FINAL_DIR
+    current = model_hash(final)
+    if not rebuild and folder.is_dir():
+        manifest_path = folder / EXPORTS_MANIFEST
+        if manifest_path.is_file() and _read_manifest(folder).get("model_hash") != current:
+            log.info("%s holds exports of an earlier final model; rebuilding them", folder)
+        else:
+            fix = f"remove {folder} (make release builds it again) or pass --rebuild-exports"
+            verify_exports(folder, current, fix)
+            return folder
+    build_exports(final, folder)
+    return folder
+
+
+def copy_exports(folder: Path, staged: Path) -> list[str]:
+    """Copy the verified exports into the release folder ``staged``, each copy checked against its sha256;
+    return the copied names (the release's ``onnx/`` and ``openvino/``)."""
+    manifest = _read_manifest(Path(folder))
+    for name, digest in sorted(manifest["files"].items()):
+        dst = Path(staged) / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(folder) / name, dst)
+        if sha256_file(dst) != digest:
+            raise ExportError(f"{dst}: copy differs from {Path(folder) / name} (disk problem?)")
+    return sorted(manifest["files"])
+
+
+def export_files(folder: Path) -> dict[str, str]:
+    """What the card names: ``isa`` and the release paths of the ONNX fp32, int8 and OpenVINO files."""
+    manifest = _read_manifest(Path(folder))
+    isa = manifest.get("isa") or cpu_isa()
+    return {"isa": isa, "onnx": ONNX_FP32, "int8": int8_name(isa), "openvino": OPENVINO_XML}
+
+
+def pad_token(model_dir: Path) -> str:
+    """The tokenizer's padding token (tokenizer_config.json), ``<pad>`` when it names none."""
+    path = Path(model_dir) / "tokenizer_config.json"
+    pad = json.loads(path.read_text(encoding="utf-8")).get("pad_token") if path.is_file() else None
+    if isinstance(pad, dict):
+        pad = pad.get("content")
+    return pad or "<pad>"

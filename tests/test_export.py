@@ -1,0 +1,242 @@
+"""The release's ONNX and OpenVINO exports on the tiny model: equal embeddings, the int8 file, the card's
+onnxruntime snippet, the measurement record, and a damaged or missing export refused with the file named."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from fakes import REPO_ID, json_loader, make_manifest, make_run
+
+from medenc.core.errors import ExportError, ReleaseError
+from medenc.core.layout import EVAL_DIR, EXPORTS_DIR, RELEASE_DIR
+from medenc.core.paths import PROJECT_ROOT
+from medenc.release.export import (
+    EXPORTS_MANIFEST,
+    ONNX_FP32,
+    OPENVINO_BIN,
+    OPENVINO_XML,
+    int8_name,
+    verify_exports,
+)
+from medenc.release.export_measure import onnx_encoder, openvino_encoder
+from medenc.release.hub import stage_release
+
+# Lengths from one token to past the truncation length: the dynamic axes and the padding mask are exercised.
+TEXTS = [
+    "MI",
+    "The patient has hypertension.",
+    "Patient has high blood pressure and a history of type 2 diabetes mellitus, treated with metformin. " * 6,
+    "Broken wrist",
+]
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory, tiny_model) -> Path:
+    """A tiny run staged with its exports (built once for the module)."""
+    run_dir = make_run(tmp_path_factory.mktemp("export"), model=tiny_model)
+    return stage_release(
+        run_dir,
+        REPO_ID,
+        results_loader=json_loader,
+        manifest=make_manifest(),
+        test_release=True,
+        exports=True,
+    )
+
+
+def test_onnx_and_openvino_exports_give_the_models_embeddings(staged, tiny_model):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(staged / ONNX_FP32), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
+    assert [o.name for o in session.get_outputs()] == ["last_hidden_state"]
+    assert all(isinstance(d, str) for i in session.get_inputs() for d in i.shape)  # dynamic batch, sequence
+    expected = tiny_model.encode(TEXTS, convert_to_numpy=True)
+    length = tiny_model.max_seq_length
+    for encoder in (
+        onnx_encoder(staged / ONNX_FP32, staged, length),
+        openvino_encoder(staged / OPENVINO_XML, staged, length),
+    ):
+        got = encoder.encode(TEXTS, batch_size=3)
+        assert np.allclose(got, expected, atol=1e-5), np.abs(got - expected).max()
+
+
+def test_the_int8_file_exists_loads_and_agrees(staged, tiny_model):
+    name = int8_name()
+    assert re.fullmatch(r"onnx/model_q(u)?int8_(avx512_vnni|avx512|avx2|arm64)\.onnx", name)
+    assert (staged / name).is_file() and (staged / OPENVINO_BIN).is_file()
+    got = onnx_encoder(staged / name, staged, tiny_model.max_seq_length).encode(TEXTS)
+    expected = tiny_model.encode(TEXTS, convert_to_numpy=True)
+    assert got.shape == expected.shape
+    assert np.min(np.sum(got * expected, axis=1)) > 0.99  # int8 weights: close, not equal
+
+
+def _card_snippet(card: str) -> str:
+    """The card's onnxruntime + tokenizers code block."""
+    blocks = re.findall(r"```python\n(.*?)```", card, re.S)
+    return next(b for b in blocks if "onnxruntime" in b and "tokenizers" in b)
+
+
+def test_the_cards_onnxruntime_snippet_runs_and_matches_sentence_transformers(staged, tiny_model):
+    card = (staged / "README.md").read_text(encoding="utf-8")
+    snippet = _card_snippet(card)
+    assert 'backend="onnx"' in card and 'backend="openvino"' in card and int8_name() in card
+    # The Hub download is the one thing replaced: the files come from the staged release folder.
+    local = f"def hf_hub_download(repo, name):\n    return {str(staged)!r} + '/' + name\n"
+    code = snippet.replace("from huggingface_hub import hf_hub_download\n", local)
+    assert code != snippet
+    for model_file, tol in ((ONNX_FP32, 1e-5), (int8_name(), None)):
+        scope: dict = {}
+        exec(
+            compile(
+                code.replace(f'model_file = "{ONNX_FP32}"', f'model_file = "{model_file}"'), "card", "exec"
+            ),
+            scope,
+        )
+        expected = tiny_model.encode(scope["sentences"], convert_to_numpy=True)
+        if tol:
+            assert np.allclose(scope["embeddings"], expected, atol=tol)
+        else:
+            assert scope["embeddings"].shape == expected.shape
+
+
+def test_the_card_shows_width_pooling_and_the_models_own_similarities(staged, tiny_model):
+    from medenc.release.card import USAGE_SENTENCES
+
+    card = (staged / "README.md").read_text(encoding="utf-8")
+    assert "**Output dimensions:** 32" in card
+    assert (
+        "**Pooling:** mean pooling of the token embeddings (padding excluded), then L2 normalisation" in card
+    )
+    emb = tiny_model.encode(USAGE_SENTENCES, convert_to_tensor=True)
+    sim = tiny_model.similarity(emb, emb)
+    assert f"# tensor([[{sim[0, 0]:.4f}, {sim[0, 1]:.4f}, {sim[0, 2]:.4f}]," in card
+    assert "have not been measured yet" in card  # no figures in results.json yet
+
+
+def _copy_run(staged: Path, tmp_path: Path) -> Path:
+    run_dir = tmp_path / "outputs" / "tiny"
+    shutil.copytree(staged.parent, run_dir, ignore=shutil.ignore_patterns(RELEASE_DIR))
+    shutil.copytree(staged.parent.parent.parent / "prepared", tmp_path / "prepared")
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (
+            lambda d: (d / ONNX_FP32).write_bytes((d / ONNX_FP32).read_bytes()[:1000]),
+            rf"{ONNX_FP32}: damaged export",
+        ),
+        (lambda d: (d / OPENVINO_BIN).unlink(), rf"{OPENVINO_BIN}: missing export"),
+        (lambda d: (d / EXPORTS_MANIFEST).unlink(), rf"{EXPORTS_MANIFEST}: missing"),
+    ],
+    ids=["truncated-onnx", "missing-bin", "missing-record"],
+)
+def test_a_damaged_or_missing_export_is_refused_with_the_file_named(staged, tmp_path, damage, problem):
+    run_dir = _copy_run(staged, tmp_path)
+    damage(run_dir / EXPORTS_DIR)
+    with pytest.raises(ExportError, match=problem) as err:
+        stage_release(
+            run_dir,
+            REPO_ID,
+            results_loader=json_loader,
+            manifest=make_manifest(),
+            test_release=True,
+            exports=True,
+        )
+    assert isinstance(err.value, ReleaseError) and not (run_dir / RELEASE_DIR).exists()
+
+
+def test_release_script_refuses_a_damaged_export_with_exit_2(staged, tmp_path):
+    run_dir = _copy_run(staged, tmp_path)
+    int8 = run_dir / EXPORTS_DIR / int8_name()
+    int8.write_bytes(b"not an onnx graph")
+    env = {
+        "OUTPUTS_DIR": str(tmp_path / "outputs"),
+        "PREPARED_DIR": str(tmp_path / "prepared"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, "scripts/release.py", "--run", "tiny", "--repo-id", REPO_ID, "--dry-run",
+         "--test-release"],
+        cwd=PROJECT_ROOT, env={**_base_env(), **env}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"error: ExportError: {int8}: damaged export" in proc.stderr
+    # verify_exports reads the same verdict; an export of another model is refused as well.
+    with pytest.raises(ExportError, match="exports of another model"):
+        verify_exports(staged.parent / EXPORTS_DIR, expected_hash="0" * 64)
+
+
+def _base_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+
+
+def _loader():
+    """A few texts per set of the suite, in the shapes medenc.data returns them."""
+    from datasets import Dataset
+
+    from medenc.evaluation.sets import SETS
+
+    s1 = [f"{w} case {i}" for i, w in enumerate(["fever", "cough", "insulin dose", "asthma attack"] * 3)]
+    s2 = [f"{t} again" for t in reversed(s1)]
+    splits = {
+        "sts": Dataset.from_dict({"sentence1": s1, "sentence2": s2, "score": np.linspace(0, 1, 12).tolist()}),
+        "pair_classification": Dataset.from_dict(
+            {"sentence1": s1, "sentence2": s2, "label": [i % 2 for i in range(12)]}
+        ),
+        "triplets": Dataset.from_dict({"anchor": s1, "positive": s2, "negative": s2[3:] + s2[:3]}),
+    }
+
+    def load_retrieval(name: str):
+        corpus = {f"c{i}": f"{t}: a longer passage about it" for i, t in enumerate(s2)}
+        return SimpleNamespace(
+            queries={f"q{i}": t for i, t in enumerate(s1)},
+            corpus=corpus,
+            relevant={f"q{i}": {f"c{i}"} for i in range(12)},
+        )
+
+    return SimpleNamespace(
+        load_split=lambda split, name: splits[SETS[name].task],
+        load_retrieval=load_retrieval,
+        manifest_hash=lambda: "m" * 64,
+    )
+
+
+def test_measurement_is_recorded_in_results_json_and_the_cards_exports_table(staged, tmp_path, monkeypatch):
+    from medenc.release.export_measure import measure_run
+
+    monkeypatch.setenv("MEDENC_CACHE", str(tmp_path / "cache"))  # the embedding cache of the suite's figures
+    run_dir = _copy_run(staged, tmp_path)
+    block = measure_run(run_dir, loader=_loader(), sample=40, bootstrap=20)
+    variants = block["variants"]
+    assert list(variants) == ["pytorch_fp32", "onnx_fp32", "onnx_int8", "openvino_fp32", "openvino_default"]
+    assert variants["onnx_fp32"]["max_cosine_distance"] < 1e-5 and variants["onnx_fp32"]["speedup"] > 0
+    assert variants["onnx_int8"]["file"] == int8_name()
+    suite = block["suite"]
+    assert set(suite["deltas"]) == {"onnx_int8"} and "stsb" in suite["deltas"]["onnx_int8"]
+    doc = json.loads((run_dir / EVAL_DIR / "results.json").read_text())
+    assert doc["exports"] == json.loads(json.dumps(block))
+    # results.json's hash record follows the new file: the release takes it and the card shows the figures.
+    staged_again = stage_release(
+        run_dir,
+        REPO_ID,
+        results_loader=json_loader,
+        manifest=make_manifest(),
+        test_release=True,
+        exports=True,
+    )
+    card = (staged_again / "README.md").read_text(encoding="utf-8")
+    assert "| ONNX int8, dynamic quantization (onnxruntime) | `" + int8_name() + "` |" in card
+    assert "The int8 export on the held-out suite" in card and "have not been measured" not in card
