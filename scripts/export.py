@@ -47,7 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Build (or verify) the exports, then measure them if asked; a MedencError exits 2."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The exporters and the quantizer log every graph rewrite at INFO: only this package's steps are shown.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("medenc").setLevel(logging.INFO)
     options = {"sample": args.sample, "suite": not args.no_suite, "bootstrap": args.bootstrap}
     try:
         if args.run:

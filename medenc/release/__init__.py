@@ -1,7 +1,9 @@
 """``make release``: the model card, the push to the Hub, and publishing a run's records into results/.
 
 card (the card rendered from the run's own records), hub (stage the release folder, push it as one commit),
-publish (``make results``: a run's records and its quality targets). The entry point is :func:`release`.
+export (the ONNX and OpenVINO exports it ships), export_measure (those exports against PyTorch: agreement,
+speed, the suite's figures), publish (``make results``: a run's records and its quality targets). The entry
+point is :func:`release`.
 """
 
 from medenc.release.hub import release

@@ -173,8 +173,8 @@ def build_exports(model_dir: Path, target: Path) -> dict:
         export_onnx(model_dir, built / ONNX_FP32)
         # The feed-forward MatMuls stay fp32: with them in int8 too, the base model's embeddings moved by a
         # cosine distance of 0.116 (median; 0.38 at most) from PyTorch's, without them by 0.002 (0.005 at
-        # most) on the suite's texts (docs/release.md); per-tensor activation scales cannot hold the GELU
-        # outputs' and the residual stream's outlier features.
+        # most), on a sample of the suite's texts (docs/release.md): per-tensor activation scales cannot hold
+        # the outlier features of the GELU outputs.
         width = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["intermediate_size"]
         ffn = ffn_matmuls(built / ONNX_FP32, int(width))
         quantize_onnx(built / ONNX_FP32, built / int8_name(), cpu_isa(), keep_fp32=ffn)
