@@ -19,6 +19,7 @@ from medenc.core.errors import ReleaseError
 from medenc.core.eval_sets import EVAL_SETS
 from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import FINAL_DIR, MODEL_NAME, PHASE_DIRS, training_seconds
+from medenc.core.model_id import model_hash
 from medenc.core.paths import PROJECT_ROOT
 from medenc.data.catalog import CATALOG
 
@@ -480,7 +481,11 @@ def card_context(
         "sources": sources,
         "phase_dirs": PHASE_DIRS,
         "usage_sentences": USAGE_SENTENCES,
-        "usage_similarities": usage_similarities(final_dir),
+        # Only the released model's own figures: a card rendered again from published records reads its
+        # details from the base model, whose similarities are not this model's.
+        "usage_similarities": usage_similarities(final_dir)
+        if model_hash(final_dir) == results["models"]["final"].get("model_hash")
+        else None,
         "exports": exports_context(results, exports_dir, final_dir, run),
     }
 
