@@ -22,6 +22,7 @@ USER_ERRORS: dict[str, tuple[list[str], str]] = {
     "train.py": (["--recipe", "{tmp}/no-such-recipe.yaml", "--run", "x"], "RecipeError"),
     "evaluate_run.py": (["--run", "no-such-run"], "RunError"),
     "release.py": (["--run", "no-such-run", "--repo-id", "org/x", "--dry-run"], "ReleaseError"),
+    "export.py": (["--run", "no-such-run"], "ExportError"),
     "publish_results.py": (["--run", "no-such-run", "--dest", "{tmp}/published"], "RunError"),
     "bench.py": (["--model", "tiny", "--recipe", "{tmp}/no-such-recipe.yaml"], "RecipeError"),
     "gpu_transport.py": (["--transport", "{tmp}/no-transport", "check", "1"], "ModelError"),

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from medenc.core.errors import ExportError
 from medenc.core.io import sha256_file, write_json
-from medenc.core.layout import EXPORTS_DIR, FINAL_DIR
+from medenc.core.layout import EXPORTS_DIR, FINAL_DIR, WEIGHTS_FILE
 from medenc.core.model_id import model_hash
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,12 @@ def _versions() -> dict[str, str]:
 def build_exports(model_dir: Path, target: Path) -> dict:
     """Write every export of ``model_dir`` into ``target`` (replaced as a whole); return its manifest."""
     model_dir, target = Path(model_dir), Path(target)
+    missing = [n for n in ("config.json", WEIGHTS_FILE, "tokenizer.json") if not (model_dir / n).is_file()]
+    if missing:
+        raise ExportError(
+            f"{model_dir}: not a complete model folder to export (missing {', '.join(missing)}); "
+            "train first (make train RUN=<run>) or name a sentence-transformers folder"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
@@ -172,9 +178,9 @@ def build_exports(model_dir: Path, target: Path) -> dict:
         log.info("Exporting %s to ONNX and OpenVINO (a minute for the base model's size)", model_dir)
         export_onnx(model_dir, built / ONNX_FP32)
         # The feed-forward MatMuls stay fp32: with them in int8 too, the base model's embeddings moved by a
-        # cosine distance of 0.116 (median; 0.38 at most) from PyTorch's, without them by 0.002 (0.005 at
-        # most), on a sample of the suite's texts (docs/release.md): per-tensor activation scales cannot hold
-        # the outlier features of the GELU outputs.
+        # cosine distance of about 0.1 (median; 0.36 at most) from PyTorch's, without them by 0.006 at most,
+        # on the suite's texts (docs/release.md): per-tensor activation scales cannot hold the outlier
+        # features of the feed-forward activations.
         width = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["intermediate_size"]
         ffn = ffn_matmuls(built / ONNX_FP32, int(width))
         quantize_onnx(built / ONNX_FP32, built / int8_name(), cpu_isa(), keep_fp32=ffn)
