@@ -330,6 +330,14 @@ def usage_similarities(final_dir: Path, sentences: list[str] = USAGE_SENTENCES) 
     return "tensor([" + ",\n        ".join(rows) + "])"
 
 
+def _released_similarities(final_dir: Path, results: dict) -> str | None:
+    """``usage_similarities`` of the released model only: a card rendered again from published records reads
+    its details from the base model, whose similarities are not this model's."""
+    if model_hash(final_dir) != results["models"]["final"].get("model_hash"):
+        return None
+    return usage_similarities(final_dir)
+
+
 # The exports' rows in the card's "Exports" table, in this order (results.json ``exports.variants``).
 EXPORT_LABELS = {
     "pytorch_fp32": "PyTorch fp32 (sentence-transformers)",
@@ -481,11 +489,7 @@ def card_context(
         "sources": sources,
         "phase_dirs": PHASE_DIRS,
         "usage_sentences": USAGE_SENTENCES,
-        # Only the released model's own figures: a card rendered again from published records reads its
-        # details from the base model, whose similarities are not this model's.
-        "usage_similarities": usage_similarities(final_dir)
-        if model_hash(final_dir) == results["models"]["final"].get("model_hash")
-        else None,
+        "usage_similarities": _released_similarities(final_dir, results),
         "exports": exports_context(results, exports_dir, final_dir, run),
     }
 
