@@ -105,7 +105,7 @@ def _pairs(source: Source, folder: Path) -> tuple[set[tuple[str, str, str]], Ski
     """(row source, anchor, positive) of a source's rows on ``folder``, and what it skipped."""
     skips = SkipLog()
     rows = source.training_rows(source.read(folder, skips), skips)  # type: ignore[misc]
-    assert set(rows) == {layout.PAIRS}
+    assert set(rows) <= {layout.PAIRS, layout.TRIPLETS}
     return {(r["source"], r["anchor"], r["positive"]) for r in rows[layout.PAIRS]}, skips
 
 
@@ -128,6 +128,17 @@ def test_icd10cm_excerpt(tmp_path: Path) -> None:
         "Selective deficiency of IgM",
         "Selective deficiency of immunoglobulin M",
     ) in pairs
+    # Near misses: an excluded condition where the code has one, else the sibling sharing the most words.
+    near = {(r["anchor"], r["negative"]) for r in icd10cm.training_rows(codes, skips)[layout.TRIPLETS]}
+    assert (
+        "high blood pressure",
+        "hypertensive disease complicating pregnancy, childbirth and the puerperium",
+    ) in near
+    assert all(n not in (a, by_code["I10"].name) for a, n in near)
+    sibs = icd10cm.siblings(codes)
+    # no excludes1: the most alike sibling ("Fever presenting with conditions classified elsewhere" shares
+    # most with "Fever, unspecified"), and none when no sibling is alike enough
+    assert icd10cm.near_miss(by_code["R50.9"], by_code, sibs) in {by_code[s].name for s in sibs["R50.9"]}
     # I11's "any condition in I50.- or I51.4-I51.7 ... due to hypertension" points at codes: dropped, counted
     assert skips.counts["icd10cm: inclusion note dropped (code or code range)"] >= 1
     assert not any("I50" in a or "NOS" in a.split() or "(" in a for _, a, _ in pairs)
