@@ -1,4 +1,4 @@
-"""Tests of the name sources waiting to join the build (ICD-10-CM, WordNet, FDA UNII; ``sources.PENDING``).
+"""Tests of the name sources (ICD-10-CM, WordNet, FDA UNII), in the build since the names round.
 
 Each adapter reads a small excerpt of the real file (lines copied from it into ``tmp_path``: no data file is
 committed) and a malformed copy; the counts on the real files; and a build whose registry holds the three.
@@ -20,7 +20,7 @@ from medenc.data.parsing import SkipLog
 from medenc.data.source import Source
 from medenc.data.sources import PENDING, REGISTRY, fda_unii, icd10cm, wordnet
 
-# The name sources of PENDING (the sentence sources wait there too: tests/test_data_sentences_*.py).
+# The name sources, registered in REGISTRY (their held-out sets: tests/test_data.py, tests/test_concept_groups.py).
 NAMES = (icd10cm.SOURCE, wordnet.SOURCE, fda_unii.SOURCE)
 
 try:
@@ -271,13 +271,13 @@ def test_real_name_source_counts() -> None:
     assert sum(fda_rows.values()) + sum(fda_skips.values()) == 23644
 
 
-def test_pending_sources_are_not_in_the_build() -> None:
-    """The prepared data (and the published run pinned to it) stay as they are until they are registered."""
-    assert all(s in PENDING for s in NAMES)
-    assert not {s.folder for s in NAMES} & {s.folder for s in REGISTRY}
+def test_name_sources_are_registered_and_pinned() -> None:
+    """The three are in the build, each with its files, pins, rows and concept names for the hold-out."""
+    assert all(s in REGISTRY for s in NAMES) and not {s.folder for s in NAMES} & {s.folder for s in PENDING}
     for source in NAMES:
         assert source.files and source.pins and source.training_rows is not None, source.folder
         assert source.info.row_sources and source.info.role.startswith("train"), source.folder
+        assert source.concept_names is not None, source.folder
     assert "WordNet 3.0 Copyright 2006 by Princeton University" in wordnet.SOURCE.info.attribution
     # The pins are those of the files as they are (what `prepare_data.py --print-pins` prints).
     assert pins.pins_of(NAMES).differences(pins.hash_raw_files(RAW, NAMES)) == {}
