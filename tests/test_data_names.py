@@ -20,7 +20,7 @@ from medenc.data.parsing import SkipLog
 from medenc.data.source import Source
 from medenc.data.sources import PENDING, REGISTRY, fda_unii, icd10cm, wordnet
 
-# The name sources, registered in REGISTRY (their held-out sets: tests/test_data.py, tests/test_concept_groups.py).
+# The name sources, in REGISTRY (their held-out sets: tests/test_data.py, tests/test_concept_groups.py).
 NAMES = (icd10cm.SOURCE, wordnet.SOURCE, fda_unii.SOURCE)
 
 try:
