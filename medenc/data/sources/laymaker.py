@@ -15,10 +15,10 @@ IDs restart at 1 in each file; a row's id is ``<file stem>:<ID>``.
 
 Held out (:func:`held`): :data:`TEST_FRACTION` of the units, by hash of the unit id, every row of a unit
 together. Their rewritten rows are two retrieval tests, ``lay_to_clinical`` (lay sentence -> its clinical
-sentence) and ``clinical_to_lay`` (the reverse); both corpora add the unchanged sentences of the other units
-as distractors (a sentence clinicians left as it was is both a clinical and a lay sentence, and never
-trains: without them a corpus of about 140 sentences is too easy to show a gain). A held unit's rows never
-train.
+sentence) and ``clinical_to_lay`` (the reverse); both corpora add as distractors the sentences of the other
+units that clinicians left as they were (such a sentence is both a clinical and a lay one, and, its unit
+having no rewritten row, never trains as a LayMaker pair): without them a corpus of about 140 sentences is
+too easy to show a gain. A held unit's rows never train.
 """
 
 from __future__ import annotations
@@ -137,19 +137,14 @@ def build_test(pairs: list[LayPair]) -> Sets:
     """``lay_to_clinical`` and ``clinical_to_lay`` retrieval sets of the held units' rewritten rows.
 
     The corpus of each adds, as distractors (``_distractor``: no test text for the leakage checks), the
-    clinical sentence of every unchanged row of a unit not held out.
+    sentence of every unit not held out whose rows are all unchanged.
     """
     from medenc.data.test_sets import query_sets  # here: test_sets imports the registry, which imports us
 
     tests = [p for p in pairs if held(p.unit) and not same_sentence(p.original, p.reference)]
     held_keys = {leakage.key(t) for p in pairs if held(p.unit) for t in (p.original, p.reference)}
-    others = [
-        p.original
-        for p in pairs
-        if not held(p.unit)
-        and same_sentence(p.original, p.reference)
-        and leakage.key(p.original) not in held_keys
-    ]
+    rewritten = {p.unit for p in pairs if not same_sentence(p.original, p.reference)}
+    others = [p.original for p in pairs if p.unit not in rewritten and not held(p.unit)]
     sets: Sets = {}
     for name, pick in (
         ("lay_to_clinical", lambda p: (p.reference, p.original)),

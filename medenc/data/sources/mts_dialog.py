@@ -65,7 +65,8 @@ HEADERS = frozenset(
 BACK_TRANSLATIONS = ("TR=EN-FR-EN ", "TR=EN-ES-EN ")
 TEST_SPLITS = ("test1", "test2")
 # A test section of fewer words is generic ("None.", "Negative.", "No known drug allergies."): many dialogues
-# share it or an equivalent, so it is no retrieval target (left out of the test, counted in the manifest).
+# share it or an equivalent, so it is no retrieval target (left out of the test, counted in the manifest;
+# not a test text, so the same phrase in the training file still trains).
 MIN_TEST_SECTION_WORDS = 5
 
 
