@@ -198,6 +198,7 @@ def make_loader(manifest: str = "manifest-A"):
             }
         ),
     }
+    splits["medec"] = splits["triplets"]  # the near-miss set: triplets too
 
     def load_retrieval(name: str):
         corpus = {f"{name}-c{i}": sent(i + 20) + " long passage " * (i % 4) for i in range(15)}

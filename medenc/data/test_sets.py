@@ -7,12 +7,11 @@ concepts held out by id, among every ontology name).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 
 from medenc.data import leakage
 from medenc.data.read import Parsed
-from medenc.data.source import Concept, Dropped, Sets, Source, TermQuery, concept_held
+from medenc.data.source import Concept, Dropped, Sets, Source, TermQuery, concept_held, query_sets
 from medenc.data.sources import TEST_ORDER, in_order
 
 
@@ -73,42 +72,6 @@ def build_concepts_test(concepts: list[Concept]) -> tuple[Sets, int]:
     for r in sets[("test", "concepts_corpus")]:
         r["_distractor"] = leakage.key(r["text"]) not in held_names
     return sets, skipped
-
-
-def query_sets(
-    name: str, pairs: list[TermQuery], corpus_texts: list[str], id_prefix: str
-) -> tuple[Sets, int]:
-    """``<name>_queries/_corpus/_qrels`` from (query id, query, answer) and the corpus texts.
-
-    The corpus holds each distinct text (by key) once; identical queries share one query (every answer of
-    each relevant). A query equal to any corpus text is left out and counted (see build_terms_test).
-    """
-    corpus: dict[str, str] = {}  # text key -> corpus id
-    corpus_rows = []
-    for text in corpus_texts:
-        k = leakage.key(text)
-        if k not in corpus:
-            corpus[k] = f"{id_prefix}{len(corpus_rows)}"
-            corpus_rows.append({"id": corpus[k], "text": text})
-    relevant: dict[str, set[str]] = defaultdict(set)  # query key -> corpus ids
-    first: dict[str, tuple[str, str]] = {}  # query key -> (query id, text), first seen
-    for qid, query, answer in pairs:
-        qk = leakage.key(query)
-        first.setdefault(qk, (qid, query))
-        relevant[qk].add(corpus[leakage.key(answer)])
-    query_rows, qrel_rows = [], []
-    skipped = 0
-    for qk, (qid, query) in first.items():
-        if qk in corpus:
-            skipped += 1
-            continue
-        query_rows.append({"id": qid, "text": query})
-        qrel_rows += [{"query_id": qid, "corpus_id": c} for c in sorted(relevant[qk])]
-    return {
-        ("test", f"{name}_queries"): query_rows,
-        ("test", f"{name}_corpus"): corpus_rows,
-        ("test", f"{name}_qrels"): qrel_rows,
-    }, skipped
 
 
 def dedupe(rows: list[dict], cols: tuple[str, ...]) -> tuple[list[dict], list[dict]]:

@@ -22,10 +22,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medenc.core import layout
 from medenc.core.errors import DataError
 from medenc.data.parsing import SkipLog, clean_or_none, normalise, stream_lines
-from medenc.data.source import Pin, Rows, Sets, Source, SourceInfo, TestYield
+from medenc.data.source import Pin, Sets, Source, SourceInfo, TestYield, query_sets
 from medenc.data.sources.medec import read_csv
 
 QA = "dataset/questions_w_answers.jsonl"
@@ -162,8 +161,6 @@ def read(folder: Path, skips: SkipLog | None = None) -> Kqa:
 
 def build_test(data: Kqa) -> Sets:
     """The ``k_qa`` retrieval set: each answered question -> its physician answer."""
-    from medenc.data.test_sets import query_sets  # here: test_sets imports the registry, which imports us
-
     queries = [(f"q{a.line}", a.question, a.answer) for a in data.answered]
     sets, _ = query_sets("k_qa", queries, [a.answer for a in data.answered], "a")
     return sets
@@ -172,11 +169,6 @@ def build_test(data: Kqa) -> Sets:
 def test_sets(data: Kqa) -> TestYield:
     """The consumer question -> physician answer retrieval test."""
     return TestYield(sets=build_test(data))
-
-
-def training_rows(data: Kqa, skips: SkipLog) -> Rows:
-    """None: K-QA is a test source."""
-    return {layout.PAIRS: []}
 
 
 def manifest_info(data: Kqa) -> dict[str, object]:
@@ -220,6 +212,5 @@ SOURCE = Source(
     },
     read=read,
     test_sets=test_sets,
-    training_rows=training_rows,
     manifest_info=manifest_info,
 )

@@ -33,7 +33,7 @@ from medenc.core import layout
 from medenc.core.errors import DataError
 from medenc.data import leakage
 from medenc.data.parsing import SkipLog, normalise, read_utf8, torn_last_line
-from medenc.data.source import Pin, Rows, Sets, Source, SourceInfo, TestYield, bucket, row
+from medenc.data.source import Pin, Rows, Sets, Source, SourceInfo, TestYield, bucket, query_sets, row
 
 TEST = "data/test-set.csv"
 DEV = "data/dev-set-(alpha).csv"
@@ -139,8 +139,6 @@ def build_test(pairs: list[LayPair]) -> Sets:
     The corpus of each adds, as distractors (``_distractor``: no test text for the leakage checks), the
     sentence of every unit not held out whose rows are all unchanged.
     """
-    from medenc.data.test_sets import query_sets  # here: test_sets imports the registry, which imports us
-
     tests = [p for p in pairs if held(p.unit) and not same_sentence(p.original, p.reference)]
     held_keys = {leakage.key(t) for p in pairs if held(p.unit) for t in (p.original, p.reference)}
     rewritten = {p.unit for p in pairs if not same_sentence(p.original, p.reference)}
@@ -199,6 +197,15 @@ SOURCE = Source(
         commit="71db265fc5fecf75c91b03c15d6f19862b4510ba",
         attribution="Babylon Health, Towards more patient friendly clinical notes through language models "
         "and ontologies, AMIA Annual Symposium 2021",
+        bibtex="""@inproceedings{moramarco2021laymaker,
+  title = {Towards more patient friendly clinical notes through language models and ontologies},
+  author = {Moramarco, Francesco and Juric, Damir and Savkov, Aleksandar and Flann, Jack and Lehl, Maria and
+    Boda, Kristian and Grafen, Tessa and Zhelezniak, Vitalii and Gohil, Sunir and
+    Papadopoulos Korfiatis, Alex and Hammerla, Nils},
+  booktitle = {AMIA Annual Symposium Proceedings},
+  year = {2021},
+  url = {https://github.com/babylonhealth/laymaker}
+}""",
     ),
     files=(TEST, DEV),
     # @ 71db265fc5fe

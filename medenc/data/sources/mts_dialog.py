@@ -27,7 +27,7 @@ from medenc.core import layout
 from medenc.core.errors import DataError
 from medenc.data import leakage
 from medenc.data.parsing import SkipLog, normalise
-from medenc.data.source import Pin, Rows, Sets, Source, SourceInfo, TestYield, row
+from medenc.data.source import Pin, Rows, Sets, Source, SourceInfo, TestYield, query_sets, row
 from medenc.data.sources.laymaker import read_csv
 
 TRAIN = "MTS-Dialog-TrainingSet.csv"
@@ -122,8 +122,6 @@ def test_pairs(records: dict[str, list[Encounter]]) -> list[Encounter]:
 
 def build_test(records: dict[str, list[Encounter]]) -> Sets:
     """The ``mts_dialog`` retrieval set: each test dialogue -> its note section, among the test sections."""
-    from medenc.data.test_sets import query_sets  # here: test_sets imports the registry, which imports us
-
     queries = [(f"{e.split}:{e.id}", e.dialogue, e.section) for e in test_pairs(records)]
     sets, _ = query_sets("mts_dialog", queries, [s for _, _, s in queries], "n")
     return sets
