@@ -204,13 +204,14 @@ def _empty_columns(name: str) -> tuple[str, ...]:
 
 def format_table(manifest: dict) -> str:
     """A readable table of rows per split/set/source, the drops and the leakage summary."""
-    lines = [f"{'split':<11}{'set':<18}{'source':<24}{'rows':>8}", "-" * 61]
+    # The set column fits the longest set name ("clinical_to_lay_queries").
+    lines = [f"{'split':<11}{'set':<25}{'source':<24}{'rows':>8}", "-" * 68]
     for split in ("train", "validation", "test"):
         for name, entry in manifest["sets"].get(split, {}).items():
-            lines.append(f"{split:<11}{name:<18}{'(all)':<24}{entry['rows']:>8}")
+            lines.append(f"{split:<11}{name:<25}{'(all)':<24}{entry['rows']:>8}")
             for src, n in entry.get("by_source", {}).items():
                 if len(entry["by_source"]) > 1:
-                    lines.append(f"{'':<11}{'':<18}{src:<24}{n:>8}")
+                    lines.append(f"{'':<11}{'':<25}{src:<24}{n:>8}")
     lines.append("")
     lines.append("dropped:")
     for reason, by_src in manifest["dropped"].items():
@@ -223,5 +224,5 @@ def format_table(manifest: dict) -> str:
         f"word {lk['ngram']}-grams, {lk['offenders']} offender(s))"
     )
     for name, v in sorted(lk["max_containment"].items()):
-        lines.append(f"  max containment {name:<18}{v:.3f}")
+        lines.append(f"  max containment {name:<25}{v:.3f}")
     return "\n".join(lines)
