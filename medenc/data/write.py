@@ -36,6 +36,14 @@ NOTES = [
     "concepts test: DO diseases and HPO terms held out by hash of their id (every name of a concept "
     "together); queries are their EXACT synonyms and lay phrasings, the corpus every DO and HPO preferred "
     "name; only the held-out concepts' names are test texts for the leakage checks (the rest: distractors)",
+    "concept groups: the concepts of every name source (DO, HPO, ICD-10-CM, WordNet, FDA UNII) joined by "
+    "shared normalised names (a name of more than 3 concepts of one source joins none); a group with DO/HPO "
+    "concepts is held out when all of them are held out by id (else they leave the concepts test), any "
+    "other group by hash of its smallest member (7%); every name of a held-out group leaves training",
+    "icd10 test: held-out codes' other names -> title, among the titles of every code with other names; "
+    "drugs test: held-out drugs' brands -> generic, among every generic name; near_misses: (other name, "
+    "title, first excludes1 condition or the most alike sibling title) of held-out codes, the near miss "
+    "no test text",
     "ontology training rows: do_synonym (EXACT synonym -> name), do_definition (name -> definition), "
     "hpo_lay (lay phrasing -> label), do_sibling triplets (synonym, name, the name of a sibling sharing a "
     "parent, chosen by hash)",

@@ -203,6 +203,8 @@ SOURCE = Source(
     Boda, Kristian and Grafen, Tessa and Zhelezniak, Vitalii and Gohil, Sunir and
     Papadopoulos Korfiatis, Alex and Hammerla, Nils},
   booktitle = {AMIA Annual Symposium Proceedings},
+  volume = {2021},
+  pages = {881--890},
   year = {2021},
   url = {https://github.com/babylonhealth/laymaker}
 }""",
