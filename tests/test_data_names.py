@@ -1,4 +1,4 @@
-"""Tests of the name sources waiting to join the build (ICD-10-CM, WordNet, FDA UNII; ``sources.PENDING``).
+"""Tests of the name sources (ICD-10-CM, WordNet, FDA UNII), in the build since the names round.
 
 Each adapter reads a small excerpt of the real file (lines copied from it into ``tmp_path``: no data file is
 committed) and a malformed copy; the counts on the real files; and a build whose registry holds the three.
@@ -20,7 +20,7 @@ from medenc.data.parsing import SkipLog
 from medenc.data.source import Source
 from medenc.data.sources import PENDING, REGISTRY, fda_unii, icd10cm, wordnet
 
-# The name sources of PENDING (the sentence sources wait there too: tests/test_data_sentences_*.py).
+# The name sources, in REGISTRY (their held-out sets: tests/test_data.py, tests/test_concept_groups.py).
 NAMES = (icd10cm.SOURCE, wordnet.SOURCE, fda_unii.SOURCE)
 
 try:
@@ -105,7 +105,7 @@ def _pairs(source: Source, folder: Path) -> tuple[set[tuple[str, str, str]], Ski
     """(row source, anchor, positive) of a source's rows on ``folder``, and what it skipped."""
     skips = SkipLog()
     rows = source.training_rows(source.read(folder, skips), skips)  # type: ignore[misc]
-    assert set(rows) == {layout.PAIRS}
+    assert set(rows) <= {layout.PAIRS, layout.TRIPLETS}
     return {(r["source"], r["anchor"], r["positive"]) for r in rows[layout.PAIRS]}, skips
 
 
@@ -128,6 +128,17 @@ def test_icd10cm_excerpt(tmp_path: Path) -> None:
         "Selective deficiency of IgM",
         "Selective deficiency of immunoglobulin M",
     ) in pairs
+    # Near misses: an excluded condition where the code has one, else the sibling sharing the most words.
+    near = {(r["anchor"], r["negative"]) for r in icd10cm.training_rows(codes, skips)[layout.TRIPLETS]}
+    assert (
+        "high blood pressure",
+        "hypertensive disease complicating pregnancy, childbirth and the puerperium",
+    ) in near
+    assert all(n not in (a, by_code["I10"].name) for a, n in near)
+    sibs = icd10cm.siblings(codes)
+    # no excludes1: the most alike sibling ("Fever presenting with conditions classified elsewhere" shares
+    # most with "Fever, unspecified"), and none when no sibling is alike enough
+    assert icd10cm.near_miss(by_code["R50.9"], by_code, sibs) in {by_code[s].name for s in sibs["R50.9"]}
     # I11's "any condition in I50.- or I51.4-I51.7 ... due to hypertension" points at codes: dropped, counted
     assert skips.counts["icd10cm: inclusion note dropped (code or code range)"] >= 1
     assert not any("I50" in a or "NOS" in a.split() or "(" in a for _, a, _ in pairs)
@@ -260,13 +271,13 @@ def test_real_name_source_counts() -> None:
     assert sum(fda_rows.values()) + sum(fda_skips.values()) == 23644
 
 
-def test_pending_sources_are_not_in_the_build() -> None:
-    """The prepared data (and the published run pinned to it) stay as they are until they are registered."""
-    assert all(s in PENDING for s in NAMES)
-    assert not {s.folder for s in NAMES} & {s.folder for s in REGISTRY}
+def test_name_sources_are_registered_and_pinned() -> None:
+    """The three are in the build, each with its files, pins, rows and concept names for the hold-out."""
+    assert all(s in REGISTRY for s in NAMES) and not {s.folder for s in NAMES} & {s.folder for s in PENDING}
     for source in NAMES:
         assert source.files and source.pins and source.training_rows is not None, source.folder
         assert source.info.row_sources and source.info.role.startswith("train"), source.folder
+        assert source.concept_names is not None, source.folder
     assert "WordNet 3.0 Copyright 2006 by Princeton University" in wordnet.SOURCE.info.attribution
     # The pins are those of the files as they are (what `prepare_data.py --print-pins` prints).
     assert pins.pins_of(NAMES).differences(pins.hash_raw_files(RAW, NAMES)) == {}

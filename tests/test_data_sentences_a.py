@@ -1,8 +1,8 @@
-"""Tests of three sentence sources waiting to join the build (LayMaker, MTS-Dialog, Simple Wikipedia medical).
+"""Tests of three sentence sources (LayMaker, MTS-Dialog, Simple Wikipedia medical), in the build (issue 30).
 
 Each adapter reads a small excerpt of the real files (records copied from them into ``tmp_path``: no data
 file is committed) and a malformed copy; the counts on the real files; and a build whose registry holds
-the three (issue 30, item 1; they are in ``sources.PENDING``, not in the build).
+the three. Their held-out sets: tests/test_data_sentence_sets.py.
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def test_laymaker_excerpt(tmp_path: Path) -> None:
     rows, skips = _pairs(laymaker.SOURCE, folder)
     got = {(r["anchor"], r["positive"]) for r in rows}
     assert ("We irrigated thoroughly.", "We washed out thoroughly.") not in got  # ID 16 is not in the excerpt
+    assert not any("anhedonic" in a for a, _ in got)  # test-set:8 is held out for the test
     assert (
         "She was awake and moving extremities well.",
         "She was awake and moving hands and feet well",
@@ -232,8 +233,9 @@ def test_real_sentence_source_counts() -> None:
         rows = source.training_rows(records, skips)  # type: ignore[misc]
         yields[source.folder] = (records, Counter(r["source"] for r in rows[layout.PAIRS]), skips.counts)
     lay, lay_rows, lay_skips = yields["laymaker"]
-    assert len(lay) == 1250 and len({p.unit for p in lay}) == 1161 and lay_rows == {"laymaker": 582}
-    assert sum(lay_skips.values()) == 668
+    # 582 rows are rewritten; 136 of them in held-out units (the test), 446 train
+    assert len(lay) == 1250 and len({p.unit for p in lay}) == 1161 and lay_rows == {"laymaker": 446}
+    assert sum(lay_skips.values()) == 504  # the not-rewritten rows of the units not held out
     mts, mts_rows, mts_skips = yields["mts_dialog"]
     assert {k: len(v) for k, v in mts.items()} == {
         "train": 1201,
@@ -250,10 +252,10 @@ def test_real_sentence_source_counts() -> None:
     assert wiki_skips == {"simplewiki_medical: simple sentence same as the Wikipedia one": 330}
 
 
-def test_sentence_sources_are_pending_and_pinned() -> None:
-    """Not in the build (the published run's prepared data stay as they are); pins those of the files."""
-    assert all(s in PENDING for s in MINE)
-    assert not {s.folder for s in MINE} & {s.folder for s in REGISTRY}
+def test_sentence_sources_are_registered_and_pinned() -> None:
+    """In the build (issue 30), no longer pending; pins those of the files."""
+    assert all(s in REGISTRY for s in MINE)
+    assert not {s.folder for s in MINE} & {s.folder for s in PENDING}
     for source in MINE:
         assert source.info.row_sources and source.info.role.startswith("train"), source.folder
         assert source.info.commit and source.info.url.startswith("https://github.com/"), source.folder

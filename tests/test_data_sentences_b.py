@@ -1,8 +1,9 @@
-"""Tests of three sentence sources waiting to join the build (K-QA, MEDIQA 2021, MEDEC-MS; issue 30).
+"""Tests of three sentence sources (K-QA, MEDIQA 2021, MEDEC-MS; in the build since issue 30).
 
 Each adapter reads a small excerpt of the real files (copied from them into ``tmp_path``: no data file is
 committed) and a malformed copy (the error names the file, the line or item, and what was expected); the
-counts on the real files; and a build whose registry holds the three.
+counts on the real files; and a build whose registry holds the three. Their held-out sets:
+tests/test_data_sentence_sets.py.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def test_kqa_excerpt(tmp_path: Path) -> None:
     )
     assert s.statement.startswith("Escitalopram is an antidepressant")
     assert skips.counts == {"k_qa: empty Must_have statement": 1}  # line 24 of the real file
-    assert k_qa.training_rows(data, skips) == {layout.PAIRS: []}  # a test source
+    assert k_qa.SOURCE.training_rows is None  # a test source
 
 
 def test_kqa_statements_as_a_python_list_string(tmp_path: Path) -> None:
@@ -215,7 +216,8 @@ def test_medec_excerpt(tmp_path: Path) -> None:
     assert first.error_sentence in first.text
     assert texts[1].error_flag == 0 and texts[1].error_sentence is None  # upstream's NA
     assert skips.counts == {"medec: empty row (a withheld MEDEC-UW text)": 2}
-    assert medec.training_rows(texts, skips) == {layout.PAIRS: []}  # which split trains is decided later
+    rows = medec.training_rows(texts, skips)[layout.TRIPLETS]  # the validation file's error texts only
+    assert len(rows) == sum(t.error_flag for t in texts if t.split == "validation")
 
 
 def test_medec_malformed(tmp_path: Path) -> None:
@@ -289,9 +291,9 @@ def test_real_sentence_source_counts() -> None:
     }
 
 
-def test_sentence_sources_are_pending_not_in_the_build() -> None:
-    """The prepared data (and the published run pinned to it) stay as they are until they are registered."""
-    assert all(s in PENDING for s in MINE) and not {s.folder for s in MINE} & {s.folder for s in REGISTRY}
+def test_sentence_sources_are_in_the_build() -> None:
+    """Registered (issue 30), no longer pending."""
+    assert all(s in REGISTRY for s in MINE) and not {s.folder for s in MINE} & {s.folder for s in PENDING}
     assert k_qa.SOURCE.info.role.startswith("test only") and not k_qa.SOURCE.info.row_sources
     assert mediqa2021.SOURCE.info.row_sources == ("mediqa2021_qs", "mediqa2021_answer")
     for source in MINE:
@@ -301,7 +303,8 @@ def test_sentence_sources_are_pending_not_in_the_build() -> None:
 
 
 def test_the_sentence_sources_flow_through_a_build(tmp_path: Path) -> None:
-    """A build whose registry holds the three (excerpts, pinned as they are) writes MEDIQA's rows only."""
+    """A build whose registry holds the three (excerpts, pinned as they are) writes MEDIQA's pairs and
+    MEDEC's validation triplets; K-QA trains nothing."""
     root = tmp_path / "raw"
     _kqa_excerpt(root / "k_qa")
     _mediqa_excerpt(root / "mediqa2021")
@@ -313,6 +316,14 @@ def test_the_sentence_sources_flow_through_a_build(tmp_path: Path) -> None:
     for split in layout.TRAIN_SPLITS:
         rows.update(manifest["sets"][split]["pairs"].get("by_source", {}))
     assert set(rows) == {"mediqa2021_qs", "mediqa2021_answer"} and sum(rows.values()) == 100
+    triplets = sum(
+        manifest["sets"][s]["triplets"].get("by_source", {}).get("medec", 0) for s in layout.TRAIN_SPLITS
+    )
+    assert triplets == 4  # the excerpt's validation error texts
+    assert (
+        manifest["sets"]["test"]["medec"]["rows"] == 3
+        and manifest["sets"]["test"]["k_qa_queries"]["rows"] == 30
+    )
     assert set(manifest["sources"]) == {"k_qa", "mediqa2021", "medec"}
     assert manifest["info"]["medec_error_pairs"] == 7 and manifest["info"]["k_qa_statement_pairs"] == 40
     assert manifest["dropped"]["skipped upstream quirks"]["medec: empty row (a withheld MEDEC-UW text)"] == 2

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from medenc.core.errors import DataError, ModelError, RunError
+from medenc.core.eval_sets import names_of_task
 from medenc.core.io import NOT_SIGNIFICANT
 from medenc.core.paths import PROJECT_ROOT
 from medenc.core.runs import RUN_SCHEMA_VERSION
@@ -190,14 +191,13 @@ def make_loader(manifest: str = "manifest-A"):
         "biosses": Dataset.from_dict({**pairs, "score": rng.random(N_PAIRS).tolist()}),
         "stsb": Dataset.from_dict({**pairs, "score": rng.random(N_PAIRS).tolist()}),
         "rqe": Dataset.from_dict({**pairs, "label": [i % 2 for i in range(N_PAIRS)]}),
-        "triplets": Dataset.from_dict(
-            {
-                "anchor": pairs["sentence1"],
-                "positive": pairs["sentence2"],
-                "negative": [sent(i + 7) for i in range(N_PAIRS)],
-            }
-        ),
     }
+    triplets = {
+        "anchor": pairs["sentence1"],
+        "positive": pairs["sentence2"],
+        "negative": [sent(i + 7) for i in range(N_PAIRS)],
+    }
+    splits.update({name: Dataset.from_dict(triplets) for name in names_of_task("triplets")})
 
     def load_retrieval(name: str):
         corpus = {f"{name}-c{i}": sent(i + 20) + " long passage " * (i % 4) for i in range(15)}
@@ -269,6 +269,20 @@ def test_whole_suite_writes_results_and_hits_the_cache(tmp_path, models_dir):
     assert list(on_disk["results"]) == ["base", "phase-1-cosine", "phase-2-mnrl"]
     assert on_disk["models"]["final"]["from"] == "phase-2-mnrl"
     assert on_disk["models"]["final"]["sha256"] == on_disk["models"]["phase-2-mnrl"]["sha256"]
+    # The released model's misses, a few per set: each a real item of the set, the wrong choice beside it.
+    examples = on_disk["examples"]
+    assert examples["model"] == "phase-2-mnrl" and set(examples["sets"]) == set(on_disk["sets"])
+    assert examples["sets"]["biosses"] == []
+    for ex in examples["sets"]["medquad"]:
+        assert set(ex) == {"query", "expected", "got"} and ex["expected"] != ex["got"]
+    loader = make_loader()
+    trip = loader.load_split("test", "triplets")
+    for ex in examples["sets"]["triplets"]:
+        i = trip["anchor"].index(ex["anchor"])
+        assert (ex["positive"], ex["negative"]) == (trip["positive"][i], trip["negative"][i])
+    assert any(
+        examples["sets"][n] for n in ("medquad", "triplets", "terms")
+    )  # a random-weight tiny model misses
     assert set(on_disk["results"]["base"]["medquad"]) == {"recall@5", "ndcg@10", "mrr@10"}
     assert on_disk["results"]["base"]["rqe"]["ap"]["n"] == N_PAIRS
     for model, per_set in on_disk["results"].items():

@@ -340,6 +340,24 @@ def test_weak_sets_name_the_released_models_weak_retrieval_sets():
     assert [w["title"] for w in weak] == ["Medical concepts", "Medical terms"]
     assert weak[0]["value"] == "0.550" and weak[0]["base"] == "0.410"
     assert weak_sets(results, threshold=0.5) == []
+    # Misses quoted for the weak retrieval sets and every triplet set; not for a strong set or a pair set.
+    from medenc.release.card import card_misses
+
+    results["sets"]["near_misses"] = {"title": "Near misses", "task": "triplets", "metrics": ["accuracy"]}
+    for name in ("terms", "concepts", "medquad"):
+        results["sets"][name]["task"] = "retrieval"
+    miss = {"query": "HTN", "expected": "hypertension", "got": "hypotension"}
+    twin = {"anchor": "Crohn disease", "positive": "Crohn's disease", "negative": "ulcerative colitis"}
+    results["examples"] = {
+        "model": "phase-3-triplet",
+        "sets": {"concepts": [miss] * 3, "medquad": [miss], "biosses": [], "near_misses": [twin]},
+    }
+    quoted = card_misses(results)
+    assert [m["title"] for m in quoted] == ["Medical concepts", "Near misses"]
+    assert quoted[0]["lines"] == ['"HTN" finds "hypotension" first, not "hypertension"'] * 2
+    assert quoted[1]["lines"] == [
+        '"Crohn disease" sits closer to "ulcerative colitis" than to "Crohn\'s disease"'
+    ]
 
 
 # --- the release trusts only what it checked (issue 29) -------------------------------------------------

@@ -42,6 +42,10 @@ def test_targets_met_and_missed():
     model[("stsb", "spearman")] = (0.79, -0.02)  # -0.01: not met
     model[("concepts", "ndcg@10")] = (0.96, 0.1)  # +0.16 >= +0.15, CI excludes zero: met
     model[("terms", "ndcg@10")] = (0.85, -0.01)  # >= 0.58 but CI includes zero: not met
+    model[("lay_to_clinical", "ndcg@10")] = (0.96, 0.1)  # +0.16 >= +0.15: met
+    model[("clinical_to_lay", "ndcg@10")] = (0.94, 0.1)  # +0.14 < +0.15: not met
+    model[("mts_dialog", "ndcg@10")] = (0.91, 0.05)  # +0.11 >= +0.10: met
+    model[("medec", "accuracy")] = (0.905, 0.05)  # needs the lesser of 0.9 and halfway (0.9): met
     rows = {r["set"]: r for r in check_targets(_results(BASE, model))}
     assert {k: v["met"] for k, v in rows.items()} == {
         "biosses": True,
@@ -51,6 +55,10 @@ def test_targets_met_and_missed():
         "stsb": False,
         "concepts": True,
         "terms": False,
+        "lay_to_clinical": True,
+        "clinical_to_lay": False,
+        "mts_dialog": True,
+        "medec": True,
     }
     assert rows["terms"]["needed"] == pytest.approx(0.58) and rows["terms"]["target"] == "≥ 0.58"
     assert rows["medquad"]["needed"] == pytest.approx(0.88)

@@ -31,7 +31,8 @@ class Target:
 
     @property
     def improvement(self) -> bool:
-        return self.margin > 0 or self.at_least is not None
+        """A gain is asked (its CI must exclude zero); a floor (negative margin) only asks for no loss."""
+        return self.margin > 0 or (self.at_least is not None and self.margin >= 0)
 
     def threshold(self, base: float) -> float:
         if self.at_least is not None:
@@ -41,6 +42,8 @@ class Target:
         return base + self.margin
 
     def describe(self) -> str:
+        if self.at_least is not None and self.margin < 0:
+            return f"≥ {self.at_least:g} (last release − {abs(self.margin):g})"
         if self.at_least is not None:
             return f"≥ {self.at_least:g}"
         text = f"≥ base {'+' if self.margin >= 0 else '−'} {abs(self.margin):g}"
@@ -71,41 +74,75 @@ class EvalSetSpec:
 
 
 # The order here is the order of tables and charts. Targets: the project's quality bar for the CPU recipe
-# (issues: "Quality", and the concepts round of it). BIOSSES is bigbio/biosses's train split row for row
+# (issues: "Quality", its concepts round, and "the model knows medical names"). Floors ("no lower than the
+# last release beyond 0.005") are fixed figures: the release of results/cpu/ at commit e873bc2 (MedQuAD
+# nDCG@10 0.9289, STS-B 0.8523, PubMedQA 0.9918). BIOSSES is bigbio/biosses's train split row for row
 # (checked: same 100 pairs, same mean gold score); every other set is this project's own split of a raw
-# source (held out by document, deduplicated, leakage-filtered).
+# source (held out by document or by concept group, deduplicated, leakage-filtered).
 EVAL_SETS: dict[str, EvalSetSpec] = {
     s.name: s
     for s in (
         EvalSetSpec(
             "biosses", "sts", ("spearman",), "BIOSSES", "biosses", dimensions=True,
-            targets=(Target("spearman", 0.03, rank=3),), hub_dataset=("bigbio/biosses", "train"),
+            targets=(Target("spearman", 0.03, rank=7),), hub_dataset=("bigbio/biosses", "train"),
         ),
         EvalSetSpec(
             "stsb", "sts", ("spearman",), "STS-B", "stsbenchmark", dimensions=True,
-            targets=(Target("spearman", -0.005, rank=7),),
+            targets=(Target("spearman", -0.005, at_least=0.8473, rank=9),),
         ),
         EvalSetSpec(
             "rqe", "pair_classification", ("ap",), "RQE", "rqe_amia2016",
-            targets=(Target("ap", 0.05, rank=5),),
+            targets=(Target("ap", 0.05, rank=6),),
         ),
         EvalSetSpec(
             "medquad", "retrieval", RETRIEVAL_METRICS, "MedQuAD", "medquad", dimensions=True,
-            targets=(Target("ndcg@10", 0.08, halfway_above=0.84, rank=4),),
+            targets=(Target("ndcg@10", -0.005, at_least=0.9239, rank=8),),
         ),
         EvalSetSpec(
             "pubmedqa", "retrieval", RETRIEVAL_METRICS, "PubMedQA", "pubmedqa", dimensions=True,
-            targets=(Target("ndcg@10", -0.005, rank=6),),
+            targets=(Target("ndcg@10", -0.005, at_least=0.9868, rank=10),),
         ),
         EvalSetSpec(
             "terms", "retrieval", RETRIEVAL_METRICS, "Medical terms", "medical_abbreviations",
-            dimensions=True, targets=(Target("ndcg@10", 0.0, at_least=0.58, rank=2),),
+            dimensions=True, targets=(Target("ndcg@10", 0.0, at_least=0.62, rank=2),),
         ),
         EvalSetSpec(
             "concepts", "retrieval", RETRIEVAL_METRICS, "Medical concepts (lay / synonym -> concept)",
-            "disease_ontology", dimensions=True, targets=(Target("ndcg@10", 0.15, rank=1),),
+            "disease_ontology", dimensions=True, targets=(Target("ndcg@10", 0.20, rank=1),),
+        ),
+        EvalSetSpec(
+            "icd10", "retrieval", RETRIEVAL_METRICS, "ICD-10-CM (other name -> title)", "icd10cm",
+            dimensions=True, targets=(Target("ndcg@10", 0.20, rank=3),),
+        ),
+        EvalSetSpec(
+            "drugs", "retrieval", RETRIEVAL_METRICS, "Drugs (brand -> generic)", "fda_unii",
+            dimensions=True, targets=(Target("ndcg@10", 0.25, rank=4),),
+        ),
+        EvalSetSpec(
+            "near_misses", "triplets", ("accuracy",), "Near misses (ICD-10-CM excluded / sibling)",
+            "icd10cm", targets=(Target("accuracy", 0.10, halfway_above=0.8, rank=5),),
         ),
         EvalSetSpec("triplets", "triplets", ("accuracy",), "Medical triplets", "medquad"),
+        # Sentence sets (issue 30). MEDEC: base + 0.10, or halfway to 1.0 where that is less (base > 0.8).
+        EvalSetSpec(
+            "lay_to_clinical", "retrieval", RETRIEVAL_METRICS, "Lay -> clinical sentence (LayMaker)",
+            "laymaker", targets=(Target("ndcg@10", 0.15, rank=20),),
+        ),
+        EvalSetSpec(
+            "clinical_to_lay", "retrieval", RETRIEVAL_METRICS, "Clinical -> lay sentence (LayMaker)",
+            "laymaker", targets=(Target("ndcg@10", 0.15, rank=21),),
+        ),
+        EvalSetSpec(
+            "mts_dialog", "retrieval", RETRIEVAL_METRICS, "Dialogue -> note section (MTS-Dialog)",
+            "mts_dialog", targets=(Target("ndcg@10", 0.10, rank=22),),
+        ),
+        EvalSetSpec(
+            "k_qa", "retrieval", RETRIEVAL_METRICS, "Patient question -> physician answer (K-QA)", "k_qa",
+        ),
+        EvalSetSpec(
+            "medec", "triplets", ("accuracy",), "Near-miss sentences (MEDEC)", "medec",
+            targets=(Target("accuracy", 0.10, halfway_above=0.8, rank=23),),
+        ),
     )
 }  # fmt: skip
 

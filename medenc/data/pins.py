@@ -33,7 +33,7 @@ ACCEPT_HINT = (
     "or accept a newer upstream version on purpose with `make data DATA_ARGS=--accept-upstream` "
     "(python scripts/prepare_data.py --accept-upstream): the manifest then records what differs"
 )
-_TEXT_SUFFIXES = (".csv", ".tsv", ".json", ".xml", ".txt", ".obo")
+_TEXT_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".xml", ".txt", ".obo", ".noun")
 
 
 def folder_digest(files: dict[str, str]) -> str:

@@ -3,7 +3,9 @@
 The steps, in order, each a module named after it:
 
 1. :mod:`medenc.data.read`: check every raw file against its pin (:mod:`medenc.data.pins`), then parse every
-   source of the registry (:mod:`medenc.data.sources`, one module per source);
+   source of the registry (:mod:`medenc.data.sources`, one module per source); then
+   :mod:`medenc.data.concept_groups`: join the concepts the sources name into groups across sources and hold
+   out by group (every name of a held group leaves training, after step 3);
 2. :mod:`medenc.data.test_sets`: every test set, from what the sources yield;
 3. :mod:`medenc.data.candidates`: every training row, by format;
 4. :mod:`medenc.data.filters`: drop rows that equal or near-duplicate a test text, resolve test texts covered
@@ -27,7 +29,7 @@ from pathlib import Path
 from medenc.core import layout
 from medenc.core.errors import LeakageError
 from medenc.core.paths import data_dir, prepared_dir
-from medenc.data import candidates, filters, leakage, read, test_sets
+from medenc.data import candidates, concept_groups, filters, leakage, read, test_sets
 from medenc.data.parsing import SkipLog
 from medenc.data.source import TEXT_FIELDS, Source
 from medenc.data.sources import REGISTRY
@@ -46,8 +48,10 @@ def build(
     skips = SkipLog()
     out.raw_files, out.upstream_accepted = read.check_raw_files(root, registry, accept_upstream)
     parsed = read.read_sources(root, registry, skips)
-    out.sets, owner = test_sets.build_test_sets(registry, parsed, out.dropped)
+    grouping = concept_groups.group_concepts(registry, parsed)
+    out.sets, owner = test_sets.build_test_sets(registry, parsed, out.dropped, grouping)
     cand = candidates.training_candidates(registry, parsed, skips)
+    cand = concept_groups.drop_held(cand, grouping, out.dropped)
     templated = filters.templated_sets(registry, owner)
     keep = frozenset(rs for s in registry if s.keep_identical_sides for rs in s.info.row_sources)
     cand = filters.filter_candidates(cand, out.sets, threshold, out.dropped, templated, keep)
@@ -57,6 +61,8 @@ def build(
     for s in registry:
         if s.manifest_info is not None:
             out.info.update(s.manifest_info(parsed[s.folder]))
+    if any(s.concept_names is not None for s in registry):
+        out.info.update(grouping.info())
     out.info["validation_fraction"] = filters.VALIDATION_FRACTION
     out.info["validation_cap_per_format"] = filters.VALIDATION_CAP
     leakage_guard(out, threshold)

@@ -11,13 +11,14 @@ This module also holds the records and split helpers more than one source uses.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medenc.core import layout
+from medenc.data import leakage
 
 Sets = dict[tuple[str, str], list[dict]]  # rows by (split, set name)
 Dropped = dict[str, Counter]  # reason -> source (or set) -> rows dropped
@@ -120,6 +121,12 @@ class Source:
     keep_identical_sides: bool = False  # its pairs with identical sides are data (STS-B: a score of 5)
     # Rows of sources sharing a group get their own validation draw and cap ("": the common one).
     validation_group: str = ""
+    # The concepts it names, as (its own id, the names): joined across sources by shared names and held
+    # out by group (:mod:`medenc.data.concept_groups`), so that no held-out name trains under any source.
+    concept_names: Callable[[Any], Iterable[tuple[str, Iterable[str]]]] | None = None
+    hold_by_id: bool = False  # its concepts' hold-out is decided by id (concept_held): DO and HPO
+    # Test sets of its held-out concepts: (records, held(id) -> bool) -> sets.
+    held_sets: Callable[[Any, Callable[[str], bool]], Sets] | None = None
 
     @property
     def folder(self) -> str:
@@ -148,3 +155,39 @@ def row(fmt: str, source: str, group: str, *texts: object) -> dict:
 def scored_rows(pairs: list[ScoredPair]) -> list[dict]:
     """Graded pairs as test rows (sentence1, sentence2, score)."""
     return [{"sentence1": p.sentence1, "sentence2": p.sentence2, "score": p.score} for p in pairs]
+
+
+def query_sets(
+    name: str, pairs: list[TermQuery], corpus_texts: list[str], id_prefix: str
+) -> tuple[Sets, int]:
+    """``<name>_queries/_corpus/_qrels`` from (query id, query, answer) and the corpus texts.
+
+    The corpus holds each distinct text (by key) once; identical queries share one query (every answer of
+    each relevant). A query equal to any corpus text is left out and counted (see build_terms_test).
+    """
+    corpus: dict[str, str] = {}  # text key -> corpus id
+    corpus_rows = []
+    for text in corpus_texts:
+        k = leakage.key(text)
+        if k not in corpus:
+            corpus[k] = f"{id_prefix}{len(corpus_rows)}"
+            corpus_rows.append({"id": corpus[k], "text": text})
+    relevant: dict[str, set[str]] = defaultdict(set)  # query key -> corpus ids
+    first: dict[str, tuple[str, str]] = {}  # query key -> (query id, text), first seen
+    for qid, query, answer in pairs:
+        qk = leakage.key(query)
+        first.setdefault(qk, (qid, query))
+        relevant[qk].add(corpus[leakage.key(answer)])
+    query_rows, qrel_rows = [], []
+    skipped = 0
+    for qk, (qid, query) in first.items():
+        if qk in corpus:
+            skipped += 1
+            continue
+        query_rows.append({"id": qid, "text": query})
+        qrel_rows += [{"query_id": qid, "corpus_id": c} for c in sorted(relevant[qk])]
+    return {
+        ("test", f"{name}_queries"): query_rows,
+        ("test", f"{name}_corpus"): corpus_rows,
+        ("test", f"{name}_qrels"): qrel_rows,
+    }, skipped

@@ -7,27 +7,41 @@ concepts held out by id, among every ontology name).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
+from functools import partial
 
 from medenc.data import leakage
+from medenc.data.concept_groups import Grouping, group_concepts
 from medenc.data.read import Parsed
-from medenc.data.source import Concept, Dropped, Sets, Source, TermQuery, concept_held
+from medenc.data.source import (
+    Concept,
+    Dropped,
+    Sets,
+    Source,
+    TermQuery,
+    TestYield,
+    concept_held,
+    query_sets,
+)
 from medenc.data.sources import TEST_ORDER, in_order
 
 
 def build_test_sets(
-    registry: tuple[Source, ...], parsed: Parsed, dropped: Dropped
+    registry: tuple[Source, ...], parsed: Parsed, dropped: Dropped, grouping: Grouping | None = None
 ) -> tuple[Sets, dict[str, str]]:
-    """Every test set, exact duplicate rows removed; also returns the folder of the source of each own set."""
+    """Every test set, exact duplicate rows removed; also returns the folder of the source of each own set.
+
+    ``grouping``: the cross-source concept hold-out (default: computed from ``registry``).
+    """
+    grouping = grouping if grouping is not None else group_concepts(registry, parsed)
     sets: Sets = {}
     owner: dict[str, str] = {}
     terms: list[TermQuery] = []
     concepts: list[Concept] = []
     for source in in_order(registry, TEST_ORDER):
-        if source.test_sets is None:
-            continue
-        got = source.test_sets(parsed[source.folder])
+        got = TestYield() if source.test_sets is None else source.test_sets(parsed[source.folder])
+        if source.held_sets is not None:
+            got.sets.update(source.held_sets(parsed[source.folder], partial(grouping.held, source.folder)))
         sets.update(got.sets)
         owner.update({name: source.folder for _, name in got.sets})
         terms += got.terms
@@ -37,7 +51,7 @@ def build_test_sets(
         sets.update(terms_sets)
         dropped["test: terms queries equal to a corpus text"]["terms"] = skipped
     if concepts:
-        concept_sets, skipped = build_concepts_test(concepts)
+        concept_sets, skipped = build_concepts_test(concepts, grouping.held_ontology_ids)
         sets.update(concept_sets)
         dropped["test: concepts queries equal to a corpus text"]["concepts"] = skipped
     for (split, name), rows in list(sets.items()):
@@ -58,57 +72,22 @@ def build_terms_test(pairs: list[TermQuery]) -> tuple[Sets, int]:
     return query_sets("terms", pairs, [answer for _, _, answer in pairs], "t")
 
 
-def build_concepts_test(concepts: list[Concept]) -> tuple[Sets, int]:
+def build_concepts_test(concepts: list[Concept], held_ids: frozenset[str] | None = None) -> tuple[Sets, int]:
     """The concepts retrieval test: a held-out concept's synonym or lay phrasing -> its preferred name.
 
     The corpus is every ontology preferred name, so the held-out names sit among thousands of distractors.
     Corpus rows carry ``_distractor`` (not written): a name of no held-out concept is no test text for the
     leakage checks, since training on the concepts that are not held out is the point. A name shared with
     a held-out concept (as its name or synonym) is a test text, so every held-out name leaves training.
+    ``held_ids``: the held-out concepts after the cross-source grouping (default: by id alone).
     """
-    held = [c for c in concepts if concept_held(c.id)]
+    held = [c for c in concepts if (c.id in held_ids if held_ids is not None else concept_held(c.id))]
     pairs = [(f"{c.id}#{n}", s, c.name) for c in held for n, s in enumerate(c.synonyms, start=1)]
     sets, skipped = query_sets("concepts", pairs, [c.name for c in concepts], "c")
     held_names = {leakage.key(t) for c in held for t in (c.name, *c.synonyms)}
     for r in sets[("test", "concepts_corpus")]:
         r["_distractor"] = leakage.key(r["text"]) not in held_names
     return sets, skipped
-
-
-def query_sets(
-    name: str, pairs: list[TermQuery], corpus_texts: list[str], id_prefix: str
-) -> tuple[Sets, int]:
-    """``<name>_queries/_corpus/_qrels`` from (query id, query, answer) and the corpus texts.
-
-    The corpus holds each distinct text (by key) once; identical queries share one query (every answer of
-    each relevant). A query equal to any corpus text is left out and counted (see build_terms_test).
-    """
-    corpus: dict[str, str] = {}  # text key -> corpus id
-    corpus_rows = []
-    for text in corpus_texts:
-        k = leakage.key(text)
-        if k not in corpus:
-            corpus[k] = f"{id_prefix}{len(corpus_rows)}"
-            corpus_rows.append({"id": corpus[k], "text": text})
-    relevant: dict[str, set[str]] = defaultdict(set)  # query key -> corpus ids
-    first: dict[str, tuple[str, str]] = {}  # query key -> (query id, text), first seen
-    for qid, query, answer in pairs:
-        qk = leakage.key(query)
-        first.setdefault(qk, (qid, query))
-        relevant[qk].add(corpus[leakage.key(answer)])
-    query_rows, qrel_rows = [], []
-    skipped = 0
-    for qk, (qid, query) in first.items():
-        if qk in corpus:
-            skipped += 1
-            continue
-        query_rows.append({"id": qid, "text": query})
-        qrel_rows += [{"query_id": qid, "corpus_id": c} for c in sorted(relevant[qk])]
-    return {
-        ("test", f"{name}_queries"): query_rows,
-        ("test", f"{name}_corpus"): corpus_rows,
-        ("test", f"{name}_qrels"): qrel_rows,
-    }, skipped
 
 
 def dedupe(rows: list[dict], cols: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
@@ -126,12 +105,15 @@ def dedupe(rows: list[dict], cols: tuple[str, ...]) -> tuple[list[dict], list[di
 
 
 def _texts_of(rows: list[dict]) -> Iterator[str]:
-    """The text fields of test rows; a distractor (a corpus text held out for no query) is no test text."""
+    """The text fields of test rows; a distractor (a corpus text held out for no query) is no test text,
+    nor a field a row names in ``_distractor_fields`` (a near miss's negative: another concept, which may
+    train)."""
     for r in rows:
         if r.get("_distractor"):
             continue
+        free = r.get("_distractor_fields", ())
         for k, v in r.items():
-            if k in ("sentence1", "sentence2", "anchor", "positive", "negative", "text"):
+            if k in ("sentence1", "sentence2", "anchor", "positive", "negative", "text") and k not in free:
                 yield v
 
 

@@ -36,6 +36,14 @@ NOTES = [
     "concepts test: DO diseases and HPO terms held out by hash of their id (every name of a concept "
     "together); queries are their EXACT synonyms and lay phrasings, the corpus every DO and HPO preferred "
     "name; only the held-out concepts' names are test texts for the leakage checks (the rest: distractors)",
+    "concept groups: the concepts of every name source (DO, HPO, ICD-10-CM, WordNet, FDA UNII) joined by "
+    "shared normalised names (a name of more than 3 concepts of one source joins none); a group with DO/HPO "
+    "concepts is held out when all of them are held out by id (else they leave the concepts test), any "
+    "other group by hash of its smallest member (7%); every name of a held-out group leaves training",
+    "icd10 test: held-out codes' other names -> title, among the titles of every code with other names; "
+    "drugs test: held-out drugs' brands -> generic, among every generic name; near_misses: (other name, "
+    "title, first excludes1 condition or the most alike sibling title) of held-out codes, the near miss "
+    "no test text",
     "ontology training rows: do_synonym (EXACT synonym -> name), do_definition (name -> definition), "
     "hpo_lay (lay phrasing -> label), do_sibling triplets (synonym, name, the name of a sibling sharing a "
     "parent, chosen by hash)",
@@ -204,13 +212,14 @@ def _empty_columns(name: str) -> tuple[str, ...]:
 
 def format_table(manifest: dict) -> str:
     """A readable table of rows per split/set/source, the drops and the leakage summary."""
-    lines = [f"{'split':<11}{'set':<18}{'source':<24}{'rows':>8}", "-" * 61]
+    # The set column fits the longest set name ("clinical_to_lay_queries").
+    lines = [f"{'split':<11}{'set':<25}{'source':<24}{'rows':>8}", "-" * 68]
     for split in ("train", "validation", "test"):
         for name, entry in manifest["sets"].get(split, {}).items():
-            lines.append(f"{split:<11}{name:<18}{'(all)':<24}{entry['rows']:>8}")
+            lines.append(f"{split:<11}{name:<25}{'(all)':<24}{entry['rows']:>8}")
             for src, n in entry.get("by_source", {}).items():
                 if len(entry["by_source"]) > 1:
-                    lines.append(f"{'':<11}{'':<18}{src:<24}{n:>8}")
+                    lines.append(f"{'':<11}{'':<25}{src:<24}{n:>8}")
     lines.append("")
     lines.append("dropped:")
     for reason, by_src in manifest["dropped"].items():
@@ -223,5 +232,5 @@ def format_table(manifest: dict) -> str:
         f"word {lk['ngram']}-grams, {lk['offenders']} offender(s))"
     )
     for name, v in sorted(lk["max_containment"].items()):
-        lines.append(f"  max containment {name:<18}{v:.3f}")
+        lines.append(f"  max containment {name:<25}{v:.3f}")
     return "\n".join(lines)

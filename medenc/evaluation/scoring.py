@@ -3,9 +3,10 @@ the per-item statistics of every set from those same embeddings, and the paired 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,41 @@ def _score_retrieval(d: dict, short: Table, passage: Table | None, enc: CachedEn
     return values, {m: M.mean_stat(per_q[m]) for m in RETRIEVAL_METRICS}
 
 
+MISS_EXAMPLES = 4  # misses kept per set for the card's "still bad at" (the first by a hash of the text)
+
+
+def _hash_order(texts: Sequence[str]) -> list[int]:
+    """Indices of ``texts`` in a stable pseudo-random order (sha256), so examples are not the first rows."""
+    return sorted(range(len(texts)), key=lambda i: hashlib.sha256(texts[i].encode("utf-8")).hexdigest())
+
+
+def miss_examples(es: EvalSet, short: Table, passage: Table | None, k: int = MISS_EXAMPLES) -> list[dict]:
+    """Up to ``k`` items the model gets wrong, with what it preferred: a retrieval query whose top hit is
+    not relevant (``query``, ``expected``, ``got``), a triplet whose negative is closer (``anchor``,
+    ``positive``, ``negative``). Empty for the graded and labelled pair sets."""
+    d = es.data
+    if es.task == "retrieval" and passage is not None:
+        qids, cids = list(d["queries"]), list(d["corpus"])
+        q_emb = np.stack([short[d["queries"][q]] for q in qids])
+        top = M.rank_corpus(q_emb, np.stack([passage[d["corpus"][c]] for c in cids]), cids, k=1)
+        out = []
+        for i in _hash_order([d["queries"][q] for q in qids]):
+            rel = d["relevant"][qids[i]]
+            if top[i][0] not in rel and len(out) < k:
+                expected = d["corpus"][min(rel)]
+                out.append(
+                    {"query": d["queries"][qids[i]], "expected": expected, "got": d["corpus"][top[i][0]]}
+                )
+        return out
+    if es.task == "triplets" and passage is not None:
+        ea = np.stack([short[t] for t in d["a"]])
+        ep, en = (np.stack([passage[t] for t in d[key]]) for key in ("p", "n"))
+        wrong = M.pairwise_cosine(ea, ep) <= M.pairwise_cosine(ea, en)
+        order = [i for i in _hash_order(d["a"]) if wrong[i]][:k]
+        return [{"anchor": d["a"][i], "positive": d["p"][i], "negative": d["n"][i]} for i in order]
+    return []
+
+
 _SCORERS: dict[str, Scorer] = {
     "sts": _score_sts,
     "pair_classification": _score_pair_classification,
@@ -172,6 +208,7 @@ def _score_model(
         checks[set_name] = diff
         if diff > AGREEMENT_TOL:
             log.warning("%s/%s: per-item aggregate differs from the ST figure by %.2g", name, set_name, diff)
+        scored["examples"] = miss_examples(es, short, passage)
         raw[set_name] = scored
     return raw, checks, metrics_s
 

@@ -133,6 +133,11 @@ def _results_doc(
         },
         "results": scores.results,
         "deltas": scores.deltas,
+        # What the released model still gets wrong, a few items per set (the card's "still bad at").
+        "examples": {
+            "model": _compared_models(inputs)[1],
+            "sets": {n: scores.raw[_compared_models(inputs)[1]][n]["examples"] for n in inputs.sets},
+        },
         **({"dimensions": scores.dimensions} if scores.dimensions else {}),
         "bootstrap": {
             "resamples": cfg.bootstrap,

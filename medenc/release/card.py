@@ -244,6 +244,31 @@ def weak_sets(results: dict, threshold: float = WEAK_NDCG) -> list[dict[str, Any
     return sorted(weak, key=lambda w: w["sort"])
 
 
+CARD_MISSES = 2  # misses quoted per set in the card
+
+
+def card_misses(results: dict, k: int = CARD_MISSES) -> list[dict[str, Any]]:
+    """What the released model gets wrong, quoted from the held-out sets (``results.json`` ``examples``):
+    for each weak retrieval set and each triplet set, up to ``k`` items as one line of text each."""
+    weak = {w["title"] for w in weak_sets(results)}
+    out = []
+    for name, items in results.get("examples", {}).get("sets", {}).items():
+        info = results["sets"].get(name, {})
+        title = info.get("title", name)
+        if info.get("task") == "retrieval" and title in weak:
+            lines = [f'"{e["query"]}" finds "{e["got"]}" first, not "{e["expected"]}"' for e in items[:k]]
+        elif info.get("task") == "triplets":
+            lines = [
+                f'"{e["anchor"]}" sits closer to "{e["negative"]}" than to "{e["positive"]}"'
+                for e in items[:k]
+            ]
+        else:
+            continue
+        if lines:
+            out.append({"title": title, "lines": lines})
+    return out
+
+
 def smaller_embeddings_table(results: dict) -> dict[str, list]:
     """results.json's ``dimensions``: a row per width, a column per set (nDCG@10, else its one metric), each
     cell the released model's figure / the base model's. Empty lists when there is no such block."""
@@ -479,6 +504,7 @@ def card_context(
         "table": results_table(results),
         "smaller_embeddings": smaller_embeddings_table(results),
         "weak_sets": weak_sets(results),
+        "misses": card_misses(results),
         "weak_threshold": WEAK_NDCG,
         "final_from": results["models"]["final"].get("from", ""),
         "final_sha256": results["models"]["final"]["sha256"],

@@ -143,6 +143,11 @@ def training_rows(diseases: list[Concept], skips: SkipLog) -> Rows:
     return {layout.PAIRS: pairs, layout.TRIPLETS: sibling_triplets(train)}
 
 
+def concept_names(concepts: list[Concept]) -> list[tuple[str, list[str]]]:
+    """Each concept's names (name and synonyms), for the cross-source concept groups."""
+    return [(c.id, [c.name, *c.synonyms]) for c in concepts]
+
+
 SOURCE = Source(
     info=SourceInfo(
         folder="disease_ontology",
@@ -182,6 +187,8 @@ SOURCE = Source(
     read=read,
     test_sets=test_sets,
     training_rows=training_rows,
+    concept_names=concept_names,
+    hold_by_id=True,
     # Adding the ontologies left the validation rows of the other sources (and so what existing recipes
     # train on) as they were: their rows get their own validation draw and cap.
     validation_group="ontologies",

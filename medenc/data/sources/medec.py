@@ -10,8 +10,18 @@ names), the error flag, and where the flag is 1 the error type (:data:`ERROR_TYP
 sentence, the erroneous sentence and its corrected sentence: two sentences one medical fact apart ("Culture
 tests indicate Neisseria gonorrhoeae." / "... Trichomonas vaginalis."), for the near-miss test and curated
 hard negatives. An error-free text (flag 0) often is the same vignette as the error text before it (ms-val-0
-and ms-val-1): a split must keep the two together. Which split may train is decided with the near-miss test:
-this adapter yields no training rows yet.
+and ms-val-1): a split must keep the two together, so the split is upstream's: the test texts are held out,
+the validation texts train.
+
+The near-miss triplet (:func:`triplet`): anchor = the text without its wrong sentence (the case: history,
+findings, results), positive = the corrected sentence, negative = the erroneous one. SOURCE.txt asks the
+corrected sentence to sit closer to "a paraphrase of itself" than to the erroneous one, but the files hold no
+paraphrase; the one text that states the true fact's evidence is the rest of the case, which implies the
+corrected sentence and contradicts the erroneous one (the error was planted to contradict it). It holds
+neither sentence, so no shared wording tells them apart: only the one fact. The error-free twin texts are
+not used (their case is the same, and their corrected sentence is the positive already). Test: the
+``medec`` triplets set (the test file's error texts); training: the same triplets of the validation file
+(``medec``, phase-3 curated hard negatives).
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from pathlib import Path
 from medenc.core import layout
 from medenc.core.errors import DataError
 from medenc.data.parsing import SkipLog, normalise, read_utf8
-from medenc.data.source import Pin, Rows, Source, SourceInfo
+from medenc.data.source import Pin, Rows, Source, SourceInfo, TestYield, row
 
 VALIDATION = "MEDEC-MS/MEDEC-MS-ValidationSet-with-GroundTruth-and-ErrorType.csv"
 TEST = "MEDEC-MS/MEDEC-MS-TestSet-with-GroundTruth-and-ErrorType.csv"
@@ -41,6 +51,7 @@ HEADER = (
     "Corrected Text",
 )
 ERROR_TYPES = frozenset({"diagnosis", "management", "treatment", "pharmacotherapy", "causalOrganism"})
+TEST_SPLIT = "test"  # upstream's test file is held out; its validation file trains
 
 
 @dataclass(frozen=True)
@@ -115,9 +126,37 @@ def read(folder: Path, skips: SkipLog | None = None) -> list[MedecText]:
     return [t for split, rel in SPLITS.items() for t in read_file(folder / rel, split, skips)]
 
 
+def triplet(t: MedecText) -> tuple[str, str, str] | None:
+    """(the case without its wrong sentence, the corrected sentence, the erroneous one) of an error text;
+    None for an error-free text, or where the wrong sentence is not found in the text once."""
+    if not t.error_flag or t.error_sentence is None or t.corrected_sentence is None:
+        return None
+    if t.text.count(t.error_sentence) != 1:
+        return None
+    case = " ".join(t.text.replace(t.error_sentence, " ").split())
+    return case, t.corrected_sentence, t.error_sentence
+
+
+def test_sets(texts: list[MedecText]) -> TestYield:
+    """The ``medec`` near-miss triplets of the test file's error texts."""
+    got = [triplet(t) for t in texts if t.split == TEST_SPLIT]
+    rows = [dict(zip(layout.COLUMNS[layout.TRIPLETS], g, strict=True)) for g in got if g is not None]
+    return TestYield(sets={("test", "medec"): rows})
+
+
 def training_rows(texts: list[MedecText], skips: SkipLog) -> Rows:
-    """None yet: which split may train (as hard negatives) is decided with the near-miss test."""
-    return {layout.PAIRS: []}
+    """The near-miss triplets of the validation file's error texts (curated hard negatives); never the test
+    file's. The validation unit is the text id."""
+    out = []
+    for t in texts:
+        if t.split == TEST_SPLIT or not t.error_flag:
+            continue
+        got = triplet(t)
+        if got is None:
+            skips.add("medec: wrong sentence not found once in its text")
+            continue
+        out.append(row(layout.TRIPLETS, "medec", t.id, *got))
+    return {layout.TRIPLETS: out}
 
 
 def manifest_info(texts: list[MedecText]) -> dict[str, object]:
@@ -132,8 +171,10 @@ SOURCE = Source(
     info=SourceInfo(
         folder="medec",
         name="MEDEC-MS",
+        row_sources=("medec",),
         license="CC BY 4.0",
-        role="test only (for now): near-miss sentence pairs (erroneous sentence, its correction)",
+        role="train+validation: triplets (case->corrected sentence, erroneous sentence; validation file); "
+        "test: near-miss triplets (test file)",
         url="https://github.com/abachaa/MEDEC",
         commit="70268d24e3ce0cd6d0e099ff7bfd4966f2bbcc28",
         attribution=(
@@ -159,6 +200,8 @@ SOURCE = Source(
         VALIDATION: Pin("7571aec311e2fb88d9084082af2323aa579d102e1d5e1a06faf930fe4fd3977d", 9131),
     },
     read=read,
+    test_sets=test_sets,
     training_rows=training_rows,
     manifest_info=manifest_info,
+    validation_group="sentences",
 )

@@ -6,18 +6,20 @@ MEDIQA-Sum 2023) and the augmented training set (3,603 = the 1,201 training pair
 dialogue back-translated through French and through Spanish, ``ID`` ``TR=EN-FR-EN <n>``; section unchanged).
 
 Training rows: the training set (``mts_dialog``) and the back-translations (``mts_dialog_augmented``). The
-test sets are held out (the records keep them, for the dialogue -> note retrieval test, issue 30, item 2);
-the validation set is kept in the records, not yielded. Pitfalls handled here: a section text given to
-several dialogues is generic ("None.", "Noncontributory."): only its first pair trains (the others would
-be false in-batch negatives of each other); the augmented file's copies of the training pairs, and
-back-translations whose dialogue came back unchanged, are dropped (counted). A back-translation keeps its
-original's validation unit, so that the two never fall on both sides of the train / validation split.
-Whitespace is collapsed (turns become one line, as in the back-translations); long dialogues are kept
-whole (the model truncates them at its maximum sequence length).
+two test sets are held out: the ``mts_dialog`` retrieval test (dialogue snippet -> its note section among
+the sections of both test sets; :func:`build_test`); the validation set is kept in the records, not
+yielded. Pitfalls handled here: a section text given to several dialogues is generic ("None.",
+"Noncontributory."): only its first pair trains (the others would be false in-batch negatives of each
+other); the augmented file's copies of the training pairs, and back-translations whose dialogue came back
+unchanged, are dropped (counted). A back-translation keeps its original's validation unit, so that the two
+never fall on both sides of the train / validation split. Whitespace is collapsed (turns become one line,
+as in the back-translations); long dialogues are kept whole (the model truncates them at its maximum
+sequence length).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from medenc.core import layout
 from medenc.core.errors import DataError
 from medenc.data import leakage
 from medenc.data.parsing import SkipLog, normalise
-from medenc.data.source import Pin, Rows, Source, SourceInfo, row
+from medenc.data.source import Pin, Rows, Sets, Source, SourceInfo, TestYield, query_sets, row
 from medenc.data.sources.laymaker import read_csv
 
 TRAIN = "MTS-Dialog-TrainingSet.csv"
@@ -61,6 +63,11 @@ HEADERS = frozenset(
     }
 )
 BACK_TRANSLATIONS = ("TR=EN-FR-EN ", "TR=EN-ES-EN ")
+TEST_SPLITS = ("test1", "test2")
+# A test section of fewer words is generic ("None.", "Negative.", "No known drug allergies."): many dialogues
+# share it or an equivalent, so it is no retrieval target (left out of the test, counted in the manifest;
+# not a test text, so the same phrase in the training file still trains).
+MIN_TEST_SECTION_WORDS = 5
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,30 @@ def read(folder: Path, skips: SkipLog | None = None) -> dict[str, list[Encounter
     return {split: read_file(folder / rel, split) for split, rel in SPLITS.items()}
 
 
+def test_pairs(records: dict[str, list[Encounter]]) -> list[Encounter]:
+    """The held-out pairs that are retrieval targets: both test sets' pairs whose section is specific (at
+    least MIN_TEST_SECTION_WORDS words, and given to no other test dialogue)."""
+    pairs = [e for split in TEST_SPLITS for e in records[split]]
+    count = Counter(leakage.key(e.section) for e in pairs)
+    return [
+        e
+        for e in pairs
+        if count[leakage.key(e.section)] == 1 and len(e.section.split()) >= MIN_TEST_SECTION_WORDS
+    ]
+
+
+def build_test(records: dict[str, list[Encounter]]) -> Sets:
+    """The ``mts_dialog`` retrieval set: each test dialogue -> its note section, among the test sections."""
+    queries = [(f"{e.split}:{e.id}", e.dialogue, e.section) for e in test_pairs(records)]
+    sets, _ = query_sets("mts_dialog", queries, [s for _, _, s in queries], "n")
+    return sets
+
+
+def test_sets(records: dict[str, list[Encounter]]) -> TestYield:
+    """The dialogue -> note section retrieval test of MTS-Dialog's two test sets."""
+    return TestYield(sets=build_test(records))
+
+
 def _training_pairs(train: list[Encounter], skips: SkipLog) -> dict[str, Encounter]:
     """The training pairs that train, by ID: the first of those sharing a section text."""
     kept: dict[str, Encounter] = {}
@@ -136,7 +167,9 @@ def training_rows(records: dict[str, list[Encounter]], skips: SkipLog) -> Rows:
 
 def manifest_info(records: dict[str, list[Encounter]]) -> dict[str, object]:
     """The manifest's MTS-Dialog counts (pairs per upstream split)."""
-    return {f"mts_dialog_{split}_pairs": len(v) for split, v in records.items()}
+    info: dict[str, object] = {f"mts_dialog_{split}_pairs": len(v) for split, v in records.items()}
+    info["mts_dialog_test_queries"] = len(test_pairs(records))
+    return info
 
 
 SOURCE = Source(
@@ -146,7 +179,7 @@ SOURCE = Source(
         name="MTS-Dialog",
         license="CC BY 4.0",
         role="train+validation: pairs (dialogue->note section; training set and its back-translations); "
-        "test sets 1 and 2 held out (issue 30)",
+        "test: dialogue->note section retrieval (test sets 1 and 2)",
         url="https://github.com/abachaa/MTS-Dialog",
         commit="3ff0801933608d6f570468c13125125fb5cabdea",
         attribution="Ben Abacha, Yim, Fan and Lin, 2023, An Empirical Study of Clinical Note Generation from "
@@ -174,6 +207,7 @@ SOURCE = Source(
         AUGMENTED: Pin("9c77882a691380b8d373ad868160e44fc5a424cac46ef019671e540f6b128b03", 14669),
     },
     read=read,
+    test_sets=test_sets,
     training_rows=training_rows,
     manifest_info=manifest_info,
     validation_group="sentences",

@@ -125,6 +125,14 @@ SOURCE = Source(
         attribution="Van den Bercken, Sips and Lofi, 2019, Evaluating Neural Text Simplification in the "
         "Medical Domain (The Web Conference, WWW 2019); text from English and Simple English Wikipedia, "
         "CC BY-SA 3.0",
+        bibtex="""@inproceedings{vandenbercken2019simplification,
+  title = {Evaluating Neural Text Simplification in the Medical Domain},
+  author = {Van den Bercken, Laurens and Sips, Robert-Jan and Lofi, Christoph},
+  booktitle = {The World Wide Web Conference (WWW '19)},
+  publisher = {ACM},
+  year = {2019},
+  url = {https://github.com/myTomorrows-research/public}
+}""",
     ),
     files=tuple(FIELDS),
     # @ 5b054a88746b

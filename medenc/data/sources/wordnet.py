@@ -176,6 +176,11 @@ def training_rows(synsets: list[Synset], skips: SkipLog) -> Rows:
     return {layout.PAIRS: pairs}
 
 
+def concept_names(synsets: list[Synset]) -> list[tuple[str, tuple[str, ...]]]:
+    """Each synset's words, for the cross-source concept groups."""
+    return [(s.offset, s.words) for s in synsets]
+
+
 def manifest_info(synsets: list[Synset]) -> dict[str, object]:
     """The manifest's WordNet counts."""
     return {
@@ -217,4 +222,5 @@ SOURCE = Source(
     training_rows=training_rows,
     manifest_info=manifest_info,
     validation_group="names",
+    concept_names=concept_names,
 )
