@@ -210,3 +210,12 @@ def test_model_details_are_read_from_the_shipped_model_in_either_pooling_spellin
     (tmp_path / "m" / "1_Pooling" / "config.json").write_text(json.dumps(old))
     details = model_details(tmp_path / "m")
     assert details["dimensions"] == 768 and details["pooling"] == "mean"
+
+
+def test_share_alike_sources_the_run_trained_on_are_named_with_what_share_alike_means(staged):
+    text = (staged / "README.md").read_text(encoding="utf-8")
+    line = next(line for line in text.splitlines() if line.startswith("**Share-alike sources.**"))
+    by_sa = {s["folder"]: s["name"] for s in SOURCES_FALLBACK.values() if "BY-SA" in s["license"]}
+    # the stand-in run trains STS-B and takes no Simple Wikipedia rows: only what it trained on is named
+    assert by_sa["stsbenchmark"] in line and by_sa["simplewiki_medical"] not in line
+    assert "same licence" in line and "retrain without these sources" in line
