@@ -45,3 +45,15 @@ def test_readme_is_a_page() -> None:
 def test_link_pattern_finds_what_it_should() -> None:
     text = "[a](docs/x.md) ![b](img.png#frag) [c](https://h.io) [d](#top) `[e](no.md)`\n```\n[f](n.md)\n```\n"
     assert relative_links(text) == ["docs/x.md", "img.png"]
+
+
+def test_readme_results_are_the_published_runs_own_figures(repo_root: Path) -> None:
+    """Every row of the README's results table is written from results/cpu/results.json (headline_rows)."""
+    import json
+
+    from medenc.release.publish import headline_rows
+
+    results = json.loads((repo_root / "results" / "cpu" / "results.json").read_text(encoding="utf-8"))
+    readme = (repo_root / "README.md").read_text(encoding="utf-8").splitlines()
+    rows = headline_rows(results)
+    assert len(rows) == len(results["sets"]) and all(row in readme for row in rows)

@@ -16,6 +16,7 @@ from pathlib import Path
 from medenc.core.environment import device_name
 from medenc.core.errors import RunError
 from medenc.core.eval_sets import quality_targets
+from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import (
     EVAL_DIR,
     MANIFEST,
@@ -75,6 +76,27 @@ def targets_markdown(rows: list[dict], model: str) -> str:
             f"{'yes' if r['met'] else '**no**'} |"
         )
     return "\n".join(lines)
+
+
+# The README's results table: each set's headline metric (the one its targets name, else its first),
+# in the order of EVAL_SETS. Written from results.json, so the README cannot drift from the run.
+def headline_rows(results: dict) -> list[str]:
+    """The README's results rows: set (n), metric, base, final, Δ [95% CI] († where the CI includes zero)."""
+    final = results["models"]["final"]["from"]
+    targets = {t.set: t.metric for t in quality_targets()}
+    rows = []
+    for name, info in results["sets"].items():
+        metric = targets.get(name, info["metrics"][0])
+        base, tuned = results["results"]["base"][name][metric], results["results"][final][name][metric]
+        cells = [
+            f"{info['title']} (n={info['n']})",
+            metric,
+            f"{fmt(base['value'])} [{fmt(base['ci_low'])}, {fmt(base['ci_high'])}]",
+            f"{fmt(tuned['value'])} [{fmt(tuned['ci_low'])}, {fmt(tuned['ci_high'])}]",
+            fmt_delta(results["deltas"][final][name][metric]),
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
 
 
 def _encoding_summary(timing: dict) -> str:
