@@ -297,7 +297,8 @@ def test_the_name_sources_flow_into_candidates_and_the_manifest(tmp_path: Path) 
     path, manifest = prepare.prepare(tmp_path / "prepared", registry=registry, root=root)
     rows: Counter = Counter()
     for split in layout.TRAIN_SPLITS:
-        rows.update(manifest["sets"][split]["pairs"].get("by_source", {}))
+        for fmt in (layout.PAIRS, layout.TRIPLETS):
+            rows.update(manifest["sets"][split][fmt].get("by_source", {}))
     wanted = {r for s in NAMES for r in s.info.row_sources}
     assert wanted <= set(rows), wanted - set(rows)
     assert set(manifest["sources"]) == {"icd10cm", "wordnet", "fda_unii"}

@@ -36,7 +36,8 @@ def test_gpu_recipe_carries_the_cpu_choices_at_full_scale():
         assert c.multi_dataset == g.multi_dataset, f"phase {n} multi_dataset"
         replay = [bool(getattr(p, "replay_graded", 0)) for p in (c, g)]
         assert replay[0] == replay[1], f"phase {n} replay"
-        assert all(v is not None for v in c.used_sources().values()), f"phase {n}: the CPU run is a subset"
+        # the CPU run caps its large sources (a small one, such as LayMaker's 436 pairs, may go in whole)
+        assert any(v is not None for v in c.used_sources().values()), f"phase {n}: the CPU run is a subset"
         assert all(v is None for v in g.used_sources().values()), f"phase {n}: the GPU run uses every row"
     assert cpu.phase3.negatives == gpu.phase3.negatives and cpu.phase3.margin == gpu.phase3.margin
     assert cpu.phase3.mining.relative_margin == gpu.phase3.mining.relative_margin

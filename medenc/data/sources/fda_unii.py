@@ -159,6 +159,8 @@ def held_sets(drugs: list[Substance], held: Callable[[str], bool]) -> Sets:
     The generic names of drugs that train are distractors (no test texts).
     """
     pairs = [(f"{d.unii}#{i}", b, d.generic) for d in drugs if held(d.unii) for i, b in enumerate(d.brands)]
+    if not pairs:  # a small excerpt may hold out no drug: no set rather than an empty one
+        return {}
     sets, _ = query_sets("drugs", pairs, [d.generic for d in drugs], "g")
     held_names = {leakage.key(d.generic) for d in drugs if held(d.unii)}
     for r in sets[("test", "drugs_corpus")]:

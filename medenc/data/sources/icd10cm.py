@@ -287,6 +287,8 @@ def held_sets(codes: list[IcdCode], held: Callable[[str], bool]) -> Sets:
     pairs = [
         (f"{c.code}#{i}", o, c.name) for c in with_names if held(c.code) for i, o in enumerate(c.other_names)
     ]
+    if not pairs:  # a small excerpt may hold out no code: no sets rather than empty ones
+        return {}
     sets, _ = query_sets("icd10", pairs, [c.name for c in with_names], "i")
     held_names = {leakage.key(c.name) for c in with_names if held(c.code)}
     for r in sets[("test", "icd10_corpus")]:
@@ -296,7 +298,8 @@ def held_sets(codes: list[IcdCode], held: Callable[[str], bool]) -> Sets:
         triplets.append(
             {k: r[k] for k in layout.COLUMNS[layout.TRIPLETS]} | {"_distractor_fields": ("negative",)}
         )
-    sets[("test", "near_misses")] = triplets
+    if triplets:
+        sets[("test", "near_misses")] = triplets
     return sets
 
 
