@@ -191,3 +191,12 @@ def query_sets(
         ("test", f"{name}_corpus"): corpus_rows,
         ("test", f"{name}_qrels"): qrel_rows,
     }, skipped
+
+
+def mark_distractors(sets: Sets, name: str, held_texts: Iterable[str]) -> Sets:
+    """Flag ``<name>_corpus`` rows whose text is no held-out text as ``_distractor`` (not written): a corpus
+    text of a concept that trains is no test text for the leakage checks. Returns ``sets``."""
+    held = {leakage.key(t) for t in held_texts}
+    for r in sets[("test", f"{name}_corpus")]:
+        r["_distractor"] = leakage.key(r["text"]) not in held
+    return sets

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import partial
 
-from medenc.data import leakage
 from medenc.data.concept_groups import Grouping, group_concepts
 from medenc.data.read import Parsed
 from medenc.data.source import (
@@ -21,6 +20,7 @@ from medenc.data.source import (
     TermQuery,
     TestYield,
     concept_held,
+    mark_distractors,
     query_sets,
 )
 from medenc.data.sources import TEST_ORDER, in_order
@@ -84,9 +84,7 @@ def build_concepts_test(concepts: list[Concept], held_ids: frozenset[str] | None
     held = [c for c in concepts if (c.id in held_ids if held_ids is not None else concept_held(c.id))]
     pairs = [(f"{c.id}#{n}", s, c.name) for c in held for n, s in enumerate(c.synonyms, start=1)]
     sets, skipped = query_sets("concepts", pairs, [c.name for c in concepts], "c")
-    held_names = {leakage.key(t) for c in held for t in (c.name, *c.synonyms)}
-    for r in sets[("test", "concepts_corpus")]:
-        r["_distractor"] = leakage.key(r["text"]) not in held_names
+    mark_distractors(sets, "concepts", (t for c in held for t in (c.name, *c.synonyms)))
     return sets, skipped
 
 

@@ -22,9 +22,8 @@ from pathlib import Path
 
 from medenc.core import layout
 from medenc.core.errors import DataError
-from medenc.data import leakage
 from medenc.data.parsing import SkipLog, stream_lines
-from medenc.data.source import Pin, Rows, Sets, Source, SourceInfo, query_sets, row
+from medenc.data.source import Pin, Rows, Sets, Source, SourceInfo, mark_distractors, query_sets, row
 
 NAMES = "UNII_Names.txt"
 HEADER = ("Name", "TYPE", "UNII", "Display Name")
@@ -162,10 +161,7 @@ def held_sets(drugs: list[Substance], held: Callable[[str], bool]) -> Sets:
     if not pairs:  # a small excerpt may hold out no drug: no set rather than an empty one
         return {}
     sets, _ = query_sets("drugs", pairs, [d.generic for d in drugs], "g")
-    held_names = {leakage.key(d.generic) for d in drugs if held(d.unii)}
-    for r in sets[("test", "drugs_corpus")]:
-        r["_distractor"] = leakage.key(r["text"]) not in held_names
-    return sets
+    return mark_distractors(sets, "drugs", (d.generic for d in drugs if held(d.unii)))
 
 
 def manifest_info(drugs: list[Substance]) -> dict[str, object]:

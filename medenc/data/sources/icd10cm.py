@@ -26,7 +26,17 @@ from medenc.core import layout
 from medenc.core.errors import DataError
 from medenc.data import leakage
 from medenc.data.parsing import SkipLog, clean_or_none, normalise, parse_xml
-from medenc.data.source import Pin, Rows, Sets, Source, SourceInfo, bucket, query_sets, row
+from medenc.data.source import (
+    Pin,
+    Rows,
+    Sets,
+    Source,
+    SourceInfo,
+    bucket,
+    mark_distractors,
+    query_sets,
+    row,
+)
 
 XML = "icd10c-tabular-April-1-2026.xml"
 ROOT_TAG = "ICD10CM.tabular"
@@ -290,9 +300,7 @@ def held_sets(codes: list[IcdCode], held: Callable[[str], bool]) -> Sets:
     if not pairs:  # a small excerpt may hold out no code: no sets rather than empty ones
         return {}
     sets, _ = query_sets("icd10", pairs, [c.name for c in with_names], "i")
-    held_names = {leakage.key(c.name) for c in with_names if held(c.code)}
-    for r in sets[("test", "icd10_corpus")]:
-        r["_distractor"] = leakage.key(r["text"]) not in held_names
+    mark_distractors(sets, "icd10", (c.name for c in with_names if held(c.code)))
     triplets = []
     for r in near_miss_triplets(codes, lambda c: held(c.code), "icd10_near_miss"):
         triplets.append(

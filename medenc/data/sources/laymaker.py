@@ -33,7 +33,18 @@ from medenc.core import layout
 from medenc.core.errors import DataError
 from medenc.data import leakage
 from medenc.data.parsing import SkipLog, normalise, read_utf8, torn_last_line
-from medenc.data.source import Pin, Rows, Sets, Source, SourceInfo, TestYield, bucket, query_sets, row
+from medenc.data.source import (
+    Pin,
+    Rows,
+    Sets,
+    Source,
+    SourceInfo,
+    TestYield,
+    bucket,
+    mark_distractors,
+    query_sets,
+    row,
+)
 
 TEST = "data/test-set.csv"
 DEV = "data/dev-set-(alpha).csv"
@@ -140,7 +151,7 @@ def build_test(pairs: list[LayPair]) -> Sets:
     sentence of every unit not held out whose rows are all unchanged.
     """
     tests = [p for p in pairs if held(p.unit) and not same_sentence(p.original, p.reference)]
-    held_keys = {leakage.key(t) for p in pairs if held(p.unit) for t in (p.original, p.reference)}
+    held_texts = [t for p in pairs if held(p.unit) for t in (p.original, p.reference)]
     rewritten = {p.unit for p in pairs if not same_sentence(p.original, p.reference)}
     others = [p.original for p in pairs if p.unit not in rewritten and not held(p.unit)]
     sets: Sets = {}
@@ -150,9 +161,7 @@ def build_test(pairs: list[LayPair]) -> Sets:
     ):
         queries = [(p.id, *pick(p)) for p in tests]
         got, _ = query_sets(name, queries, [a for _, _, a in queries] + others, "s")
-        for r in got[("test", f"{name}_corpus")]:
-            r["_distractor"] = leakage.key(r["text"]) not in held_keys
-        sets.update(got)
+        sets.update(mark_distractors(got, name, held_texts))
     return sets
 
 
