@@ -17,5 +17,6 @@ def test_swap_found_only_where_the_other_side_uses_the_other_name():
     hit = name_swaps.swap("What causes CLL?", "Chronic lymphocytic leukemia is a cancer of the blood.", names)
     assert hit == ("cll", "chronic lymphocytic leukemia")
     # Both sides use the same name: nothing for the pairs to teach.
-    assert name_swaps.swap("What causes CLL?", "CLL is a cancer; chronic lymphocytic leukemia too.", names) is None
+    both = "CLL is a cancer; chronic lymphocytic leukemia too."
+    assert name_swaps.swap("What causes CLL?", both, names) is None
     assert name_swaps.swap("What causes gout?", "Uric acid crystals.", names) is None

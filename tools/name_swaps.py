@@ -1,4 +1,4 @@
-"""How often a sentence-level test item needs a name swap that the name pairs teach (results/ablation.md, round 5).
+"""How often a sentence-level test item needs a name swap the name pairs teach (results/ablation.md, round 5).
 
 Not part of the shipped package: a small lab tool over the prepared data (``make data``).
 
@@ -6,8 +6,8 @@ Not part of the shipped package: a small lab tool over the prepared data (``make
 
 The name pairs can move a sentence-level set only where its two sides name one thing differently: the
 question says "CLL", the answer "chronic lymphocytic leukemia". So for each item of RQE, BIOSSES and MedQuAD
-(question -> its answer) this counts whether one side holds a training name (a word n-gram equal to one side of
-a name pair) whose partner the other side holds while the other side lacks the name itself. The lexicon is
+(question -> its answer) this counts whether one side holds a training name (a word n-gram equal to one side
+of a name pair) whose partner the other side holds while the other side lacks the name itself. The lexicon is
 every prepared training row of the name sources, more than any recipe samples: an upper bound on what the
 pairs could reach.
 """
@@ -21,8 +21,14 @@ from collections import defaultdict
 from pathlib import Path
 
 NAME_SOURCES = (
-    "do_synonym", "hpo_lay", "icd10_inclusion", "icd10_abbreviation", "fda_brand", "wordnet_synonym",
-    "medical_abbreviations", "medquad_synonym",
+    "do_synonym",
+    "hpo_lay",
+    "icd10_inclusion",
+    "icd10_abbreviation",
+    "fda_brand",
+    "wordnet_synonym",
+    "medical_abbreviations",
+    "medquad_synonym",
 )
 MAX_WORDS = 6
 MIN_CHARS = 3  # one- and two-letter "names" (abbreviations such as "ca") match everywhere
@@ -39,7 +45,7 @@ def lexicon(rows: list[tuple[str, str]]) -> dict[str, set[str]]:
     partners: dict[str, set[str]] = defaultdict(set)
     for a, b in rows:
         ka, kb = " ".join(words(a)), " ".join(words(b))
-        if ka == kb or not (MIN_CHARS <= len(ka) and MIN_CHARS <= len(kb)):
+        if ka == kb or min(len(ka), len(kb)) < MIN_CHARS:
             continue
         if len(ka.split()) <= MAX_WORDS and len(kb.split()) <= MAX_WORDS:
             partners[ka].add(kb)
@@ -70,12 +76,17 @@ def items(prepared: Path) -> dict[str, list[tuple[str, str]]]:
     from datasets import load_from_disk
 
     test = prepared / "test"
-    out = {s: list(zip(d["sentence1"], d["sentence2"], strict=True))
-           for s in ("rqe", "biosses") for d in [load_from_disk(str(test / s))]}
-    queries = dict(zip(*(load_from_disk(str(test / "medquad_queries"))[c] for c in ("id", "text")), strict=True))
-    corpus = dict(zip(*(load_from_disk(str(test / "medquad_corpus"))[c] for c in ("id", "text")), strict=True))
+    out = {
+        s: list(zip(d["sentence1"], d["sentence2"], strict=True))
+        for s in ("rqe", "biosses")
+        for d in [load_from_disk(str(test / s))]
+    }
+    queries, corpus = (
+        {r["id"]: r["text"] for r in load_from_disk(str(test / f"medquad_{part}"))}
+        for part in ("queries", "corpus")
+    )
     qrels = load_from_disk(str(test / "medquad_qrels"))
-    out["medquad"] = [(queries[q], corpus[c]) for q, c in zip(qrels["query_id"], qrels["corpus_id"], strict=True)]
+    out["medquad"] = [(queries[r["query_id"]], corpus[r["corpus_id"]]) for r in qrels]
     return out
 
 
@@ -84,8 +95,11 @@ def report(prepared: Path, examples: int) -> str:
     from datasets import load_from_disk
 
     pairs = load_from_disk(str(prepared / "train" / "pairs"))
-    rows = [(a, p) for a, p, s in zip(pairs["anchor"], pairs["positive"], pairs["source"], strict=True)
-            if s in NAME_SOURCES]
+    rows = [
+        (a, p)
+        for a, p, s in zip(pairs["anchor"], pairs["positive"], pairs["source"], strict=True)
+        if s in NAME_SOURCES
+    ]
     names = lexicon(rows)
     lines = [
         f"Lexicon: {len(names):,} names from {len(rows):,} training name pairs ({', '.join(NAME_SOURCES)}).",
@@ -96,8 +110,11 @@ def report(prepared: Path, examples: int) -> str:
     shown = []
     for set_name, sides in items(prepared).items():
         hits = [(a, b, h) for a, b in sides if (h := swap(a, b, names))]
-        lines.append(f"| {set_name} | {len(sides):,} | {len(hits):,} | {len(hits) / max(len(sides), 1):.1%} |")
-        shown += [f"- {set_name}: \"{h[0]}\" ↔ \"{h[1]}\" in: {a[:90]!r} / {b[:90]!r}" for a, b, h in hits[:examples]]
+        share = len(hits) / max(len(sides), 1)
+        lines.append(f"| {set_name} | {len(sides):,} | {len(hits):,} | {share:.1%} |")
+        shown += [
+            f'- {set_name}: "{h[0]}" ↔ "{h[1]}" in: {a[:90]!r} / {b[:90]!r}' for a, b, h in hits[:examples]
+        ]
     return "\n".join([*lines, "", *shown]) + "\n"
 
 
