@@ -22,6 +22,8 @@ from medenc.release.export import (
     EXPORTS_MANIFEST,
     ONNX_FP32,
     OPENVINO_BIN,
+    OPENVINO_INT8_BIN,
+    OPENVINO_INT8_XML,
     OPENVINO_XML,
     int8_name,
     verify_exports,
@@ -40,16 +42,27 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory, tiny_model) -> Path:
-    """A tiny run staged with its exports (built once for the module)."""
-    run_dir = make_run(tmp_path_factory.mktemp("export"), model=tiny_model)
-    return stage_release(
-        run_dir,
-        REPO_ID,
-        results_loader=json_loader,
-        manifest=make_manifest(),
-        test_release=True,
-        exports=True,
-    )
+    """A tiny run staged with its exports (built once for the module); the int8 OpenVINO IR is calibrated
+    on the prepared validation pairs, here the tiny ones."""
+    from fakes import tiny_sets
+
+    from medenc.core.layout import PAIRS
+    from medenc.data.checksums import write_checksums
+
+    root = tmp_path_factory.mktemp("export")
+    run_dir = make_run(root, model=tiny_model)
+    tiny_sets("validation")[PAIRS].save_to_disk(str(root / "prepared" / "validation" / PAIRS))
+    write_checksums(root / "prepared")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREPARED_DIR", str(root / "prepared"))
+        return stage_release(
+            run_dir,
+            REPO_ID,
+            results_loader=json_loader,
+            manifest=make_manifest(),
+            test_release=True,
+            exports=True,
+        )
 
 
 def test_onnx_and_openvino_exports_give_the_models_embeddings(staged, tiny_model):
@@ -67,6 +80,39 @@ def test_onnx_and_openvino_exports_give_the_models_embeddings(staged, tiny_model
     ):
         got = encoder.encode(TEXTS, batch_size=3)
         assert np.allclose(got, expected, atol=1e-5), np.abs(got - expected).max()
+
+
+def test_the_static_int8_openvino_ir_is_quantized_and_agrees(staged, tiny_model):
+    import openvino as ov
+
+    ops = {op.get_type_name() for op in ov.Core().read_model(str(staged / OPENVINO_INT8_XML)).get_ops()}
+    assert "FakeQuantize" in ops  # int8 scales in the graph, not an fp32 copy
+    manifest = json.loads((staged.parent / EXPORTS_DIR / EXPORTS_MANIFEST).read_text())
+    assert manifest["calibration_texts"] > 0 and OPENVINO_INT8_BIN in manifest["files"]
+    got = openvino_encoder(staged / OPENVINO_INT8_XML, staged, tiny_model.max_seq_length).encode(TEXTS)
+    expected = tiny_model.encode(TEXTS, convert_to_numpy=True)
+    assert got.shape == expected.shape
+    assert np.min(np.sum(got * expected, axis=1)) > 0.95  # int8 activations too: close, not equal
+
+
+def test_calibration_texts_come_from_the_validation_pairs_and_a_missing_set_is_named(tmp_path, monkeypatch):
+    from fakes import tiny_sets
+
+    from medenc.core.layout import PAIRS
+    from medenc.data.checksums import write_checksums
+    from medenc.release.export import calibration_texts
+
+    monkeypatch.setenv("PREPARED_DIR", str(tmp_path))
+    with pytest.raises(ExportError, match=rf"validation pairs: .*{tmp_path / 'validation' / PAIRS}"):
+        calibration_texts()
+    pairs = tiny_sets("validation")[PAIRS]
+    pairs.save_to_disk(str(tmp_path / "validation" / PAIRS))
+    (tmp_path / "manifest.json").write_text('{"test": true}\n')
+    write_checksums(tmp_path)
+    texts = calibration_texts(n=5)
+    assert len(texts) == len(set(texts)) == 5
+    assert set(texts) <= set(pairs["anchor"]) | set(pairs["positive"])
+    assert texts == calibration_texts(n=5)  # seeded: a rebuild calibrates on the same texts
 
 
 def test_the_int8_file_exists_loads_and_agrees(staged, tiny_model):
@@ -137,9 +183,10 @@ def _copy_run(staged: Path, tmp_path: Path) -> Path:
             rf"{ONNX_FP32}: damaged export",
         ),
         (lambda d: (d / OPENVINO_BIN).unlink(), rf"{OPENVINO_BIN}: missing export"),
+        (lambda d: (d / OPENVINO_INT8_BIN).unlink(), rf"{OPENVINO_INT8_BIN}: missing export"),
         (lambda d: (d / EXPORTS_MANIFEST).unlink(), rf"{EXPORTS_MANIFEST}: missing"),
     ],
-    ids=["truncated-onnx", "missing-bin", "missing-record"],
+    ids=["truncated-onnx", "missing-bin", "missing-int8-bin", "missing-record"],
 )
 def test_a_damaged_or_missing_export_is_refused_with_the_file_named(staged, tmp_path, damage, problem):
     run_dir = _copy_run(staged, tmp_path)
@@ -221,11 +268,13 @@ def test_measurement_is_recorded_in_results_json_and_the_cards_exports_table(sta
     run_dir = _copy_run(staged, tmp_path)
     block = measure_run(run_dir, loader=_loader(), sample=40, bootstrap=20)
     variants = block["variants"]
-    assert list(variants) == ["pytorch_fp32", "onnx_fp32", "onnx_int8", "openvino_fp32", "openvino_default"]
+    assert list(variants) == [
+        "pytorch_fp32", "onnx_fp32", "onnx_int8", "openvino_fp32", "openvino_default", "openvino_int8"
+    ]  # fmt: skip
     assert variants["onnx_fp32"]["max_cosine_distance"] < 1e-5 and variants["onnx_fp32"]["speedup"] > 0
     assert variants["onnx_int8"]["file"] == int8_name()
     suite = block["suite"]
-    assert set(suite["deltas"]) == {"onnx_int8"} and "stsb" in suite["deltas"]["onnx_int8"]
+    assert set(suite["deltas"]) == {"onnx_int8", "openvino_int8"} and "stsb" in suite["deltas"]["onnx_int8"]
     doc = json.loads((run_dir / EVAL_DIR / "results.json").read_text())
     assert doc["exports"] == json.loads(json.dumps(block))
     # results.json's hash record follows the new file: the release takes it and the card shows the figures.
@@ -239,4 +288,5 @@ def test_measurement_is_recorded_in_results_json_and_the_cards_exports_table(sta
     )
     card = (staged_again / "README.md").read_text(encoding="utf-8")
     assert "| ONNX int8, dynamic quantization (onnxruntime) | `" + int8_name() + "` |" in card
-    assert "The int8 export on the held-out suite" in card and "have not been measured" not in card
+    assert "The int8 exports on the held-out suite" in card and "have not been measured" not in card
+    assert "| OpenVINO int8, static quantization (nncf, SmoothQuant) | `" + OPENVINO_INT8_XML + "` |" in card

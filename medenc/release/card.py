@@ -370,6 +370,7 @@ EXPORT_LABELS = {
     "onnx_int8": "ONNX int8, dynamic quantization (onnxruntime)",
     "openvino_fp32": "OpenVINO fp32",
     "openvino_default": "OpenVINO at its default precision for this CPU",
+    "openvino_int8": "OpenVINO int8, static quantization (nncf, SmoothQuant)",
 }
 
 

@@ -8,8 +8,11 @@ From a sentence-transformers model folder, ``build_exports`` writes:
 - ``onnx/model_qint8_<isa>.onnx``: ``onnxruntime.quantization.quantize_dynamic`` (int8 weights, per channel)
   of the attention's MatMuls, the feed-forward ones kept fp32 (measured: see ``build_exports``), named by the
   instruction set of this CPU as sentence-transformers names its files (``avx512_vnni``, ...);
-- ``openvino/openvino_model.xml`` / ``.bin``: ``openvino.convert_model`` of the same PyTorch module, fp32.
-  No int8 OpenVINO file: its weight compression needs nncf, which is not part of the ``[export]`` extra.
+- ``openvino/openvino_model.xml`` / ``.bin``: ``openvino.convert_model`` of the same PyTorch module, fp32;
+- ``openvino/openvino_model_qint8_quantized.xml`` / ``.bin``: that IR statically quantized to int8 by nncf
+  (``ModelType.TRANSFORMER``: SmoothQuant moves the activations' outlier features into the weights, which is
+  what dynamic per-tensor scales cannot do), calibrated on the prepared validation pairs, never on test texts;
+  sentence-transformers' own name for a static int8 OpenVINO file.
 
 and ``exports.json``: the ``model_hash`` of the folder they were made from and the sha256 of every file, so
 that ``verify_exports`` refuses a missing, damaged or stale export with the file named. The folder is built
@@ -29,7 +32,7 @@ from pathlib import Path
 
 from medenc.core.errors import ExportError
 from medenc.core.io import sha256_file, write_json
-from medenc.core.layout import EXPORTS_DIR, FINAL_DIR, WEIGHTS_FILE
+from medenc.core.layout import EXPORTS_DIR, FINAL_DIR, INFERENCE_MAX_SEQ_LENGTH, WEIGHTS_FILE
 from medenc.core.model_id import model_hash
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,13 @@ EXPORTS_MANIFEST = "exports.json"
 ONNX_FP32 = "onnx/model.onnx"
 OPENVINO_XML = "openvino/openvino_model.xml"
 OPENVINO_BIN = "openvino/openvino_model.bin"
+OPENVINO_INT8_XML = "openvino/openvino_model_qint8_quantized.xml"
+OPENVINO_INT8_BIN = "openvino/openvino_model_qint8_quantized.bin"
+# Calibration of the static int8 IR: texts of the prepared validation pairs (names and passages mixed),
+# in batches as the encoder sees them, up to the inference length.
+CALIBRATION_TEXTS = 256
+CALIBRATION_BATCH = 8
+CALIBRATION_SEED = 999
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "last_hidden_state"
 # torch's exporter writes opset 18 natively (no version conversion); onnxruntime has run it since 1.14.
@@ -150,11 +160,74 @@ def export_openvino(model_dir: Path, xml: Path) -> None:
     ov.save_model(converted, str(xml), compress_to_fp16=False)
 
 
+def load_tokenizer(model_dir: Path, max_length: int):
+    """``tokenizer.json`` of ``model_dir`` (the ``tokenizers`` library), padding with the model's pad token
+    and truncating at ``max_length``: what every export is fed, here and in the card's snippet."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    pad = pad_token(Path(model_dir))
+    tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad), pad_token=pad)
+    tokenizer.enable_truncation(max_length=max_length)
+    return tokenizer
+
+
+def tokenize(tokenizer, texts: list[str]):
+    """(input_ids, attention_mask) of one batch, int64 as the exports take them."""
+    import numpy as np
+
+    enc = tokenizer.encode_batch(texts)
+    return (
+        np.array([e.ids for e in enc], dtype=np.int64),
+        np.array([e.attention_mask for e in enc], dtype=np.int64),
+    )
+
+
+def calibration_texts(n: int = CALIBRATION_TEXTS, seed: int = CALIBRATION_SEED) -> list[str]:
+    """``n`` distinct texts of the prepared validation pairs (anchors and positives), in a seeded order.
+
+    Validation, not test: the suite that measures the int8 export never informs its scales.
+    """
+    import numpy as np
+
+    from medenc.core.errors import MedencError
+    from medenc.core.layout import PAIRS
+    from medenc.data import load_split
+
+    try:
+        pairs = load_split("validation", PAIRS)
+    except MedencError as exc:
+        raise ExportError(
+            f"the int8 OpenVINO export is calibrated on the prepared validation pairs: {exc}"
+        ) from exc
+    pool = list(dict.fromkeys([*pairs["anchor"], *pairs["positive"]]))
+    order = np.random.default_rng(seed).permutation(len(pool))
+    return [pool[i] for i in order[:n]]
+
+
+def quantize_openvino(xml: Path, dst: Path, model_dir: Path, texts: list[str]) -> None:
+    """Static int8 quantization of the OpenVINO IR ``xml`` into ``dst`` (nncf, SmoothQuant), calibrated on
+    ``texts`` tokenized as at inference."""
+    import nncf
+    import openvino as ov
+
+    tokenizer = load_tokenizer(model_dir, INFERENCE_MAX_SEQ_LENGTH)
+    batches = []
+    for start in range(0, len(texts), CALIBRATION_BATCH):
+        ids, mask = tokenize(tokenizer, texts[start : start + CALIBRATION_BATCH])
+        batches.append({"input_ids": ids, "attention_mask": mask})
+    quantized = nncf.quantize(
+        ov.Core().read_model(str(xml)), nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
+        subset_size=len(batches),
+    )  # fmt: skip
+    ov.save_model(quantized, str(dst), compress_to_fp16=False)
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("torch", "onnx", "onnxruntime", "openvino"):
+    for name in ("torch", "onnx", "onnxruntime", "openvino", "nncf"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -162,8 +235,11 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def build_exports(model_dir: Path, target: Path) -> dict:
-    """Write every export of ``model_dir`` into ``target`` (replaced as a whole); return its manifest."""
+def build_exports(model_dir: Path, target: Path, calibration: list[str] | None = None) -> dict:
+    """Write every export of ``model_dir`` into ``target`` (replaced as a whole); return its manifest.
+
+    ``calibration``: the texts the int8 OpenVINO IR is calibrated on (default: ``calibration_texts()``).
+    """
     model_dir, target = Path(model_dir), Path(target)
     missing = [n for n in ("config.json", WEIGHTS_FILE, "tokenizer.json") if not (model_dir / n).is_file()]
     if missing:
@@ -171,6 +247,7 @@ def build_exports(model_dir: Path, target: Path) -> dict:
             f"{model_dir}: not a complete model folder to export (missing {', '.join(missing)}); "
             "train first (make train RUN=<run>) or name a sentence-transformers folder"
         )
+    texts = calibration if calibration is not None else calibration_texts()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
@@ -185,11 +262,13 @@ def build_exports(model_dir: Path, target: Path) -> dict:
         ffn = ffn_matmuls(built / ONNX_FP32, int(width))
         quantize_onnx(built / ONNX_FP32, built / int8_name(), cpu_isa(), keep_fp32=ffn)
         export_openvino(model_dir, built / OPENVINO_XML)
+        quantize_openvino(built / OPENVINO_XML, built / OPENVINO_INT8_XML, model_dir, texts)
         files = sorted(p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file())
         manifest = {
             "model_hash": model_hash(model_dir),
             "isa": cpu_isa(),
             "int8_fp32_nodes": len(ffn),
+            "calibration_texts": len(texts),
             "files": {name: sha256_file(built / name) for name in files},
             "versions": _versions(),
         }
@@ -244,7 +323,8 @@ def verify_exports(folder: Path, expected_hash: str | None = None, fix: str = ""
             f"{folder / EXPORTS_MANIFEST}: exports of another model (model hash "
             f"{str(manifest.get('model_hash'))[:12]}, the final model is {expected_hash[:12]}){hint}"
         )
-    required = {ONNX_FP32, OPENVINO_XML, OPENVINO_BIN, int8_name(manifest.get("isa"))}
+    required = {ONNX_FP32, OPENVINO_XML, OPENVINO_BIN, OPENVINO_INT8_XML, OPENVINO_INT8_BIN}
+    required.add(int8_name(manifest.get("isa")))
     for name in sorted(required | set(manifest["files"])):
         path = folder / name
         if not path.is_file():
@@ -292,7 +372,10 @@ def export_files(folder: Path) -> dict[str, str]:
     """What the card names: ``isa`` and the release paths of the ONNX fp32, int8 and OpenVINO files."""
     manifest = _read_manifest(Path(folder))
     isa = manifest.get("isa") or cpu_isa()
-    return {"isa": isa, "onnx": ONNX_FP32, "int8": int8_name(isa), "openvino": OPENVINO_XML}
+    return {
+        "isa": isa, "onnx": ONNX_FP32, "int8": int8_name(isa), "openvino": OPENVINO_XML,
+        "openvino_int8": OPENVINO_INT8_XML,
+    }  # fmt: skip
 
 
 def pad_token(model_dir: Path) -> str:
