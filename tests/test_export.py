@@ -277,6 +277,14 @@ def test_measurement_is_recorded_in_results_json_and_the_cards_exports_table(sta
     assert set(suite["deltas"]) == {"onnx_int8", "openvino_int8"} and "stsb" in suite["deltas"]["onnx_int8"]
     doc = json.loads((run_dir / EVAL_DIR / "results.json").read_text())
     assert doc["exports"] == json.loads(json.dumps(block))
+    # The README's serving sentence comes from the same block; a run without export figures is refused.
+    from medenc.core.errors import RunError
+    from medenc.release.publish import serving_line
+
+    line = serving_line(doc)
+    assert "OpenVINO int8 " in line and f"{variants['openvino_int8']['speedup']:.2f}×" in line
+    with pytest.raises(RunError, match="make exports RUN="):
+        serving_line({**doc, "exports": {}})
     # results.json's hash record follows the new file: the release takes it and the card shows the figures.
     staged_again = stage_release(
         run_dir,

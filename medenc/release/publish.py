@@ -99,6 +99,36 @@ def headline_rows(results: dict) -> list[str]:
     return rows
 
 
+# The README's serving sentence names these exports (results.json ``exports.variants``), in this order.
+SERVING_VARIANTS = {
+    "onnx_int8": "ONNX int8 (onnxruntime)",
+    "openvino_default": "OpenVINO fp32 file at its default precision",
+    "openvino_int8": "OpenVINO int8",
+}
+
+
+def serving_line(results: dict) -> str:
+    """The README's serving sentence, written from results.json ``exports``: each export's encode speed
+    against PyTorch fp32 and its largest cosine distance from it, on the machine that measured them."""
+    block = results.get("exports")
+    if not block or block.get("model_hash") != results["models"]["final"].get("model_hash"):
+        raise RunError("results.json: no export figures of the final model; run `make exports RUN=<run>`")
+    variants = block["variants"]
+    parts = [
+        f"{label} {variants[name]['speedup']:.2f}× (largest cosine distance "
+        f"{variants[name]['max_cosine_distance']:.1e})"
+        for name, label in SERVING_VARIANTS.items()
+        if name in variants
+    ]
+    hw = block["hardware"]
+    return (
+        f"Against PyTorch fp32 ({variants['pytorch_fp32']['texts_per_s']:.1f} texts/s on "
+        f"{hw.get('name') or hw.get('device')}, {hw.get('cores')} cores, batch {block['batch_size']}): "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 def _encoding_summary(timing: dict) -> str:
     """Per model: texts encoded and seconds, or that the cache served it (then the time excludes encoding)."""
     parts = []
