@@ -82,6 +82,22 @@ def test_onnx_and_openvino_exports_give_the_models_embeddings(staged, tiny_model
         assert np.allclose(got, expected, atol=1e-5), np.abs(got - expected).max()
 
 
+def test_an_export_truncates_where_the_evaluation_sets_the_length(staged, tiny_model):
+    """The suite sets ``max_seq_length`` per text kind; an export must then see what PyTorch sees."""
+    from medenc.evaluation.cache import encode_texts
+
+    encoder = onnx_encoder(staged / ONNX_FP32, staged, tiny_model.max_seq_length)
+    full = encoder.encode(TEXTS[2:3])
+    short = encode_texts(encoder, TEXTS[2:3], 8, "fp32")
+    length, tiny_model.max_seq_length = tiny_model.max_seq_length, 8
+    try:
+        expected = tiny_model.encode(TEXTS[2:3], convert_to_numpy=True)
+    finally:
+        tiny_model.max_seq_length = length
+    assert np.allclose(short, expected, atol=1e-5)
+    assert not np.allclose(short, full, atol=1e-3)  # the length took effect
+
+
 def test_the_static_int8_openvino_ir_is_quantized_and_agrees(staged, tiny_model):
     import openvino as ov
 

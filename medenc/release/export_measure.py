@@ -57,7 +57,19 @@ class ExportEncoder:
     ):
         self._run = run
         self.tokenizer = load_tokenizer(Path(model_dir), max_seq_length)
-        self.max_seq_length = max_seq_length
+        self._max_seq_length = max_seq_length
+
+    @property
+    def max_seq_length(self) -> int:
+        return self._max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        # The evaluation sets the length per text kind (128 for short texts, 256 for passages), as on a
+        # SentenceTransformer: the tokenizer must truncate there too, or an export sees more of each text
+        # than the PyTorch model it is compared with.
+        self._max_seq_length = value
+        self.tokenizer.enable_truncation(max_length=value)
 
     def _batch(self, texts: list[str]) -> np.ndarray:
         ids, mask = tokenize(self.tokenizer, texts)
@@ -235,7 +247,9 @@ def suite_figures(
         if rel in _WEIGHTS_BESIDE:
             weights = sha256_file(exports / _WEIGHTS_BESIDE[rel])
             digest = hashlib.sha256(f"{digest}:{weights}".encode()).hexdigest()
-        key = hashlib.sha256(f"{fp32_hash}:{file.name}:{digest}".encode()).hexdigest()  # the cache's model id
+        # The cache's model id; "v2": vectors cached before the encoder truncated at the suite's lengths
+        # were encoded at 256 tokens throughout, and must not be served.
+        key = hashlib.sha256(f"v2:{fp32_hash}:{file.name}:{digest}".encode()).hexdigest()
         refs.append(ModelRef(name, file, digest, load, key))
     t0 = time.perf_counter()
     scores = score_models(refs, sets, EmbeddingCache(cache_root), DEFAULT_MAX_SEQ_LENGTHS, "fp32")
