@@ -57,3 +57,14 @@ def test_readme_results_are_the_published_runs_own_figures(repo_root: Path) -> N
     readme = (repo_root / "README.md").read_text(encoding="utf-8").splitlines()
     rows = headline_rows(results)
     assert len(rows) == len(results["sets"]) and all(row in readme for row in rows)
+
+
+def test_readme_serving_figures_are_the_published_runs_own(repo_root: Path) -> None:
+    """The README's serving sentence is written from results/cpu/results.json's export figures."""
+    import json
+
+    from medenc.release.publish import serving_line
+
+    results = json.loads((repo_root / "results" / "cpu" / "results.json").read_text(encoding="utf-8"))
+    readme = (repo_root / "README.md").read_text(encoding="utf-8")
+    assert serving_line(results) in " ".join(readme.split())

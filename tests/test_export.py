@@ -313,4 +313,10 @@ def test_measurement_is_recorded_in_results_json_and_the_cards_exports_table(sta
     card = (staged_again / "README.md").read_text(encoding="utf-8")
     assert "| ONNX int8, dynamic quantization (onnxruntime) | `" + int8_name() + "` |" in card
     assert "The int8 exports on the held-out suite" in card and "have not been measured" not in card
+    # One row per set at its headline metric, a value and a paired Δ per int8 variant.
+    header = "| Set | Metric | PyTorch fp32 | ONNX int8 | Δ [95% CI] | OpenVINO int8 | Δ [95% CI] |"
+    assert header in card
+    table = card.split(header, 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    assert table and all(row.count("|") == header.count("|") for row in table)
+    assert [row for row in table if row.startswith("| STS-B | spearman | ")]
     assert "| OpenVINO int8, static quantization (nncf, SmoothQuant) | `" + OPENVINO_INT8_XML + "` |" in card

@@ -153,6 +153,11 @@ def quality_targets() -> tuple[Target, ...]:
     return tuple(sorted(bound, key=lambda t: t.rank))
 
 
+def headline_metric(set_name: str, metrics: list[str]) -> str:
+    """The metric a set is summed up by: its quality target's, else its first."""
+    return next((t.metric for t in quality_targets() if t.set == set_name), metrics[0])
+
+
 def names_of_task(task: str) -> tuple[str, ...]:
     """The sets of one task, in table order."""
     return tuple(name for name, s in EVAL_SETS.items() if s.task == task)

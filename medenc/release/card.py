@@ -16,7 +16,7 @@ from typing import Any
 
 from medenc.core.base_model import BASE_MODEL_ID, WEIGHTS_SHA256, is_rounded_base, is_verified_base
 from medenc.core.errors import ReleaseError
-from medenc.core.eval_sets import EVAL_SETS
+from medenc.core.eval_sets import EVAL_SETS, headline_metric
 from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import FINAL_DIR, MODEL_NAME, PHASE_DIRS, training_seconds
 from medenc.core.model_id import model_hash
@@ -372,6 +372,8 @@ EXPORT_LABELS = {
     "openvino_default": "OpenVINO at its default precision for this CPU",
     "openvino_int8": "OpenVINO int8, static quantization (nncf, SmoothQuant)",
 }
+# The suite table has a column pair per int8 variant, so its headers are the labels' short forms.
+EXPORT_SHORT_LABELS = {"onnx_int8": "ONNX int8", "openvino_int8": "OpenVINO int8"}
 
 
 def _sci(x: float | None) -> str:
@@ -410,29 +412,26 @@ def exports_context(results: dict, exports_dir: Path | None, final_dir: Path, ru
     }
 
 
-def _exports_suite_rows(results: dict, suite: dict | None) -> list[dict]:
-    """Per set and metric: PyTorch fp32, each int8 export, and its paired difference from fp32."""
+def _exports_suite_rows(results: dict, suite: dict | None) -> dict | None:
+    """Per set, its headline metric: PyTorch fp32, then each int8 export and its paired difference from it."""
     if not suite:
-        return []
+        return None
     ref = suite["results"][suite["reference"]]
+    variants = list(suite["deltas"])
     rows = []
     for set_name, info in results["sets"].items():
-        for metric in info["metrics"]:
-            for variant, per_set in suite["deltas"].items():
-                delta = per_set.get(set_name, {}).get(metric)
-                if delta is None:
-                    continue
-                rows.append(
-                    {
-                        "set": info.get("title", set_name),
-                        "metric": metric,
-                        "variant": EXPORT_LABELS.get(variant, variant),
-                        "fp32": fmt(ref[set_name][metric]["value"]),
-                        "int8": fmt(suite["results"][variant][set_name][metric]["value"]),
-                        "delta": fmt_delta(delta),
-                    }
-                )
-    return rows
+        metric = headline_metric(set_name, info["metrics"])
+        cells = []
+        for variant in variants:
+            delta = suite["deltas"][variant].get(set_name, {}).get(metric)
+            if delta is None:
+                break
+            value = suite["results"][variant][set_name][metric]["value"]
+            cells.append({"int8": fmt(value), "delta": fmt_delta(delta)})
+        else:
+            title, fp32 = info.get("title", set_name), fmt(ref[set_name][metric]["value"])
+            rows.append({"set": title, "metric": metric, "fp32": fp32, "variants": cells})
+    return {"labels": [EXPORT_SHORT_LABELS.get(v, v) for v in variants], "rows": rows}
 
 
 def _read_json(path: Path) -> Any:

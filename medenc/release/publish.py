@@ -15,7 +15,7 @@ from pathlib import Path
 
 from medenc.core.environment import device_name
 from medenc.core.errors import RunError
-from medenc.core.eval_sets import quality_targets
+from medenc.core.eval_sets import headline_metric, quality_targets
 from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import (
     EVAL_DIR,
@@ -83,10 +83,9 @@ def targets_markdown(rows: list[dict], model: str) -> str:
 def headline_rows(results: dict) -> list[str]:
     """The README's results rows: set (n), metric, base, final, Δ [95% CI] († where the CI includes zero)."""
     final = results["models"]["final"]["from"]
-    targets = {t.set: t.metric for t in quality_targets()}
     rows = []
     for name, info in results["sets"].items():
-        metric = targets.get(name, info["metrics"][0])
+        metric = headline_metric(name, info["metrics"])
         base, tuned = results["results"]["base"][name][metric], results["results"][final][name][metric]
         cells = [
             f"{info['title']} (n={info['n']})",
