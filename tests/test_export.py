@@ -55,14 +55,7 @@ def staged(tmp_path_factory, tiny_model) -> Path:
     write_checksums(root / "prepared")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PREPARED_DIR", str(root / "prepared"))
-        return stage_release(
-            run_dir,
-            REPO_ID,
-            results_loader=json_loader,
-            manifest=make_manifest(),
-            test_release=True,
-            exports=True,
-        )
+        return _stage(run_dir)
 
 
 def test_onnx_and_openvino_exports_give_the_models_embeddings(staged, tiny_model):
@@ -208,14 +201,7 @@ def test_a_damaged_or_missing_export_is_refused_with_the_file_named(staged, tmp_
     run_dir = _copy_run(staged, tmp_path)
     damage(run_dir / EXPORTS_DIR)
     with pytest.raises(ExportError, match=problem) as err:
-        stage_release(
-            run_dir,
-            REPO_ID,
-            results_loader=json_loader,
-            manifest=make_manifest(),
-            test_release=True,
-            exports=True,
-        )
+        _stage(run_dir)
     assert isinstance(err.value, ReleaseError) and not (run_dir / RELEASE_DIR).exists()
 
 
@@ -238,6 +224,17 @@ def test_release_script_refuses_a_damaged_export_with_exit_2(staged, tmp_path):
     # verify_exports reads the same verdict; an export of another model is refused as well.
     with pytest.raises(ExportError, match="exports of another model"):
         verify_exports(staged.parent / EXPORTS_DIR, expected_hash="0" * 64)
+
+
+def _stage(run_dir: Path) -> Path:
+    """The test release of ``run_dir`` with its exports, staged."""
+    kwargs = {
+        "results_loader": json_loader,
+        "manifest": make_manifest(),
+        "test_release": True,
+        "exports": True,
+    }
+    return stage_release(run_dir, REPO_ID, **kwargs)
 
 
 def _base_env() -> dict[str, str]:
@@ -302,14 +299,7 @@ def test_measurement_is_recorded_in_results_json_and_the_cards_exports_table(sta
     with pytest.raises(RunError, match="make exports RUN="):
         serving_line({**doc, "exports": {}})
     # results.json's hash record follows the new file: the release takes it and the card shows the figures.
-    staged_again = stage_release(
-        run_dir,
-        REPO_ID,
-        results_loader=json_loader,
-        manifest=make_manifest(),
-        test_release=True,
-        exports=True,
-    )
+    staged_again = _stage(run_dir)
     card = (staged_again / "README.md").read_text(encoding="utf-8")
     assert "| ONNX int8, dynamic quantization (onnxruntime) | `" + int8_name() + "` |" in card
     assert "The int8 exports on the held-out suite" in card and "have not been measured" not in card
