@@ -18,11 +18,12 @@ from _cli import with_env_args
 
 from medenc.core.errors import MedencError, fail
 from medenc.evaluation import SETS, evaluate_run
+from medenc.evaluation.backends import AUTO, CHOICES
 from medenc.evaluation.suite import DEFAULT_BOOTSTRAP
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line: which run, where to write, which sets, how many resamples, cache and precision."""
+    """The command line: which run, where to write, which sets, how many resamples, cache and backend."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--run", required=True, help="run name: the folder outputs/<run>/ ($OUTPUTS_DIR/<run>/ if set)"
@@ -32,7 +33,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples (0: no CIs)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     p.add_argument(
-        "--bf16", action="store_true", help="bfloat16 autocast (opt-in: measure against fp32 first)"
+        "--backend",
+        choices=CHOICES,
+        default=AUTO,
+        help="how texts are encoded: auto (default) measures the candidates on this machine and takes the "
+        "fastest whose embeddings agree with torch-fp32 (docs/evaluation.md); a name forces that backend",
+    )
+    p.add_argument(
+        "--remeasure-backend",
+        action="store_true",
+        help="measure the backends again instead of reusing this machine's earlier measurement",
     )
     p.add_argument(
         "--base-model",
@@ -56,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             sets=sets,
             bootstrap=args.bootstrap,
             use_cache=not args.no_cache,
-            bf16=args.bf16,
+            backend=args.backend,
+            remeasure_backend=args.remeasure_backend,
             base_path=args.base_model,
         )
     except MedencError as exc:

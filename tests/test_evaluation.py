@@ -466,6 +466,8 @@ def test_the_script_scores_a_run_end_to_end(tmp_path, models_dir):
         "biosses",
         "--bootstrap",
         "20",
+        "--backend",  # the measurement of `auto` has tests of its own (test_backends.py)
+        "torch-fp32",
     ]
     proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -641,3 +643,33 @@ def test_a_set_declared_once_in_the_table_flows_into_results_dimensions_card_and
     assert [(r.dataset_name, r.source_url) for r in toy] == [("Toy set", CATALOG["stsbenchmark"].url)]
     rows = check_targets(doc)
     assert rows[-1]["set"] == "toyset" and rows[-1]["target"] == "≥ base − 1"
+
+
+# --- the backend --------------------------------------------------------------------------------------------
+
+
+def test_auto_backend_is_measured_recorded_and_keys_the_cache(tmp_path, models_dir):
+    """`make evaluate`'s default: the choice and its measurement reach results.json, and vectors of one
+    backend are never served to another."""
+    from medenc.evaluation.backends import BACKENDS, candidates
+
+    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    kwargs = dict(
+        loader=make_loader(), bootstrap=0, base_path=models_dir / "base", cache_root=tmp_path / "c",
+        device="cpu", sets=["stsb", "medquad"], charts=False, dimensions=(),
+    )  # fmt: skip
+    doc = run_evaluation(run, backend="auto", **kwargs)
+    record = doc["backend"]
+    assert record["requested"] == "auto" and record["used"] in BACKENDS
+    assert list(record["measured"]) == candidates("cpu") and record["measured"][record["used"]]["agrees"]
+    assert json.loads((run / "eval" / "results.json").read_text())["backend"]["used"] == record["used"]
+    others = [b for b in ("torch-fp32", "onnx") if b != record["used"]]
+    for other in others:
+        again = run_evaluation(run, backend=other, **kwargs)
+        assert again["backend"] == {
+            "requested": other, "used": other, "why": "asked for (--backend)", "measured": None,
+        }  # fmt: skip
+        assert again["cache"]["misses"] > 0, other  # its own vectors: encoded, not taken from another backend
+        fig = again["results"]["base"]["stsb"]["spearman"]["value"]
+        assert fig == pytest.approx(doc["results"]["base"]["stsb"]["spearman"]["value"], abs=0.02)
+    assert run_evaluation(run, backend="auto", **kwargs)["backend"]["reused_measurement"]

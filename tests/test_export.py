@@ -18,6 +18,7 @@ from fakes import REPO_ID, json_loader, make_manifest, make_run
 from medenc.core.errors import ExportError, ReleaseError
 from medenc.core.layout import EVAL_DIR, EXPORTS_DIR, RELEASE_DIR
 from medenc.core.paths import PROJECT_ROOT
+from medenc.core.runtime import onnx_encoder, openvino_encoder
 from medenc.release.export import (
     EXPORTS_MANIFEST,
     ONNX_FP32,
@@ -28,7 +29,6 @@ from medenc.release.export import (
     int8_name,
     verify_exports,
 )
-from medenc.release.export_measure import onnx_encoder, openvino_encoder
 from medenc.release.hub import stage_release
 
 # Lengths from one token to past the truncation length: the dynamic axes and the padding mask are exercised.
@@ -81,7 +81,7 @@ def test_an_export_truncates_where_the_evaluation_sets_the_length(staged, tiny_m
 
     encoder = onnx_encoder(staged / ONNX_FP32, staged, tiny_model.max_seq_length)
     full = encoder.encode(TEXTS[2:3])
-    short = encode_texts(encoder, TEXTS[2:3], 8, "fp32")
+    short = encode_texts(encoder, TEXTS[2:3], 8)
     length, tiny_model.max_seq_length = tiny_model.max_seq_length, 8
     try:
         expected = tiny_model.encode(TEXTS[2:3], convert_to_numpy=True)

@@ -54,6 +54,10 @@ class RunError(MedencError):
     """A run folder is missing what a step needs, or belongs to a different run."""
 
 
+class EvaluationError(MedencError):
+    """An evaluation option cannot be used here (an unknown backend, one whose runtime is not installed)."""
+
+
 class ReleaseError(MedencError):
     """A release cannot be staged or pushed; the message says how to fix or retry."""
 

@@ -1,9 +1,10 @@
 """Encode each text once per model, on disk, and serve the embeddings to the ST evaluators.
 
-Encoding is the whole cost of evaluation on a CPU (~600 tokens/s for MPNet-base), so embeddings are cached
-per text under ``cache_dir()/embeddings/<key>/``, where the key is (the model's id, max_seq_length,
-precision); the id is ``medenc.core.model_id.model_hash``, which covers every file that changes what the model
-computes (weights, pooling, modules, tokenizer, configs), so an edited pooling config misses. Each encoding
+Encoding is the whole cost of evaluation on a CPU (~600 tokens/s for MPNet-base in fp32), so embeddings are
+cached per text under ``cache_dir()/embeddings/<key>/``, where the key is (the model's id, max_seq_length, the
+backend's tag: ``medenc.evaluation.backends``); the id is ``medenc.core.model_id.model_hash``, which covers
+every file that changes what the model computes (weights, pooling, modules, tokenizer, configs), so an edited
+pooling config misses. Each encoding
 adds one shard (text hashes + vectors), so the base model is encoded once for every run, a rerun re-encodes
 nothing, and a changed or added test text costs only itself.
 Shards are published atomically (write then rename), so a crash never leaves a half file.
@@ -11,7 +12,6 @@ Shards are published atomically (write then rename), so a crash never leaves a h
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -38,8 +38,8 @@ def text_sha256(text: str) -> str:
 
 
 def cache_key(model_id: str, max_seq_length: int, precision: str) -> str:
-    """The folder name of one model's embeddings at one length cap and precision (``model_id``:
-    ``model_hash`` of its folder)."""
+    """The folder name of one model's embeddings at one length cap and backend (``model_id``: ``model_hash``
+    of its folder; ``precision``: the backend's ``cache_tag``, ``fp32`` and ``bf16`` for PyTorch)."""
     payload = json.dumps(
         {
             "format": CACHE_FORMAT,
@@ -77,24 +77,16 @@ class ModelRef:
 
 
 def encode_texts(
-    model,
-    texts: Sequence[str],
-    max_seq_length: int,
-    precision: str,
-    batch_size: int = 32,
-    desc: str = "encoding",
+    encoder, texts: Sequence[str], max_seq_length: int, batch_size: int = 32, desc: str = "encoding"
 ) -> np.ndarray:
-    """Encode with length-sorted batches (less padding) in the input order, reporting progress as it goes."""
-    import torch
+    """Encode with length-sorted batches (less padding) in the input order, reporting progress as it goes.
 
-    model.max_seq_length = max_seq_length
-    device_type = "cuda" if str(model.device).startswith("cuda") else "cpu"
-    ctx = (
-        torch.autocast(device_type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
-    )
+    ``encoder``: one of ``medenc.evaluation.backends``' encoders (or a SentenceTransformer), which runs in
+    its backend's precision.
+    """
+    encoder.max_seq_length = max_seq_length
     # Longest first (encode_in_chunks): the first batch shows the peak memory, and padding stays small.
-    with torch.inference_mode(), ctx:
-        emb = encode_in_chunks(model.encode, texts, batch_size=batch_size, desc=desc)
+    emb = encode_in_chunks(encoder.encode, texts, batch_size=batch_size, desc=desc)
     return emb.astype(np.float32)
 
 
@@ -153,7 +145,7 @@ class EmbeddingCache:
             t0 = time.perf_counter()
             ref.encode_calls += 1
             desc = f"{ref.name}: encoding at {max_seq_length} tokens"
-            arr = encode_texts(ref.model(), list(todo.values()), max_seq_length, precision, desc=desc)
+            arr = encode_texts(ref.model(), list(todo.values()), max_seq_length, desc=desc)
             seconds = time.perf_counter() - t0
             table.update(zip(todo, arr, strict=True))
             if self.enabled:

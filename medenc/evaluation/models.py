@@ -3,6 +3,7 @@ recorded (it is a copy of a phase), not scored again."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from medenc.core.errors import ModelError, RunError
 from medenc.core.io import sha256_file
 from medenc.core.model_id import model_hash
 from medenc.core.runs import read_run_record
+from medenc.evaluation.backends import Backend, load_encoder
 from medenc.evaluation.cache import ModelRef
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ def check_checkpoint(path: Path) -> None:
 
 
 def _st_loader(path: Path, device: str | None) -> Callable[[], object]:
-    """A loader of the model folder, called only when the embedding cache misses."""
+    """A loader of the SentenceTransformer in ``path``."""
 
     def load() -> object:
         """The SentenceTransformer in ``path``."""
@@ -42,6 +44,18 @@ def _st_loader(path: Path, device: str | None) -> Callable[[], object]:
         return SentenceTransformer(str(path), device=device)
 
     return load
+
+
+def use_backend(
+    refs: list[ModelRef], backend: Backend, device: str | None, graph_root: Path | None = None
+) -> list[ModelRef]:
+    """The same models, each loaded as an encoder under ``backend`` (only when the embedding cache misses);
+    ``graph_root``: where converted graphs are kept (default: the cache's ``graphs/``)."""
+
+    def loader(ref: ModelRef) -> Callable[[], object]:
+        return lambda: load_encoder(backend, ref.path, ref.model_hash, device, ref.load, graph_root)
+
+    return [dataclasses.replace(ref, load=loader(ref)) for ref in refs]
 
 
 def _phase_folders(run_dir: Path) -> list[Path]:
@@ -101,7 +115,8 @@ def _final_record(run_dir: Path, phases: list[Path], info: dict[str, dict]) -> d
 
 
 def find_models(run_dir: Path, base_path: Path | None, device: str | None) -> tuple[list[ModelRef], dict]:
-    """The base model and each existing phase folder, plus the record of ``final/``."""
+    """The base model and each existing phase folder (loaded as SentenceTransformers until ``use_backend``),
+    plus the record of ``final/``."""
     phases = _phase_folders(run_dir)
     refs = [_base_ref(base_path, device)]
     for p in phases:

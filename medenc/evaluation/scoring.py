@@ -178,15 +178,16 @@ def _encode_model(
     cache: EmbeddingCache,
     texts: tuple[list[str], list[str]],
     max_seq_lengths: Mapping[str, int],
-    precision: str,
+    tag: str,
 ) -> tuple[Table, Table | None, list[dict]]:
-    """The model's short-text and passage tables (passages None when no set has any), and cache records."""
+    """The model's short-text and passage tables (passages None when no set has any), and cache records;
+    ``tag``: the backend's cache tag."""
     short_texts, passage_texts = texts
-    emb, rec_s = cache.get(ref, short_texts, max_seq_lengths["short"], precision)
+    emb, rec_s = cache.get(ref, short_texts, max_seq_lengths["short"], tag)
     short, records = dict(zip(short_texts, emb, strict=True)), [rec_s]
     passage = None
     if passage_texts:
-        emb_p, rec_p = cache.get(ref, passage_texts, max_seq_lengths["passage"], precision)
+        emb_p, rec_p = cache.get(ref, passage_texts, max_seq_lengths["passage"], tag)
         passage = dict(zip(passage_texts, emb_p, strict=True))
         records.append(rec_p)
     ref.release()  # only one model in memory at a time
@@ -218,10 +219,12 @@ def score_models(
     eval_sets: dict[str, EvalSet],
     cache: EmbeddingCache,
     max_seq_lengths: Mapping[str, int],
-    precision: str,
+    tag: str,
     keep: Collection[str] = (),
 ) -> SuiteScores:
-    """Encode (or fetch) each model's embeddings, then score every set with them; keep those of ``keep``."""
+    """Encode (or fetch) each model's embeddings, then score every set with them; keep those of ``keep``.
+
+    ``tag``: the cache tag of the backend the refs encode with (``Backend.cache_tag``)."""
     # Every text is encoded once per model and length cap, whichever sets share it (the triplets' answers are
     # MedQuAD corpus passages), in one length-sorted pass; the cache then serves it to every later run.
     texts = (
@@ -231,7 +234,7 @@ def score_models(
     out = SuiteScores()
     for ref in refs:
         t_model = time.perf_counter()
-        short, passage, records = _encode_model(ref, cache, texts, max_seq_lengths, precision)
+        short, passage, records = _encode_model(ref, cache, texts, max_seq_lengths, tag)
         t_encoded = time.perf_counter()
         out.raw[ref.name], out.checks[ref.name], metrics_s = _score_model(ref.name, eval_sets, short, passage)
         out.cache_record[ref.name] = records

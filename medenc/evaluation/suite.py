@@ -13,7 +13,7 @@ import logging
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,18 @@ from medenc.core import layout
 from medenc.core.environment import PACKAGES, hardware, versions
 from medenc.core.io import write_json
 from medenc.core.runs import RunRecord, read_run_record
+from medenc.evaluation.backends import (
+    BACKENDS,
+    CHOICE_FILE,
+    REFERENCE,
+    check_backend,
+    load_encoder,
+    select_backend,
+)
 from medenc.evaluation.cache import EmbeddingCache, ModelRef
 from medenc.evaluation.charts import write_charts
 from medenc.evaluation.dimensions import DEFAULT_DIMENSIONS, dimension_results
-from medenc.evaluation.models import find_models
+from medenc.evaluation.models import find_models, use_backend
 from medenc.evaluation.results import (
     EMBEDDING_CACHE_RECORD,
     RESULTS_MD,
@@ -36,7 +44,15 @@ from medenc.evaluation.results import (
     write_results,
 )
 from medenc.evaluation.scoring import AGREEMENT_TOL, SuiteScores, bootstrap_all, score_models, score_set
-from medenc.evaluation.sets import SETS, EvalSet, SetLoader, default_loader, load_set, select_sets
+from medenc.evaluation.sets import (
+    SETS,
+    EvalSet,
+    SetLoader,
+    default_loader,
+    load_set,
+    select_sets,
+    unique_texts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +74,17 @@ class _Settings:
     bootstrap: int
     seed: int
     max_seq_lengths: dict[str, int]
-    precision: str
+    backend: str  # requested: a name of backends.BACKENDS, or auto
+    remeasure_backend: bool
     device: str
     use_cache: bool
     dimensions: tuple[int, ...]  # smaller widths the final and base models are also scored at
 
 
 def _environment(precision: str, device: str) -> dict:
-    """Library versions, Python and hardware the figures were measured with."""
+    """Library versions (the graph runtimes too), Python and hardware the figures were measured with."""
     return {
-        "versions": versions((*PACKAGES, "matplotlib")),
+        "versions": versions((*PACKAGES, "matplotlib", "openvino", "onnxruntime")),
         "python": platform.python_version(),
         "hardware": hardware(device),
         "precision": precision,
@@ -84,6 +101,7 @@ class _Inputs:
     record: RunRecord | None  # the run's run.json, None without one
     manifest: str
     sets: dict[str, EvalSet]
+    backend: dict = field(default_factory=dict)  # results.json's backend record (backends.select_backend)
 
 
 def _warn_on_manifest_change(run_dir: Path, record: RunRecord | None, manifest: str) -> None:
@@ -108,6 +126,26 @@ def _resolve_inputs(
     _warn_on_manifest_change(run_dir, record, manifest)
     sets = {name: load_set(loader, name) for name in names}
     return _Inputs(run_dir, refs, models, record, manifest, sets)
+
+
+def _choose_backend(inputs: _Inputs, cfg: _Settings, root: Path | None) -> None:
+    """Pick the backend (measured on the base model with ``auto``) and bind every model to it; ``root``: where
+    graphs and the measurement are kept (default: medenc's cache)."""
+    base, graphs = inputs.refs[0], root / "graphs" if root else None
+    texts = {
+        cfg.max_seq_lengths[kind]: unique_texts(t for es in inputs.sets.values() for t in getattr(es, attr))
+        for kind, attr in (("short", "short_texts"), ("passage", "passage_texts"))
+    }
+    inputs.backend = select_backend(
+        cfg.backend,
+        device=cfg.device,
+        load=lambda b: load_encoder(b, base.path, base.model_hash, cfg.device, base.load, graphs),
+        texts={cap: t for cap, t in texts.items() if t},
+        model_id=base.model_hash,
+        remeasure=cfg.remeasure_backend,
+        cache_file=root / CHOICE_FILE if root else None,
+    )
+    inputs.refs = use_backend(inputs.refs, BACKENDS[inputs.backend["used"]], cfg.device, graphs)
 
 
 def _compared_models(inputs: _Inputs) -> list[str]:
@@ -146,8 +184,9 @@ def _results_doc(
             "method": "percentile, paired",
         },
         "max_seq_lengths": cfg.max_seq_lengths,
-        "precision": cfg.precision,
-        "environment": _environment(cfg.precision, cfg.device),
+        "precision": _precision(inputs.backend),
+        "backend": inputs.backend,
+        "environment": _environment(_precision(inputs.backend), cfg.device),
         "checks": {"st_agreement_max_abs_diff": scores.checks, "tolerance": AGREEMENT_TOL},
         "cache": {
             "enabled": cfg.use_cache,
@@ -156,6 +195,15 @@ def _results_doc(
         },
         "timing": timing,
     }
+
+
+def _precision(backend: dict) -> str:
+    """What the vectors were computed in: ``fp32`` / ``bf16`` (PyTorch), else the runtime and precision."""
+    used = backend["used"]
+    if used.startswith("torch-"):
+        return used.removeprefix("torch-")
+    measured = (backend.get("measured") or {}).get(used) or {}
+    return f"{used} ({measured['precision']})" if measured.get("precision") else used
 
 
 def _save_run_record(out_dir: Path, doc: dict) -> None:
@@ -195,10 +243,11 @@ def _settings(
     bootstrap: int,
     seed: int,
     max_seq_lengths: dict[str, int] | None,
-    bf16: bool,
+    backend: str,
     device: str | None,
     use_cache: bool,
     dimensions: Sequence[int] | None = DEFAULT_DIMENSIONS,
+    remeasure_backend: bool = False,
 ) -> _Settings:
     """Defaults filled in: the device (CUDA when there is one) and the length caps."""
     import torch
@@ -207,7 +256,8 @@ def _settings(
         bootstrap=bootstrap,
         seed=seed,
         max_seq_lengths={**DEFAULT_MAX_SEQ_LENGTHS, **(max_seq_lengths or {})},
-        precision="bf16" if bf16 else "fp32",
+        backend=backend,
+        remeasure_backend=remeasure_backend,
         device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
         use_cache=use_cache,
         dimensions=tuple(dimensions or ()),
@@ -223,7 +273,8 @@ def run_evaluation(
     sets: Sequence[str] | None = None,
     output_dir: Path | None = None,
     base_path: Path | None = None,
-    bf16: bool = False,
+    backend: str = REFERENCE,
+    remeasure_backend: bool = False,
     max_seq_lengths: dict[str, int] | None = None,
     seed: int = DEFAULT_SEED,
     device: str | None = None,
@@ -234,20 +285,26 @@ def run_evaluation(
     """Score base + every phase of ``run_dir``; write results.json, results.md and charts; return the results.
 
     ``loader`` provides ``load_split``, ``load_retrieval`` and ``manifest_hash`` (default: ``medenc.data``).
-    ``base_path`` replaces the real base model (tests use a tiny one). ``bf16`` turns on bfloat16 autocast,
-    which is opt-in: it has to be measured against fp32 (every metric within 0.002) before being trusted.
+    ``base_path`` replaces the real base model (tests use a tiny one). ``backend``: how texts are encoded, a
+    name of ``backends.BACKENDS`` or ``auto`` (measured on this machine, the fastest that agrees with fp32;
+    ``make evaluate``'s default); ``remeasure_backend`` ignores a measurement kept from an earlier run.
     ``dimensions``: the smaller widths the final and base models are also scored at (None or () for none).
     """
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
-    cfg = _settings(bootstrap, seed, max_seq_lengths, bf16, device, use_cache, dimensions)
+    cfg = _settings(
+        bootstrap, seed, max_seq_lengths, backend, device, use_cache, dimensions, remeasure_backend
+    )
+    check_backend(cfg.backend)  # a typo is refused before anything is loaded
     out_dir = eval_dir(run_dir, output_dir)
     names = select_sets(sets)
     inputs = _resolve_inputs(run_dir, loader or default_loader(), names, base_path, cfg.device)
+    _choose_backend(inputs, cfg, Path(cache_root) if cache_root else None)
 
     cache = EmbeddingCache(cache_root, enabled=use_cache)
     compared = _compared_models(inputs) if cfg.dimensions else []
-    scores = score_models(inputs.refs, inputs.sets, cache, cfg.max_seq_lengths, cfg.precision, compared)
+    tag = BACKENDS[inputs.backend["used"]].cache_tag()
+    scores = score_models(inputs.refs, inputs.sets, cache, cfg.max_seq_lengths, tag, compared)
     t_boot = time.perf_counter()
     scores.results, scores.deltas = bootstrap_all(
         inputs.refs, inputs.sets, scores.raw, cfg.bootstrap, cfg.seed

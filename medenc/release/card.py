@@ -385,7 +385,8 @@ def exports_context(results: dict, exports_dir: Path | None, final_dir: Path, ru
     (results.json ``exports``: speed and agreement per variant, the suite's figures of each int8 one)."""
     if exports_dir is None:
         return None
-    from medenc.release.export import export_files, pad_token
+    from medenc.core.runtime import pad_token
+    from medenc.release.export import export_files
 
     measured = results.get("exports")
     if measured and measured.get("model_hash") != results["models"]["final"].get("model_hash"):

@@ -34,6 +34,7 @@ from medenc.core.errors import ExportError
 from medenc.core.io import sha256_file, write_json
 from medenc.core.layout import EXPORTS_DIR, FINAL_DIR, INFERENCE_MAX_SEQ_LENGTH, WEIGHTS_FILE
 from medenc.core.model_id import model_hash
+from medenc.core.runtime import export_onnx, export_openvino, load_tokenizer, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,6 @@ OPENVINO_INT8_BIN = "openvino/openvino_model_qint8_quantized.bin"
 CALIBRATION_TEXTS = 256
 CALIBRATION_BATCH = 8
 CALIBRATION_SEED = 999
-INPUT_NAMES = ("input_ids", "attention_mask")
-OUTPUT_NAME = "last_hidden_state"
-# torch's exporter writes opset 18 natively (no version conversion); onnxruntime has run it since 1.14.
-OPSET = 18
 
 
 def cpu_isa() -> str:
@@ -72,48 +69,6 @@ def int8_name(isa: str | None = None) -> str:
     ``model_quint8_avx2.onnx``, as in sentence-transformers' own repositories."""
     isa = isa or cpu_isa()
     return f"onnx/model_{'quint8' if isa == 'avx2' else 'qint8'}_{isa}.onnx"
-
-
-def _token_module(model_dir: Path):
-    """The transformer of ``model_dir`` as a module (input_ids, attention_mask) -> last_hidden_state."""
-    import torch
-    from transformers import AutoModel
-
-    class TokenEmbeddings(torch.nn.Module):
-        """What sentence-transformers' ONNX backend runs: the token embeddings, before pooling."""
-
-        def __init__(self, transformer):
-            super().__init__()
-            self.transformer = transformer
-
-        def forward(self, input_ids, attention_mask):
-            return self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    return TokenEmbeddings(AutoModel.from_pretrained(str(model_dir)).eval())
-
-
-def _example():
-    """An example batch: its sizes only seed the dynamic axes (2 x 8 tokens)."""
-    import torch
-
-    ids = torch.ones(2, 8, dtype=torch.long)
-    return ids, torch.ones_like(ids)
-
-
-def export_onnx(model_dir: Path, path: Path) -> None:
-    """``onnx/model.onnx``: fp32 token embeddings, dynamic batch and sequence axes, in one file."""
-    import torch
-
-    # One Dim per axis, shared by both inputs: they always have the same shape.
-    axes = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")}
-    shapes = {name: axes for name in INPUT_NAMES}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        torch.onnx.export(
-            _token_module(model_dir), _example(), str(path), input_names=list(INPUT_NAMES),
-            output_names=[OUTPUT_NAME], dynamic_shapes=shapes, opset_version=OPSET, dynamo=True,
-            external_data=False, verbose=False,
-        )  # fmt: skip
 
 
 def ffn_matmuls(path: Path, intermediate_size: int) -> list[str]:
@@ -142,45 +97,6 @@ def quantize_onnx(src: Path, dst: Path, isa: str, keep_fp32: list[str] | None = 
         str(src), str(dst), per_channel=True, weight_type=weights, op_types_to_quantize=["MatMul"],
         nodes_to_exclude=list(keep_fp32 or ()),
     )  # fmt: skip
-
-
-def export_openvino(model_dir: Path, xml: Path) -> None:
-    """``openvino/openvino_model.xml`` and ``.bin``: the same module converted by OpenVINO, fp32 weights."""
-    import openvino as ov
-    import torch
-
-    ids, mask = _example()
-    dynamic = [(name, ov.PartialShape([-1, -1]), ov.Type.i64) for name in INPUT_NAMES]
-    with torch.no_grad():
-        converted = ov.convert_model(
-            _token_module(model_dir), example_input={"input_ids": ids, "attention_mask": mask}, input=dynamic
-        )
-    converted.outputs[0].get_tensor().set_names({OUTPUT_NAME})
-    xml.parent.mkdir(parents=True, exist_ok=True)
-    ov.save_model(converted, str(xml), compress_to_fp16=False)
-
-
-def load_tokenizer(model_dir: Path, max_length: int):
-    """``tokenizer.json`` of ``model_dir`` (the ``tokenizers`` library), padding with the model's pad token
-    and truncating at ``max_length``: what every export is fed, here and in the card's snippet."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
-    pad = pad_token(Path(model_dir))
-    tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad), pad_token=pad)
-    tokenizer.enable_truncation(max_length=max_length)
-    return tokenizer
-
-
-def tokenize(tokenizer, texts: list[str]):
-    """(input_ids, attention_mask) of one batch, int64 as the exports take them."""
-    import numpy as np
-
-    enc = tokenizer.encode_batch(texts)
-    return (
-        np.array([e.ids for e in enc], dtype=np.int64),
-        np.array([e.attention_mask for e in enc], dtype=np.int64),
-    )
 
 
 def calibration_texts(n: int = CALIBRATION_TEXTS, seed: int = CALIBRATION_SEED) -> list[str]:
@@ -376,12 +292,3 @@ def export_files(folder: Path) -> dict[str, str]:
         "isa": isa, "onnx": ONNX_FP32, "int8": int8_name(isa), "openvino": OPENVINO_XML,
         "openvino_int8": OPENVINO_INT8_XML,
     }  # fmt: skip
-
-
-def pad_token(model_dir: Path) -> str:
-    """The tokenizer's padding token (tokenizer_config.json), ``<pad>`` when it names none."""
-    path = Path(model_dir) / "tokenizer_config.json"
-    pad = json.loads(path.read_text(encoding="utf-8")).get("pad_token") if path.is_file() else None
-    if isinstance(pad, dict):
-        pad = pad.get("content")
-    return pad or "<pad>"

@@ -26,101 +26,21 @@ import numpy as np
 from medenc.core.io import sha256_file
 from medenc.core.layout import EVAL_DIR, FINAL_DIR, INFERENCE_MAX_SEQ_LENGTH, RESULTS_FILE, WEIGHTS_FILE
 from medenc.core.model_id import model_hash
+from medenc.core.runtime import BATCH_SIZE, onnx_encoder, openvino_encoder
 from medenc.release.export import (
     EXPORTS_MANIFEST,
     ONNX_FP32,
     OPENVINO_INT8_BIN,
     OPENVINO_INT8_XML,
     OPENVINO_XML,
-    OUTPUT_NAME,
     ensure_exports,
     int8_name,
-    load_tokenizer,
-    tokenize,
 )
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 32
 DEFAULT_SAMPLE = 512
 SAMPLE_SEED = 12345
-
-
-class ExportEncoder:
-    """``encode`` like a SentenceTransformer's, over an exported graph: tokenizer.json (the ``tokenizers``
-    library), the graph's token embeddings, mean pooling without padding, L2 normalisation."""
-
-    device = "cpu"
-
-    def __init__(
-        self, run: Callable[[np.ndarray, np.ndarray], np.ndarray], model_dir: Path, max_seq_length: int
-    ):
-        self._run = run
-        self.tokenizer = load_tokenizer(Path(model_dir), max_seq_length)
-        self._max_seq_length = max_seq_length
-
-    @property
-    def max_seq_length(self) -> int:
-        return self._max_seq_length
-
-    @max_seq_length.setter
-    def max_seq_length(self, value: int) -> None:
-        # The evaluation sets the length per text kind (128 for short texts, 256 for passages), as on a
-        # SentenceTransformer: the tokenizer must truncate there too, or an export sees more of each text
-        # than the PyTorch model it is compared with.
-        self._max_seq_length = value
-        self.tokenizer.enable_truncation(max_length=value)
-
-    def _batch(self, texts: list[str]) -> np.ndarray:
-        ids, mask = tokenize(self.tokenizer, texts)
-        tokens = self._run(ids, mask)
-        m = mask[..., None].astype(tokens.dtype)
-        emb = (tokens * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
-        return emb / np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
-
-    def encode(self, sentences: Sequence[str], batch_size: int = BATCH_SIZE, **_: Any) -> np.ndarray:
-        """Embeddings in input order; batches are formed longest first, as ``SentenceTransformer.encode``."""
-        texts = [sentences] if isinstance(sentences, str) else list(sentences)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        parts = [
-            self._batch([texts[i] for i in order[s : s + batch_size]])
-            for s in range(0, len(texts), batch_size)
-        ]
-        if not parts:
-            return np.zeros((0, 0), dtype=np.float32)
-        out = np.empty_like(np.concatenate(parts))
-        out[np.asarray(order)] = np.concatenate(parts)
-        return out.astype(np.float32)
-
-
-def onnx_encoder(
-    path: Path, model_dir: Path, max_seq_length: int = INFERENCE_MAX_SEQ_LENGTH
-) -> ExportEncoder:
-    """An onnxruntime session (CPU) of an ONNX export."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-    def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return session.run([OUTPUT_NAME], {"input_ids": ids, "attention_mask": mask})[0]
-
-    return ExportEncoder(run, model_dir, max_seq_length)
-
-
-def openvino_encoder(
-    xml: Path, model_dir: Path, max_seq_length: int = INFERENCE_MAX_SEQ_LENGTH, precision: str | None = "f32"
-) -> ExportEncoder:
-    """The OpenVINO IR compiled for the CPU; ``precision`` its inference precision hint (None: OpenVINO's
-    default, which is bf16 on CPUs with bf16 units such as AMX, hence fp32 asked for explicitly)."""
-    import openvino as ov
-
-    config = {"INFERENCE_PRECISION_HINT": precision} if precision else {}
-    compiled = ov.Core().compile_model(str(xml), "CPU", config)
-
-    def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return compiled({"input_ids": ids, "attention_mask": mask})[0]
-
-    return ExportEncoder(run, model_dir, max_seq_length)
 
 
 def torch_encoder(model_dir: Path, max_seq_length: int = INFERENCE_MAX_SEQ_LENGTH):

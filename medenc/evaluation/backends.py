@@ -1,0 +1,342 @@
+"""The evaluation's backend: how each model's texts are encoded, chosen by measurement on the machine at hand.
+
+Encoding is the whole cost of evaluation on a CPU, and which runtime is fastest depends on the CPU itself
+(bf16 ran 4x faster than fp32 on one 2-core machine and slower on another), so it is measured, never inferred
+from CPU flags. The candidates:
+
+- ``torch-fp32``: PyTorch in fp32, the reference every other backend is held against;
+- ``torch-bf16``: PyTorch under bfloat16 autocast;
+- ``openvino``: the OpenVINO graph of the model (``medenc.core.runtime``, the release's own export path) at
+  OpenVINO's default precision for this CPU (bf16 where the CPU has bf16 units);
+- ``onnx``: the ONNX graph under ONNX Runtime, fp32.
+
+``auto`` (what ``make evaluate`` uses) encodes the same sample of the suite's texts with each candidate and
+takes the fastest whose embeddings agree with ``torch-fp32``: the largest cosine distance between a text's
+two embeddings at most ``MAX_COSINE_DISTANCE``. The sample is whole batches of the suite as the encoder forms
+them (texts sorted by length, so padding is as in the real run), both length caps. The measurement is kept
+per machine and library versions in the cache (``backend_choice.json``), so it is paid once; the choice, the
+speeds and the agreement go into results.json. docs/evaluation.md holds the whole-suite proof that the
+figures of the chosen backend agree with fp32's.
+
+Graphs are converted once per model (``model_hash``) and runtime version, under the cache's ``graphs/``,
+written beside their target and renamed into place, so a kill never leaves a half graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medenc.core.errors import EvaluationError
+from medenc.core.io import write_json
+from medenc.core.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+REFERENCE = "torch-fp32"
+AUTO = "auto"
+# Largest cosine distance from fp32 for a backend to be chosen. bf16 (autocast or OpenVINO's) measured up to
+# 3e-4 on the suite's texts, which left every figure of the suite within 0.002 of fp32's (docs/evaluation.md);
+# a dynamic int8 graph measured 5e-3 to 5e-2 and moved figures by up to 0.04: it is not a candidate.
+MAX_COSINE_DISTANCE = 1e-3
+SAMPLE_BATCHES = 6  # per length cap
+BATCH_SIZE = 32
+SAMPLE_SEED = 12345
+CHOICE_FILE = "backend_choice.json"
+CHOICE_FORMAT = 1  # bump when the sample or the rule changes
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One way of encoding: its runtime and what distinguishes its vectors (``cache_tag``)."""
+
+    name: str
+    runtime: str  # torch, openvino, onnxruntime
+    bf16: bool = False
+    description: str = ""
+
+    def cache_tag(self) -> str:
+        """The embedding cache's precision field: PyTorch keeps its old tags (``fp32``, ``bf16``), so vectors
+        cached before backends existed are still served; a graph's tag names its runtime's version."""
+        if self.runtime == "torch":
+            return "bf16" if self.bf16 else "fp32"
+        return f"{self.name}:{_version(self.runtime)}:torch-{_version('torch')}"
+
+
+BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in (
+        Backend("torch-fp32", "torch", description="PyTorch, fp32"),
+        Backend("torch-bf16", "torch", bf16=True, description="PyTorch, bfloat16 autocast"),
+        Backend("openvino", "openvino", description="OpenVINO graph, OpenVINO's default precision here"),
+        Backend("onnx", "onnxruntime", description="ONNX graph, ONNX Runtime, fp32"),
+    )
+}
+CHOICES = (AUTO, *BACKENDS)
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "absent"
+
+
+def check_backend(name: str) -> Backend | None:
+    """The backend named ``name`` (None for ``auto``), else ConfigError listing the choices."""
+    if name == AUTO:
+        return None
+    if name not in BACKENDS:
+        raise EvaluationError(f"--backend {name!r}: expected one of {', '.join(CHOICES)}")
+    return BACKENDS[name]
+
+
+def candidates(device: str) -> list[str]:
+    """The backends ``auto`` measures on ``device``: the graph runtimes only on a CPU, and only installed."""
+    names = ["torch-fp32", "torch-bf16"]
+    if not device.startswith("cuda"):
+        names += [n for n in ("openvino", "onnx") if _version(BACKENDS[n].runtime) != "absent"]
+    return names
+
+
+# --- encoders -----------------------------------------------------------------------------------------------
+
+
+class TorchEncoder:
+    """A SentenceTransformer whose ``encode`` runs under inference mode, and bf16 autocast when asked."""
+
+    def __init__(self, model, bf16: bool):
+        self.model, self.bf16 = model, bf16
+        self.device = model.device
+        self.precision = "bf16" if bf16 else "fp32"
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.model.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self.model.max_seq_length = value
+
+    def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+        """``SentenceTransformer.encode``, as numpy fp32."""
+        import torch
+
+        device_type = "cuda" if str(self.device).startswith("cuda") else "cpu"
+        autocast = (
+            torch.autocast(device_type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            emb = self.model.encode(list(texts), **{**kwargs, "convert_to_numpy": True})
+        return np.asarray(emb, dtype=np.float32)
+
+
+def graph_dir(model_dir: Path, model_id: str, backend: Backend, root: Path | None = None) -> Path:
+    """The converted graph of ``model_dir`` for ``backend``: built once per model id and runtime version."""
+    from medenc.core import runtime
+
+    tag = hashlib.sha256(f"{model_id}|{backend.cache_tag()}".encode()).hexdigest()[:24]
+    target = (root or cache_dir() / "graphs") / tag
+    graph = target / ("model.onnx" if backend.name == "onnx" else "openvino_model.xml")
+    if graph.is_file():
+        return graph
+    runtime.check_mean_pooling(model_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{tag}.tmp-"))
+    try:
+        log.info("Converting %s to a %s graph (once per model)", model_dir, backend.runtime)
+        convert = runtime.export_onnx if backend.name == "onnx" else runtime.export_openvino
+        convert(Path(model_dir), tmp / graph.name)
+        shutil.rmtree(target, ignore_errors=True)  # a half folder left by a kill before the rename
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return graph
+
+
+def load_encoder(
+    backend: Backend,
+    model_dir: Path,
+    model_id: str,
+    device: str | None,
+    st_load: Callable[[], object],
+    graph_root: Path | None = None,
+):
+    """An encoder of ``model_dir`` under ``backend``; ``st_load`` loads the SentenceTransformer (PyTorch)."""
+    from medenc.core import runtime
+
+    if backend.runtime == "torch":
+        return TorchEncoder(st_load(), backend.bf16)
+    graph = graph_dir(model_dir, model_id, backend, graph_root)
+    if backend.name == "onnx":
+        return runtime.onnx_encoder(graph, model_dir)
+    return runtime.openvino_encoder(graph, model_dir, precision=None)
+
+
+# --- the measurement ----------------------------------------------------------------------------------------
+
+
+def sample_batches(
+    texts: Sequence[str], n_batches: int = SAMPLE_BATCHES, seed: int = SAMPLE_SEED
+) -> list[str]:
+    """Whole batches of ``texts`` as the suite's encoder forms them (sorted longest first, cut every
+    ``BATCH_SIZE``), drawn at seeded positions: each pads as it does in the real run, and the draw follows
+    the suite's mix of lengths."""
+    ordered = sorted(dict.fromkeys(texts), key=lambda t: -len(t))
+    slots = range(0, len(ordered), BATCH_SIZE)
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(slots), size=min(n_batches, len(slots)), replace=False).tolist())
+    return [t for i in chosen for t in ordered[slots[i] : slots[i] + BATCH_SIZE]]
+
+
+def _timed(encoder, batches: Mapping[int, list[str]]) -> tuple[dict[int, np.ndarray], float]:
+    """Embeddings per length cap and the seconds they took; one batch first, untimed (setup, compiling)."""
+    out, seconds = {}, 0.0
+    for cap, texts in batches.items():
+        encoder.max_seq_length = cap
+        encoder.encode(texts[:BATCH_SIZE], batch_size=BATCH_SIZE, show_progress_bar=False)
+        t0 = time.perf_counter()
+        out[cap] = np.asarray(
+            encoder.encode(texts, batch_size=BATCH_SIZE, show_progress_bar=False), np.float32
+        )
+        seconds += time.perf_counter() - t0
+    return out, seconds
+
+
+def max_cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest cosine distance between the rows of ``a`` and ``b``."""
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return float(np.max(1.0 - np.sum(a * b, axis=1)))
+
+
+def measure(
+    load: Callable[[Backend], object], batches: Mapping[int, list[str]], names: Sequence[str]
+) -> dict[str, dict]:
+    """Each backend of ``names`` (the reference first) on the same texts: texts/s, seconds, agreement."""
+    out: dict[str, dict] = {}
+    ref: dict[int, np.ndarray] | None = None
+    n = sum(len(t) for t in batches.values())
+    for name in [REFERENCE, *(x for x in names if x != REFERENCE)]:
+        encoder = load(BACKENDS[name])
+        emb, seconds = _timed(encoder, batches)
+        ref = ref if ref is not None else emb
+        dist = max(max_cosine_distance(emb[c], ref[c]) for c in batches)
+        out[name] = {
+            "texts_per_s": round(n / seconds, 2),
+            "seconds": round(seconds, 3),
+            "max_cosine_distance": dist,
+            "agrees": dist <= MAX_COSINE_DISTANCE,
+            "precision": getattr(encoder, "precision", None),
+        }
+        log.info("backend %s: %.1f texts/s, max cosine distance %.1e", name, n / seconds, dist)
+        del encoder
+    return out
+
+
+def choose(measured: Mapping[str, dict]) -> str:
+    """The fastest backend that agrees with the reference (the reference itself always does)."""
+    agreeing = [n for n, m in measured.items() if m["agrees"]]
+    return max(agreeing, key=lambda n: measured[n]["texts_per_s"])
+
+
+def _machine_key(device: str, names: Sequence[str], model_id: str, sample: Mapping[int, list[str]]) -> str:
+    """What a measurement depends on: the machine, the libraries, the candidates, the model and the sample."""
+    import torch
+
+    from medenc.core.environment import cpu_flags, device_name
+
+    texts = hashlib.sha256("\x00".join(t for c in sorted(sample) for t in sample[c]).encode()).hexdigest()
+    raw = json.dumps(
+        {
+            "format": CHOICE_FORMAT,
+            "device": device_name(device),
+            "flags": sorted(cpu_flags()[1]),
+            "threads": torch.get_num_threads(),
+            "versions": {
+                p: _version(p) for p in ("torch", "openvino", "onnxruntime", "sentence-transformers")
+            },
+            "candidates": list(names),
+            "tolerance": MAX_COSINE_DISTANCE,
+            "model": model_id,
+            "sample": texts,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def select_backend(
+    requested: str,
+    *,
+    device: str,
+    load: Callable[[Backend], object],
+    texts: Mapping[int, Sequence[str]],
+    model_id: str,
+    remeasure: bool = False,
+    cache_file: Path | None = None,
+) -> dict:
+    """results.json's backend record: ``requested``, ``used``, ``why`` and, for ``auto``, the measurement.
+
+    ``texts``: the suite's texts per length cap; ``load`` builds an encoder of the measured model (the base
+    model) for a backend. A measurement kept for this machine, libraries, model and sample is reused unless
+    ``remeasure``.
+    """
+    backend = check_backend(requested)
+    if backend is not None:
+        return {
+            "requested": requested,
+            "used": backend.name,
+            "why": "asked for (--backend)",
+            "measured": None,
+        }
+    names = candidates(device)
+    batches = {cap: sample_batches(t) for cap, t in texts.items()}
+    key = _machine_key(device, names, model_id, batches)
+    path = cache_file or cache_dir() / CHOICE_FILE
+    measured = None if remeasure else _read_choice(path, key)
+    reused = measured is not None
+    if measured is None:
+        measured = measure(load, batches, names)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, {"key": key, "measured": measured})
+    used = choose(measured)
+    why = (
+        f"fastest of {', '.join(names)} agreeing with {REFERENCE} (largest cosine distance <= "
+        f"{MAX_COSINE_DISTANCE:g}) on {sum(len(b) for b in batches.values())} of the suite's texts"
+        + (", measured on this machine earlier (--remeasure-backend to redo)" if reused else "")
+    )
+    log.info("Evaluation backend: %s (%s)", used, why)
+    return {
+        "requested": AUTO,
+        "used": used,
+        "why": why,
+        "reused_measurement": reused,
+        "tolerance": MAX_COSINE_DISTANCE,
+        "sample": {str(c): len(b) for c, b in batches.items()},
+        "measured": measured,
+    }
+
+
+def _read_choice(path: Path, key: str) -> dict | None:
+    """The measurement kept in ``path`` for ``key``; None when absent, unreadable or for another key."""
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(kept, dict) or kept.get("key") != key or not isinstance(kept.get("measured"), dict):
+        return None
+    return kept["measured"]

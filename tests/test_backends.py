@@ -1,0 +1,164 @@
+"""The evaluation's backend: the rule that picks one, the kept measurement, and the graph backends on the
+tiny model against PyTorch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from medenc.core.errors import EvaluationError, ModelError
+from medenc.core.paths import PROJECT_ROOT
+from medenc.evaluation import backends as B
+
+TEXTS = [f"patient {i} has {'high ' * (i % 7)}blood pressure and {'a ' * (i % 11)}cough" for i in range(300)]
+
+
+class FakeEncoder:
+    """Vectors from the text's hash; ``noise`` moves them (a backend that disagrees); ``delay`` per text."""
+
+    def __init__(self, delay: float, noise: float = 0.0):
+        self.delay, self.noise, self.max_seq_length, self.calls = delay, noise, 128, 0
+
+    def encode(self, texts, **_):
+        self.calls += 1
+        time.sleep(self.delay * len(texts))
+        rows = [np.random.default_rng(abs(hash((t, self.max_seq_length))) % 2**32).random(8) for t in texts]
+        out = np.asarray(rows, dtype=np.float32)
+        return out + self.noise * np.random.default_rng(0).standard_normal(out.shape).astype(np.float32)
+
+
+# torch-bf16 is the fastest but disagrees; openvino is the fastest that agrees; the reference is the slowest.
+FAKES = {
+    "torch-fp32": (3e-3, 0.0),
+    "torch-bf16": (0.0, 0.1),
+    "openvino": (1e-3, 0.0),
+    "onnx": (2e-3, 0.0),
+}
+
+
+def fake_loader(loads: list[str]):
+    def load(backend: B.Backend) -> FakeEncoder:
+        loads.append(backend.name)
+        return FakeEncoder(*FAKES[backend.name])
+
+    return load
+
+
+def select(tmp_path, loads, texts=TEXTS, **kwargs):
+    return B.select_backend(
+        "auto", device="cpu", load=fake_loader(loads), texts={128: texts, 256: texts[::-1]},
+        model_id="m" * 64, cache_file=tmp_path / B.CHOICE_FILE, **kwargs,
+    )  # fmt: skip
+
+
+def test_auto_takes_the_fastest_backend_whose_vectors_agree_with_fp32(tmp_path, monkeypatch):
+    monkeypatch.setattr(B, "candidates", lambda device: list(FAKES))
+    loads: list[str] = []
+    record = select(tmp_path, loads)
+    assert record["used"] == "openvino", record["measured"]
+    assert loads == list(FAKES)  # the reference first, each candidate once
+    measured = record["measured"]
+    assert measured["torch-fp32"]["max_cosine_distance"] == pytest.approx(0.0, abs=1e-6)
+    assert not measured["torch-bf16"]["agrees"] and measured["torch-bf16"]["max_cosine_distance"] > 1e-3
+    assert measured["torch-bf16"]["texts_per_s"] > measured["openvino"]["texts_per_s"]  # fastest, refused
+    assert record["requested"] == "auto" and "openvino" in record["why"] and not record["reused_measurement"]
+    assert sum(record["sample"].values()) <= 2 * B.SAMPLE_BATCHES * B.BATCH_SIZE
+
+
+def test_the_measurement_is_kept_per_machine_and_sample_and_redone_on_request(tmp_path, monkeypatch):
+    monkeypatch.setattr(B, "candidates", lambda device: list(FAKES))
+    first: list[str] = []
+    select(tmp_path, first)
+    again: list[str] = []
+    record = select(tmp_path, again)
+    assert again == [] and record["reused_measurement"] and "earlier" in record["why"]
+    assert record["used"] == "openvino"
+    select(tmp_path, again, remeasure=True)
+    assert again == list(FAKES)
+    other: list[str] = []
+    select(tmp_path, other, texts=[t + " again" for t in TEXTS])  # another suite: another sample
+    assert other == list(FAKES)
+    (tmp_path / B.CHOICE_FILE).write_text("{not json")  # a damaged record is measured again, not trusted
+    damaged: list[str] = []
+    select(tmp_path, damaged)
+    assert damaged == list(FAKES)
+
+
+def test_the_reference_is_chosen_when_nothing_else_agrees(tmp_path, monkeypatch):
+    monkeypatch.setattr(B, "candidates", lambda device: ["torch-fp32", "torch-bf16"])
+    assert select(tmp_path, [])["used"] == "torch-fp32"
+
+
+def test_a_named_backend_is_used_as_asked_and_an_unknown_one_is_refused(tmp_path):
+    loads: list[str] = []
+    record = B.select_backend(
+        "onnx", device="cpu", load=fake_loader(loads), texts={128: TEXTS}, model_id="m",
+        cache_file=tmp_path / B.CHOICE_FILE,
+    )  # fmt: skip
+    assert record["used"] == "onnx" and record["measured"] is None and loads == []
+    with pytest.raises(EvaluationError, match=r"--backend 'onnx-fast': expected one of auto, torch-fp32"):
+        B.check_backend("onnx-fast")
+
+
+def test_the_script_refuses_an_unknown_backend():
+    proc = subprocess.run(
+        [sys.executable, "scripts/evaluate_run.py", "--run", "x", "--backend", "fast"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "invalid choice: 'fast'" in proc.stderr
+
+
+def test_the_sample_is_whole_batches_of_length_sorted_texts():
+    sample = B.sample_batches(TEXTS, n_batches=3)
+    assert sample == B.sample_batches(TEXTS, n_batches=3)  # seeded
+    assert len(sample) == 3 * B.BATCH_SIZE and len(set(sample)) == len(sample)
+    ordered = sorted(TEXTS, key=lambda t: -len(t))
+    first = ordered.index(sample[0])
+    assert sample[: B.BATCH_SIZE] == ordered[first : first + B.BATCH_SIZE]  # as the suite batches them
+    assert B.sample_batches(TEXTS[:10]) == sorted(TEXTS[:10], key=lambda t: -len(t))  # fewer than a batch
+
+
+def test_graph_backends_agree_with_pytorch_and_convert_once(tmp_path, tiny_model, monkeypatch):
+    from medenc.core import runtime
+
+    folder = tmp_path / "tiny"
+    tiny_model.save(str(folder))
+    expected = tiny_model.encode(TEXTS[:40], convert_to_numpy=True)
+    graphs = tmp_path / "graphs"
+    for name, tol in (("onnx", 1e-6), ("openvino", B.MAX_COSINE_DISTANCE * 10)):  # bf16 where the CPU has it
+        enc = B.load_encoder(B.BACKENDS[name], folder, "tiny-id", "cpu", lambda: None, graphs)
+        enc.max_seq_length = tiny_model.max_seq_length
+        assert B.max_cosine_distance(enc.encode(TEXTS[:40]), expected) <= tol, name
+    monkeypatch.setattr(runtime, "export_onnx", lambda *a: pytest.fail("converted twice"))
+    B.load_encoder(B.BACKENDS["onnx"], folder, "tiny-id", "cpu", lambda: None, graphs)
+    assert not [p for p in graphs.iterdir() if ".tmp-" in p.name]  # nothing half-written left behind
+
+
+def test_a_half_converted_graph_folder_is_built_again(tmp_path, tiny_model):
+    folder = tmp_path / "tiny"
+    tiny_model.save(str(folder))
+    graph = B.graph_dir(folder, "tiny-id", B.BACKENDS["onnx"], tmp_path / "g")
+    shutil.rmtree(graph.parent)
+    graph.parent.mkdir()  # a folder without its graph, as a kill between mkdir and rename could leave
+    (graph.parent / "junk").write_text("x")
+    assert B.graph_dir(folder, "tiny-id", B.BACKENDS["onnx"], tmp_path / "g").is_file()
+
+
+def test_a_model_that_does_not_mean_pool_is_refused_by_the_graph_backends(tmp_path, tiny_model):
+    folder = tmp_path / "tiny"
+    tiny_model.save(str(folder))
+    config = folder / "1_Pooling" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "pooling_mode": "cls"}))
+    with pytest.raises(ModelError, match=r"1_Pooling/config.json: the ONNX/OpenVINO encoders mean-pool"):
+        B.graph_dir(folder, "tiny-id", B.BACKENDS["openvino"], tmp_path / "g")
+
+
+def test_pytorch_backends_keep_the_cache_tags_of_the_vectors_cached_before():
+    assert B.BACKENDS["torch-fp32"].cache_tag() == "fp32" and B.BACKENDS["torch-bf16"].cache_tag() == "bf16"
+    assert B.BACKENDS["openvino"].cache_tag().startswith("openvino:")
