@@ -162,3 +162,24 @@ def test_a_model_that_does_not_mean_pool_is_refused_by_the_graph_backends(tmp_pa
 def test_pytorch_backends_keep_the_cache_tags_of_the_vectors_cached_before():
     assert B.BACKENDS["torch-fp32"].cache_tag() == "fp32" and B.BACKENDS["torch-bf16"].cache_tag() == "bf16"
     assert B.BACKENDS["openvino"].cache_tag().startswith("openvino:")
+
+
+def test_every_scored_model_is_held_to_the_tolerance_not_only_the_measured_one(tmp_path):
+    from pathlib import Path
+
+    from medenc.evaluation.cache import EmbeddingCache, ModelRef
+
+    def ref(name: str, encoder: FakeEncoder) -> ModelRef:
+        return ModelRef(name, Path(f"/runs/x/{name}"), "sha", lambda: encoder, f"id-{name}")
+
+    cache = EmbeddingCache(tmp_path / "c")
+    texts = {128: TEXTS, 256: TEXTS[::-1]}
+    fp32 = [ref("base", FakeEncoder(0.0)), ref("phase-2", FakeEncoder(0.0))]
+    same = [ref("base", FakeEncoder(0.0)), ref("phase-2", FakeEncoder(0.0))]
+    checked = B.check_models_agree(same, fp32, cache, texts, "openvino:x")
+    assert set(checked) == {"base", "phase-2"} and max(checked.values()) < 1e-6
+    drifted = [ref("base", FakeEncoder(0.0)), ref("phase-2", FakeEncoder(0.0, noise=0.1))]
+    with pytest.raises(
+        EvaluationError, match=r"/runs/x/phase-2: .* beyond 0.001; evaluate with --backend torch"
+    ):
+        B.check_models_agree(drifted, fp32, EmbeddingCache(tmp_path / "d"), texts, "openvino:x")

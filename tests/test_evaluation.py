@@ -663,13 +663,20 @@ def test_auto_backend_is_measured_recorded_and_keys_the_cache(tmp_path, models_d
     assert record["requested"] == "auto" and record["used"] in BACKENDS
     assert list(record["measured"]) == candidates("cpu") and record["measured"][record["used"]]["agrees"]
     assert json.loads((run / "eval" / "results.json").read_text())["backend"]["used"] == record["used"]
+    if record["used"] != "torch-fp32":  # each model checked against its own fp32 vectors
+        assert set(record["checked"]) == {"base", "phase-1-cosine"}
+
+    def keys() -> set[str]:
+        return {r["key"] for r in json.loads((run / "eval" / "embedding_cache.json").read_text())["base"]}
+
+    first_keys = keys()
     others = [b for b in ("torch-fp32", "onnx") if b != record["used"]]
     for other in others:
         again = run_evaluation(run, backend=other, **kwargs)
-        assert again["backend"] == {
-            "requested": other, "used": other, "why": "asked for (--backend)", "measured": None,
-        }  # fmt: skip
-        assert again["cache"]["misses"] > 0, other  # its own vectors: encoded, not taken from another backend
+        named = {"requested": other, "used": other, "why": "asked for (--backend)", "measured": None}
+        assert {k: again["backend"][k] for k in named} == named
+        assert ("checked" in again["backend"]) == (other != "torch-fp32")
+        assert keys().isdisjoint(first_keys), other  # its own vectors, never another backend's
         fig = again["results"]["base"]["stsb"]["spearman"]["value"]
         assert fig == pytest.approx(doc["results"]["base"]["stsb"]["spearman"]["value"], abs=0.02)
     assert run_evaluation(run, backend="auto", **kwargs)["backend"]["reused_measurement"]

@@ -41,6 +41,7 @@ import numpy as np
 from medenc.core.errors import EvaluationError
 from medenc.core.io import write_json
 from medenc.core.paths import cache_dir
+from medenc.evaluation.cache import EmbeddingCache, ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -340,3 +341,35 @@ def _read_choice(path: Path, key: str) -> dict | None:
     if not isinstance(kept, dict) or kept.get("key") != key or not isinstance(kept.get("measured"), dict):
         return None
     return kept["measured"]
+
+
+def check_models_agree(
+    refs: Sequence[ModelRef],
+    references: Sequence[ModelRef],
+    cache: EmbeddingCache,
+    texts: Mapping[int, Sequence[str]],
+    tag: str,
+) -> dict[str, float]:
+    """Each model of ``refs`` (bound to the chosen backend, cache tag ``tag``) against itself in fp32
+    (``references``) on one batch per length cap: the largest cosine distance per model.
+
+    The choice was measured on the base model; this holds every scored model to the same tolerance before
+    its figures count, at the cost of one batch per cap (cached like any vectors, so a rerun pays nothing).
+    Raises EvaluationError, naming the model and the fix, when one disagrees.
+    """
+    sample = {cap: sample_batches(t, n_batches=1) for cap, t in texts.items()}
+    out: dict[str, float] = {}
+    for ref, ref_fp32 in zip(refs, references, strict=True):
+        dist = 0.0
+        for cap, batch in sample.items():
+            got, _ = cache.get(ref, batch, cap, tag)
+            want, _ = cache.get(ref_fp32, batch, cap, BACKENDS[REFERENCE].cache_tag())
+            dist = max(dist, max_cosine_distance(got, want))
+        ref_fp32.release()
+        out[ref.name] = dist
+        if dist > MAX_COSINE_DISTANCE:
+            raise EvaluationError(
+                f"{ref.path}: its vectors under the chosen backend are {dist:.1e} (cosine distance) from its "
+                f"fp32 vectors, beyond {MAX_COSINE_DISTANCE:g}; evaluate with --backend {REFERENCE}"
+            )
+    return out

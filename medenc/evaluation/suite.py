@@ -26,6 +26,7 @@ from medenc.evaluation.backends import (
     CHOICE_FILE,
     REFERENCE,
     check_backend,
+    check_models_agree,
     load_encoder,
     select_backend,
 )
@@ -102,6 +103,8 @@ class _Inputs:
     manifest: str
     sets: dict[str, EvalSet]
     backend: dict = field(default_factory=dict)  # results.json's backend record (backends.select_backend)
+    texts: dict[int, list[str]] = field(default_factory=dict)  # the suite's distinct texts per length cap
+    references: list[ModelRef] = field(default_factory=list)  # the models in PyTorch fp32
 
 
 def _warn_on_manifest_change(run_dir: Path, record: RunRecord | None, manifest: str) -> None:
@@ -136,15 +139,17 @@ def _choose_backend(inputs: _Inputs, cfg: _Settings, root: Path | None) -> None:
         cfg.max_seq_lengths[kind]: unique_texts(t for es in inputs.sets.values() for t in getattr(es, attr))
         for kind, attr in (("short", "short_texts"), ("passage", "passage_texts"))
     }
+    inputs.texts = {cap: t for cap, t in texts.items() if t}
     inputs.backend = select_backend(
         cfg.backend,
         device=cfg.device,
         load=lambda b: load_encoder(b, base.path, base.model_hash, cfg.device, base.load, graphs),
-        texts={cap: t for cap, t in texts.items() if t},
+        texts=inputs.texts,
         model_id=base.model_hash,
         remeasure=cfg.remeasure_backend,
         cache_file=root / CHOICE_FILE if root else None,
     )
+    inputs.references = inputs.refs
     inputs.refs = use_backend(inputs.refs, BACKENDS[inputs.backend["used"]], cfg.device, graphs)
 
 
@@ -304,6 +309,10 @@ def run_evaluation(
     cache = EmbeddingCache(cache_root, enabled=use_cache)
     compared = _compared_models(inputs) if cfg.dimensions else []
     tag = BACKENDS[inputs.backend["used"]].cache_tag()
+    if inputs.backend["used"] != REFERENCE:  # every model held to the tolerance, not only the one measured
+        inputs.backend["checked"] = check_models_agree(
+            inputs.refs, inputs.references, cache, inputs.texts, tag
+        )
     scores = score_models(inputs.refs, inputs.sets, cache, cfg.max_seq_lengths, tag, compared)
     t_boot = time.perf_counter()
     scores.results, scores.deltas = bootstrap_all(
