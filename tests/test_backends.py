@@ -183,3 +183,15 @@ def test_every_scored_model_is_held_to_the_tolerance_not_only_the_measured_one(t
         EvaluationError, match=r"/runs/x/phase-2: .* beyond 0.001; evaluate with --backend torch"
     ):
         B.check_models_agree(drifted, fp32, EmbeddingCache(tmp_path / "d"), texts, "openvino:x")
+
+
+def test_openvino_streams_give_the_vectors_of_one_stream_in_input_order(tmp_path, tiny_model):
+    from medenc.core.runtime import openvino_encoder
+
+    folder = tmp_path / "tiny"
+    tiny_model.save(str(folder))
+    graph = B.graph_dir(folder, "tiny-id", B.BACKENDS["openvino"], tmp_path / "g")
+    one = openvino_encoder(graph, folder, precision="f32").encode(TEXTS[:40], batch_size=3)
+    many = openvino_encoder(graph, folder, precision="f32", throughput=True).encode(TEXTS[:40], batch_size=3)
+    assert np.allclose(one, many, atol=1e-6)
+    assert np.allclose(many, tiny_model.encode(TEXTS[:40], convert_to_numpy=True), atol=1e-5)

@@ -184,7 +184,7 @@ def load_encoder(
     graph = graph_dir(model_dir, model_id, backend, graph_root)
     if backend.name == "onnx":
         return runtime.onnx_encoder(graph, model_dir)
-    return runtime.openvino_encoder(graph, model_dir, precision=None)
+    return runtime.openvino_encoder(graph, model_dir, precision=None, throughput=True)
 
 
 # --- the measurement ----------------------------------------------------------------------------------------

@@ -139,3 +139,11 @@ def find_models(run_dir: Path, base_path: Path | None, device: str | None) -> tu
     if final is not None:
         info["final"] = final
     return refs, info
+
+
+def model_ref(path: Path | None, device: str | None, name: str = "base") -> ModelRef:
+    """One model to score on its own: the verified base model (``path`` None) or a checked model folder."""
+    if path is None:
+        return _base_ref(None, device)
+    check_checkpoint(path)
+    return _ref(name, path, _st_loader(path, device))
