@@ -66,6 +66,7 @@ class Backend:
     runtime: str  # torch, openvino, onnxruntime
     bf16: bool = False
     description: str = ""
+    precision_hint: str | None = None  # OpenVINO's inference precision (None: its default for the CPU)
 
     def cache_tag(self) -> str:
         """The embedding cache's precision field: PyTorch keeps its old tags (``fp32``, ``bf16``), so vectors
@@ -80,6 +81,7 @@ BACKENDS: dict[str, Backend] = {
     for b in (
         Backend("torch-fp32", "torch", description="PyTorch, fp32"),
         Backend("torch-bf16", "torch", bf16=True, description="PyTorch, bfloat16 autocast"),
+        Backend("openvino-fp32", "openvino", description="OpenVINO graph, fp32", precision_hint="f32"),
         Backend("openvino", "openvino", description="OpenVINO graph, OpenVINO's default precision here"),
         Backend("onnx", "onnxruntime", description="ONNX graph, ONNX Runtime, fp32"),
     )
@@ -109,7 +111,9 @@ def candidates(device: str) -> list[str]:
     """The backends ``auto`` measures on ``device``: the graph runtimes only on a CPU, and only installed."""
     names = ["torch-fp32", "torch-bf16"]
     if not device.startswith("cuda"):
-        names += [n for n in ("openvino", "onnx") if _version(BACKENDS[n].runtime) != "absent"]
+        names += [
+            n for n in ("openvino-fp32", "openvino", "onnx") if _version(BACKENDS[n].runtime) != "absent"
+        ]
     return names
 
 
@@ -149,9 +153,12 @@ def graph_dir(model_dir: Path, model_id: str, backend: Backend, root: Path | Non
     """The converted graph of ``model_dir`` for ``backend``: built once per model id and runtime version."""
     from medenc.core import runtime
 
-    tag = hashlib.sha256(f"{model_id}|{backend.cache_tag()}".encode()).hexdigest()[:24]
+    # One graph per runtime (the precision is chosen when it is compiled, not converted).
+    tag = hashlib.sha256(f"{model_id}|{backend.runtime}|{_version(backend.runtime)}".encode()).hexdigest()[
+        :24
+    ]
     target = (root or cache_dir() / "graphs") / tag
-    graph = target / ("model.onnx" if backend.name == "onnx" else "openvino_model.xml")
+    graph = target / ("model.onnx" if backend.runtime == "onnxruntime" else "openvino_model.xml")
     if graph.is_file():
         return graph
     runtime.check_mean_pooling(model_dir)
@@ -159,7 +166,7 @@ def graph_dir(model_dir: Path, model_id: str, backend: Backend, root: Path | Non
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{tag}.tmp-"))
     try:
         log.info("Converting %s to a %s graph (once per model)", model_dir, backend.runtime)
-        convert = runtime.export_onnx if backend.name == "onnx" else runtime.export_openvino
+        convert = runtime.export_onnx if backend.runtime == "onnxruntime" else runtime.export_openvino
         convert(Path(model_dir), tmp / graph.name)
         shutil.rmtree(target, ignore_errors=True)  # a half folder left by a kill before the rename
         tmp.rename(target)
@@ -182,9 +189,9 @@ def load_encoder(
     if backend.runtime == "torch":
         return TorchEncoder(st_load(), backend.bf16)
     graph = graph_dir(model_dir, model_id, backend, graph_root)
-    if backend.name == "onnx":
+    if backend.runtime == "onnxruntime":
         return runtime.onnx_encoder(graph, model_dir)
-    return runtime.openvino_encoder(graph, model_dir, precision=None, throughput=True)
+    return runtime.openvino_encoder(graph, model_dir, precision=backend.precision_hint, throughput=True)
 
 
 # --- the measurement ----------------------------------------------------------------------------------------
