@@ -11,6 +11,7 @@ from fakes import REPO_ID, SETS, json_loader, make_manifest, make_run
 from huggingface_hub import ModelCard
 
 from medenc.core.errors import ReleaseError
+from medenc.core.eval_sets import EVAL_SETS, IN_DOMAIN, ZERO_SHOT
 from medenc.core.layout import RELEASE_DIR
 from medenc.release.card import SOURCES_FALLBACK, render_card
 from medenc.release.hub import stage_release
@@ -154,6 +155,13 @@ def test_card_from_the_published_run_uses_hub_task_ids_and_dataset_ids(tmp_path,
     assert "https://github.com/abachaa/MeQSum" not in card.data.datasets
     assert "Prepared, but not used by this run's recipe: MeQSum." in text
     assert "| MeQSum | CC BY 4.0 | train+validation: pairs (CHQ->summary) (*not used by this run*) |" in text
+    # The evaluation's two groups, each its own table: zero-shot sets first, then in-domain ones.
+    evaluation = text.split("## Evaluation", 1)[1]
+    zero, domain = (evaluation.index(f"**{g}**") for g in (ZERO_SHOT, IN_DOMAIN))
+    assert zero < domain
+    for name, info in results["sets"].items():
+        at = evaluation.index(f"| {info['title']} (n={info['n']}) |")
+        assert (zero < at < domain) is EVAL_SETS[name].zero_shot and at > zero, name
 
 
 def test_a_source_the_run_took_no_rows_of_is_not_credited_as_training_data(tmp_path):

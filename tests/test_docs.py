@@ -48,15 +48,42 @@ def test_link_pattern_finds_what_it_should() -> None:
 
 
 def test_readme_results_are_the_published_runs_own_figures(repo_root: Path) -> None:
-    """Every row of the README's results table is written from results/cpu/results.json (headline_rows)."""
+    """Every row of the README's results table is written from results/cpu/results.json (headline_rows), in
+    one block: the zero-shot group's row and its sets, then the in-domain group's."""
     import json
 
-    from medenc.release.publish import headline_rows
+    from medenc.core.eval_sets import EVAL_SETS, IN_DOMAIN, ZERO_SHOT
+    from medenc.release.publish import group_row, headline_rows
 
     results = json.loads((repo_root / "results" / "cpu" / "results.json").read_text(encoding="utf-8"))
-    readme = (repo_root / "README.md").read_text(encoding="utf-8").splitlines()
+    readme = (repo_root / "README.md").read_text(encoding="utf-8")
     rows = headline_rows(results)
-    assert len(rows) == len(results["sets"]) and all(row in readme for row in rows)
+    assert len(rows) == len(results["sets"]) + 2 and "\n".join(rows) in readme
+    first, second = rows.index(group_row(ZERO_SHOT)), rows.index(group_row(IN_DOMAIN))
+    assert first == 0
+    for name, info in results["sets"].items():
+        at = next(i for i, r in enumerate(rows) if r.startswith(f"| {info['title']} (n="))
+        assert (at < second) is EVAL_SETS[name].zero_shot, name
+
+
+def test_headline_rows_group_a_new_zero_shot_set_with_the_others(repo_root: Path) -> None:
+    """A zero-shot set (nfcorpus_dev) in a results.json lands in the zero-shot group, ahead of in-domain."""
+    import copy
+    import json
+
+    from medenc.core.eval_sets import IN_DOMAIN
+    from medenc.release.publish import group_row, headline_rows
+
+    results = json.loads((repo_root / "results" / "cpu" / "results.json").read_text(encoding="utf-8"))
+    doc = copy.deepcopy(results)
+    title = "Lay question -> PubMed abstract (NFCorpus dev)"
+    doc["sets"]["nfcorpus_dev"] = {**doc["sets"]["pubmedqa"], "title": title, "n": 287}
+    for per_model in (doc["results"], doc["deltas"]):
+        for model in per_model:
+            per_model[model]["nfcorpus_dev"] = per_model[model]["pubmedqa"]
+    rows = headline_rows(doc)
+    at = next(i for i, r in enumerate(rows) if r.startswith(f"| {title} (n=287) | ndcg@10 |"))
+    assert at < rows.index(group_row(IN_DOMAIN))
 
 
 def test_readme_serving_figures_are_the_published_runs_own(repo_root: Path) -> None:

@@ -41,6 +41,46 @@ def test_retrieval_metrics_match_hand_computed_values():
     np.testing.assert_allclose(out["mrr@10"], [0.5, 0.0, 1.0])
 
 
+def test_graded_ndcg_uses_exponential_gains_and_the_ideal_order_of_the_grades():
+    """nfcorpus_dev's grades 3/2/1 gain 7/3/1: a grade-1 document first scores below a grade-3 one first;
+    recall and MRR count every judged document, as with binary relevance."""
+    ranked = [["m", "h", "x"], ["h", "m", "x"], ["x", "l"]]
+    relevant = [{"h", "m"}, {"h", "m"}, {"l"}]
+    grades = [{"h": 3, "m": 1}, {"h": 3, "m": 1}, {"l": 2}]
+    out = M.retrieval_per_query(ranked, relevant, grades)
+    ideal = 7 + 1 / math.log2(3)
+    np.testing.assert_allclose(out["ndcg@10"], [(1 + 7 / math.log2(3)) / ideal, 1.0, (3 / math.log2(3)) / 3])
+    binary = M.retrieval_per_query(ranked, relevant)
+    assert binary["ndcg@10"][0] == pytest.approx(1.0) and out["ndcg@10"][0] < 0.8  # the grades matter
+    np.testing.assert_allclose(out["recall@5"], binary["recall@5"])
+    np.testing.assert_allclose(out["mrr@10"], binary["mrr@10"])
+    # All grades 1: the binary figures exactly (the other sets keep their numbers).
+    ones = [dict.fromkeys(r, 1) for r in relevant]
+    np.testing.assert_array_equal(M.retrieval_per_query(ranked, relevant, ones)["ndcg@10"], binary["ndcg@10"])
+
+
+def test_a_graded_set_reports_graded_ndcg_and_the_st_figures_for_the_rest():
+    """score_set on a set with ``grades``: nDCG@10 is the graded per-query mean (the ST evaluator knows only
+    binary gains), recall@5 and MRR@10 still the evaluator's, and each equals its bootstrap aggregate."""
+    passages = [f"doc {i}" for i in range(20)]
+    short = _random_table([f"q{i}" for i in range(10)])
+    passage = _random_table(passages, seed=1)
+    relevant = {f"Q{i}": {f"C{(i * k + k - 1) % 20:02d}" for k in (1, 3, 7)} for i in range(10)}
+    data = {
+        "queries": {f"Q{i}": f"q{i}" for i in range(10)},
+        "corpus": {f"C{i:02d}": passages[i] for i in range(20)},
+        "relevant": relevant,
+    }
+    binary = score_set(EvalSet("toy", "retrieval", 10, [], passages, data=dict(data)), short, passage)
+    graded_data = {**data, "grades": {q: {c: 1 + sorted(r).index(c) for c in r} for q, r in relevant.items()}}
+    graded = score_set(EvalSet("toy", "retrieval", 10, [], passages, data=graded_data), short, passage)
+    assert graded["values"]["ndcg@10"] != pytest.approx(binary["values"]["ndcg@10"])
+    for m in ("recall@5", "mrr@10"):
+        assert graded["values"][m] == binary["values"][m]
+    for m, v in graded["values"].items():
+        assert graded["aggregate"][m] == pytest.approx(v, abs=1e-6), m
+
+
 def test_rank_corpus_orders_by_cosine_then_corpus_id():
     q = np.array([[1.0, 0.0]])
     corpus = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [0.6, 0.8]])
@@ -283,6 +323,8 @@ def test_whole_suite_writes_results_and_hits_the_cache(tmp_path, models_dir):
     assert any(
         examples["sets"][n] for n in ("medquad", "triplets", "terms")
     )  # a random-weight tiny model misses
+    # NFCorpus's licence allows evaluation, not shipping its text: no examples (k_qa: the same toy items).
+    assert examples["sets"]["nfcorpus_dev"] == [] and len(examples["sets"]["k_qa"]) > 0
     assert set(on_disk["results"]["base"]["medquad"]) == {"recall@5", "ndcg@10", "mrr@10"}
     assert on_disk["results"]["base"]["rqe"]["ap"]["n"] == N_PAIRS
     for model, per_set in on_disk["results"].items():

@@ -51,6 +51,7 @@ def test_targets_met_and_missed():
     model[("clinical_to_lay", "ndcg@10")] = (0.94, 0.1)  # +0.14 < +0.15: not met
     model[("mts_dialog", "ndcg@10")] = (0.91, 0.05)  # +0.11 >= +0.10: met
     model[("medec", "accuracy")] = (0.905, 0.05)  # needs the lesser of 0.9 and halfway (0.9): met
+    model[("nfcorpus_dev", "ndcg@10")] = (0.815, 0.001)  # +0.015 < +0.02 (issue 39's yardstick): not met
     rows = {r["set"]: r for r in check_targets(_results(BASE, model))}
     assert {k: v["met"] for k, v in rows.items()} == {
         "biosses": True,
@@ -67,7 +68,9 @@ def test_targets_met_and_missed():
         "clinical_to_lay": False,
         "mts_dialog": True,
         "medec": True,
+        "nfcorpus_dev": False,
     }
+    assert next(iter(rows)) == "nfcorpus_dev"  # the headline aim of issue 39 leads the targets table
     assert rows["terms"]["needed"] == pytest.approx(0.62) and rows["terms"]["target"] == "≥ 0.62"
     assert rows["medquad"]["needed"] == pytest.approx(0.9239)
     assert rows["medquad"]["target"] == "≥ 0.9239 (last release − 0.005)"

@@ -8,6 +8,7 @@ a set is one entry here (and the data stage writing it under ``<prepared>/test/`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 RETRIEVAL_METRICS = ("recall@5", "ndcg@10", "mrr@10")
@@ -61,6 +62,11 @@ class EvalSetSpec:
     ``source``: the raw source folder it is drawn from (its upstream is the card's model-index
     ``source_url``). ``hub_dataset``: (Hub id, split) where the set is that dataset's split row for row.
     ``dimensions``: also scored at truncated widths (the sets a user's vector index serves).
+    ``zero_shot``: no source of the set trains (its source is test only), so it measures what carries beyond
+    the training data; the others are in-domain (held out from sources that train). The README and the card
+    show the two groups apart (:func:`groups`); ``tests/test_data_zero_shot.py`` checks the flag against the
+    registry. ``quotable``: its texts may be quoted (results.json's miss examples, the card); False where the
+    licence allows evaluation but not shipping the text (NFCorpus).
     """
 
     name: str
@@ -71,6 +77,8 @@ class EvalSetSpec:
     dimensions: bool = False
     targets: tuple[Target, ...] = ()
     hub_dataset: tuple[str, str] | None = None
+    zero_shot: bool = False
+    quotable: bool = True
 
 
 # The order here is the order of tables and charts. Targets: the project's quality bar for the CPU recipe
@@ -85,6 +93,7 @@ EVAL_SETS: dict[str, EvalSetSpec] = {
         EvalSetSpec(
             "biosses", "sts", ("spearman",), "BIOSSES", "biosses", dimensions=True,
             targets=(Target("spearman", 0.03, rank=7),), hub_dataset=("bigbio/biosses", "train"),
+            zero_shot=True,
         ),
         EvalSetSpec(
             "stsb", "sts", ("spearman",), "STS-B", "stsbenchmark", dimensions=True,
@@ -100,7 +109,7 @@ EVAL_SETS: dict[str, EvalSetSpec] = {
         ),
         EvalSetSpec(
             "pubmedqa", "retrieval", RETRIEVAL_METRICS, "PubMedQA", "pubmedqa", dimensions=True,
-            targets=(Target("ndcg@10", -0.005, at_least=0.9868, rank=10),),
+            targets=(Target("ndcg@10", -0.005, at_least=0.9868, rank=10),), zero_shot=True,
         ),
         EvalSetSpec(
             "terms", "retrieval", RETRIEVAL_METRICS, "Medical terms", "medical_abbreviations",
@@ -138,13 +147,23 @@ EVAL_SETS: dict[str, EvalSetSpec] = {
         ),
         EvalSetSpec(
             "k_qa", "retrieval", RETRIEVAL_METRICS, "Patient question -> physician answer (K-QA)", "k_qa",
+            zero_shot=True,
         ),
         EvalSetSpec(
             "medec", "triplets", ("accuracy",), "Near-miss sentences (MEDEC)", "medec",
             targets=(Target("accuracy", 0.10, halfway_above=0.8, rank=23),),
         ),
+        # Zero-shot yardstick (issue 39): graded relevance, nDCG@10 with gains 2^grade - 1.
+        EvalSetSpec(
+            "nfcorpus_dev", "retrieval", RETRIEVAL_METRICS, "Lay question -> PubMed abstract (NFCorpus dev)",
+            "nfcorpus_dev", targets=(Target("ndcg@10", 0.02, rank=0),), zero_shot=True, quotable=False,
+        ),
     )
 }  # fmt: skip
+
+# The two groups of sets the README and the card show apart, in this order.
+ZERO_SHOT = "Zero-shot (no source of the set trains)"
+IN_DOMAIN = "In-domain (held out from sources that train)"
 
 
 def quality_targets() -> tuple[Target, ...]:
@@ -156,6 +175,21 @@ def quality_targets() -> tuple[Target, ...]:
 def headline_metric(set_name: str, metrics: list[str]) -> str:
     """The metric a set is summed up by: its quality target's, else its first."""
     return next((t.metric for t in quality_targets() if t.set == set_name), metrics[0])
+
+
+def group_of(set_name: str) -> str:
+    """:data:`ZERO_SHOT` or :data:`IN_DOMAIN`; a set the table does not know (an older results.json) is
+    in-domain, the claim that needs no proof."""
+    spec = EVAL_SETS.get(set_name)
+    return ZERO_SHOT if spec is not None and spec.zero_shot else IN_DOMAIN
+
+
+def groups(set_names: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """``set_names`` split into (group title, names in their given order), zero-shot first; an empty group
+    is left out."""
+    names = list(set_names)
+    out = [(g, [n for n in names if group_of(n) == g]) for g in (ZERO_SHOT, IN_DOMAIN)]
+    return [(g, members) for g, members in out if members]
 
 
 def names_of_task(task: str) -> tuple[str, ...]:

@@ -26,11 +26,13 @@ _RUN = "run `make data` (python scripts/prepare_data.py) to prepare it"
 
 @dataclass
 class RetrievalSet:
-    """A retrieval test set: query id -> text, corpus id -> text, query id -> relevant corpus ids."""
+    """A retrieval test set: query id -> text, corpus id -> text, query id -> relevant corpus ids; for a set
+    with graded judgments (its qrels have ``relevance``), query id -> corpus id -> grade (else empty)."""
 
     queries: dict[str, str] = field(default_factory=dict)
     corpus: dict[str, str] = field(default_factory=dict)
     relevant: dict[str, set[str]] = field(default_factory=dict)
+    grades: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def load_split(split: str, name: str) -> Dataset:
@@ -50,7 +52,7 @@ def load_split(split: str, name: str) -> Dataset:
 
 
 def load_retrieval(name: str) -> RetrievalSet:
-    """The retrieval test set ``name`` (``medquad`` or ``pubmedqa``) as a :class:`RetrievalSet`."""
+    """The retrieval test set ``name`` (``medquad``, ``pubmedqa``, ...) as a :class:`RetrievalSet`."""
     if name not in layout.TEST_RETRIEVAL:
         raise DataError(prepared_dir() / "test", f"retrieval set {name!r}", f"one of {layout.TEST_RETRIEVAL}")
     out = RetrievalSet()
@@ -65,6 +67,8 @@ def load_retrieval(name: str) -> RetrievalSet:
                 qrels_path, f"row {i}", "query_id and corpus_id present in the queries and corpus"
             )
         out.relevant.setdefault(r["query_id"], set()).add(r["corpus_id"])
+        if "relevance" in r:  # graded qrels (nfcorpus_dev): the grade is the nDCG gain's level
+            out.grades.setdefault(r["query_id"], {})[r["corpus_id"]] = int(r["relevance"])
     return out
 
 

@@ -28,14 +28,17 @@ def filter_candidates(
     dropped: Dropped,
     templated: frozenset[str] = frozenset(),
     keep_identical: frozenset[str] = frozenset(),
+    yielding: frozenset[str] = frozenset(),
 ) -> Rows:
     """Drop rows with identical sides, rows equal to or near-duplicating a test text, and duplicate rows.
 
     ``templated``: test sets of sources with templated texts (see :attr:`Source.retest`), not checked for
-    single-row near-duplicates; ``keep_identical``: row sources whose identical sides are data.
+    single-row near-duplicates; ``keep_identical``: row sources whose identical sides are data;
+    ``yielding``: test sets whose texts equal to a training text leave the test instead
+    (:attr:`Source.retest_equal`, :func:`yield_equal_tests`).
     """
     by_set = test_texts_by_set(sets)
-    test_keys = {leakage.key(t) for texts in by_set.values() for t in texts}
+    test_keys = {leakage.key(t) for name, texts in by_set.items() if name not in yielding for t in texts}
     # Near-duplicates of the fixed benchmarks are removed from training; MedQuAD test items covered by
     # training are removed from the test instead (resplit_covered): its answers are templated, so dropping
     # every training answer sharing a boilerplate paragraph would discard thousands of good rows.
@@ -81,11 +84,8 @@ def resplit_covered(
         mine = (o for o in rep["examples"] if owner.get(o["test_set"]) == source.folder)
         bad = frozenset(leakage.key(o["test_text"]) for o in mine)
         if bad:
-            rebuilt = source.retest(parsed[source.folder], bad)
-            removed = sum(len(sets[k]) - len(v) for k, v in rebuilt.items() if k[1].endswith("_qrels"))
-            sets.update(rebuilt)
             reason = f"test: {source.folder} QA removed (templated text covered by training)"
-            dropped[reason][source.folder] = removed
+            dropped[reason][source.folder] = _retest(source, parsed, sets, bad, "_qrels")
     bad_other = sorted({o["test_text"] for o in rep["examples"] if o["test_set"] not in templated})
     if not bad_other:
         return cand
@@ -93,10 +93,52 @@ def resplit_covered(
     return {fmt: _drop_flagged(fmt, rows, bad_other, 0.0, reason, dropped) for fmt, rows in cand.items()}
 
 
+def yield_equal_tests(
+    cand: Rows,
+    sets: Sets,
+    owner: dict[str, str],
+    registry: tuple[Source, ...],
+    parsed: Parsed,
+    dropped: Dropped,
+) -> None:
+    """The test texts of a source with :attr:`Source.retest_equal` that equal a training text leave its test
+    (its sets in ``sets`` rebuilt without them), so that the training rows stay as they are."""
+    train_keys = {leakage.key(t) for fmt, rows in cand.items() for _, t in training_texts(fmt, rows)}
+    by_set = test_texts_by_set(sets)
+    for source in registry:
+        if source.retest is None or not source.retest_equal:
+            continue
+        mine = [name for name, folder in owner.items() if folder == source.folder]
+        bad = frozenset(k for name in mine for t in by_set[name] if (k := leakage.key(t)) in train_keys)
+        if bad:
+            reason = f"test: {source.folder} queries equal to a training text"
+            dropped[reason][source.folder] = _retest(source, parsed, sets, bad, "_queries")
+
+
+def _retest(source: Source, parsed: Parsed, sets: Sets, bad: frozenset[str], counted: str) -> int:
+    """Rebuild ``source``'s test sets in ``sets`` without the texts of keys ``bad`` (its ``retest``); returns
+    the rows its sets named ``*<counted>`` lost."""
+    assert source.retest is not None
+    rebuilt = source.retest(parsed[source.folder], bad)
+    removed = sum(len(sets[k]) - len(v) for k, v in rebuilt.items() if k[1].endswith(counted))
+    sets.update(rebuilt)
+    return removed
+
+
+def _sets_of(owner: dict[str, str], sources: list[Source]) -> frozenset[str]:
+    """The test sets (``owner``: set name -> source folder) of ``sources``."""
+    folders = {s.folder for s in sources}
+    return frozenset(name for name, folder in owner.items() if folder in folders)
+
+
+def yielding_sets(registry: tuple[Source, ...], owner: dict[str, str]) -> frozenset[str]:
+    """The test sets of the sources whose texts equal to a training text leave the test (``retest_equal``)."""
+    return _sets_of(owner, [s for s in registry if s.retest is not None and s.retest_equal])
+
+
 def templated_sets(registry: tuple[Source, ...], owner: dict[str, str]) -> frozenset[str]:
     """The test sets of the sources with templated texts (those that declare ``retest``)."""
-    folders = {s.folder for s in registry if s.retest is not None}
-    return frozenset(name for name, folder in owner.items() if folder in folders)
+    return _sets_of(owner, [s for s in registry if s.retest is not None])
 
 
 def split_train_validation(cand: Rows, sets: Sets, registry: tuple[Source, ...]) -> None:

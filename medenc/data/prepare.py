@@ -8,8 +8,9 @@ The steps, in order, each a module named after it:
    out by group (every name of a held group leaves training, after step 3);
 2. :mod:`medenc.data.test_sets`: every test set, from what the sources yield;
 3. :mod:`medenc.data.candidates`: every training row, by format;
-4. :mod:`medenc.data.filters`: drop rows that equal or near-duplicate a test text, resolve test texts covered
-   by training together, split off validation;
+4. :mod:`medenc.data.filters`: drop rows that equal or near-duplicate a test text (or, for a test-only
+   yardstick, take its texts equal to a training text out of its test), resolve test texts covered by
+   training together, split off validation;
 5. the leakage guard (:func:`leakage_guard`, over :mod:`medenc.data.leakage`): no test text in training;
 6. :mod:`medenc.data.write`: every set, ``manifest.json``, ``leakage_report.json`` and ``checksums.json``
    (:mod:`medenc.data.checksums`: every file's size and sha256, checked before training reads them), written
@@ -54,7 +55,9 @@ def build(
     cand = concept_groups.drop_held(cand, grouping, out.dropped)
     templated = filters.templated_sets(registry, owner)
     keep = frozenset(rs for s in registry if s.keep_identical_sides for rs in s.info.row_sources)
-    cand = filters.filter_candidates(cand, out.sets, threshold, out.dropped, templated, keep)
+    yielding = filters.yielding_sets(registry, owner)
+    cand = filters.filter_candidates(cand, out.sets, threshold, out.dropped, templated, keep, yielding)
+    filters.yield_equal_tests(cand, out.sets, owner, registry, parsed, out.dropped)
     cand = filters.resplit_covered(cand, out.sets, owner, registry, parsed, threshold, out.dropped)
     filters.split_train_validation(cand, out.sets, registry)
     out.dropped["skipped upstream quirks"] = Counter(skips.counts)

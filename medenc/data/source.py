@@ -111,10 +111,15 @@ class Source:
     read: Callable[[Path, Any], Any]  # (source folder, SkipLog) -> parsed records
     test_sets: Callable[[Any], TestYield] | None = None
     training_rows: Callable[[Any, Any], Rows] | None = None  # (records, SkipLog) -> rows by format
-    # For a source whose test texts are templated (MedQuAD): a test text covered by several training texts
-    # together leaves the test (its sets rebuilt without the texts of these keys) instead of training rows
-    # being dropped, and its sets are not checked for single-row near-duplicates.
+    # For a source whose test yields to training: templated test texts (MedQuAD), a test-only yardstick
+    # (nfcorpus_dev). A test text covered by several training texts together leaves the test (its sets
+    # rebuilt without the texts of these keys) instead of training rows being dropped, and its sets are not
+    # checked for single-row near-duplicates.
     retest: Callable[[Any, frozenset[str]], Sets] | None = None
+    # With ``retest``: a test text *equal* to a training text leaves the test too, instead of the training
+    # rows. A test-only yardstick (nfcorpus_dev) must not change what trains, and its short queries ("liver
+    # cancer", "glaucoma") are names the name sources train on.
+    retest_equal: bool = False
     manifest_info: Callable[[Any], dict[str, object]] | None = None  # entries of the manifest's `info`
     glob: str = ""  # the files to hash when they are not exactly the pinned ones (e.g. "CSVs/*.csv")
     folder_pinned: bool = False  # pinned by one digest per subset folder (MedQuAD: 11k files)

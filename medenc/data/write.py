@@ -70,6 +70,7 @@ _FEATURES = {
     "text": "string",
     "query_id": "string",
     "corpus_id": "string",
+    "relevance": "int64",  # a graded qrel's level (nfcorpus_dev: 1-3); the other qrels are binary
 }
 
 
@@ -108,7 +109,11 @@ def make_manifest(prep: Prepared, root: Path, registry: tuple[Source, ...]) -> d
     srcs = {}
     for source in registry:
         st = read_source_txt(root, source)
-        # url and commit come from SOURCE.txt (what is on disk), not from the catalog (what is expected).
+        # url and commit come from SOURCE.txt (what is on disk), not from the catalog (what is expected); a
+        # SOURCE.txt written as prose (no `source:` line: nfcorpus_dev, cochrane_pls, covid_qa) names them
+        # in its text, which the catalog entry copies.
+        if "source" not in st:
+            st = {**st, "source": source.info.url, "commit": source.info.commit}
         srcs[source.folder] = {
             "license": source.info.license,
             "license_upstream_note": st.get("license", ""),

@@ -38,14 +38,30 @@ def rank_corpus(
     return [[ids_sorted[j] for j in row] for row in ranked]
 
 
-def retrieval_per_query(ranked: list[list[str]], relevant: Sequence[set[str]]) -> dict[str, np.ndarray]:
-    """Recall@5, nDCG@10 (binary gains) and MRR@10 for each query, with the ST evaluator's definitions."""
+def graded_gain(grade: int) -> float:
+    """The nDCG gain of a judgment of ``grade`` (TREC's exponential gain, as NFCorpus's release defines it:
+    3 -> 7, 2 -> 3, 1 -> 1); a binary judgment (grade 1) gains 1, as in the ST evaluator."""
+    return float(2**grade - 1)
+
+
+def retrieval_per_query(
+    ranked: list[list[str]],
+    relevant: Sequence[set[str]],
+    grades: Sequence[dict[str, int]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Recall@5, nDCG@10 and MRR@10 for each query, with the ST evaluator's definitions.
+
+    nDCG's gains are binary (the ST evaluator's), or :func:`graded_gain` of each query's ``grades`` (corpus id
+    -> grade) where given; recall and MRR count every judged document as relevant either way.
+    """
     recall, ndcg, mrr = [], [], []
-    for hits, rel in zip(ranked, relevant, strict=True):
+    for n, (hits, rel) in enumerate(zip(ranked, relevant, strict=True)):
         rel = set(rel)
+        gain = {c: graded_gain(grades[n][c]) for c in rel} if grades is not None else dict.fromkeys(rel, 1.0)
         recall.append(sum(h in rel for h in hits[:5]) / len(rel))
-        dcg = sum(1.0 / np.log2(i + 2) for i, h in enumerate(hits[:10]) if h in rel)
-        idcg = sum(1.0 / np.log2(i + 2) for i in range(min(len(rel), 10)))
+        dcg = sum(gain[h] / np.log2(i + 2) for i, h in enumerate(hits[:10]) if h in rel)
+        ideal = sorted(gain.values(), reverse=True)[:10]
+        idcg = sum(g / np.log2(i + 2) for i, g in enumerate(ideal))
         ndcg.append(dcg / idcg)
         first = next((i for i, h in enumerate(hits[:10]) if h in rel), None)
         mrr.append(0.0 if first is None else 1.0 / (first + 1))

@@ -15,7 +15,7 @@ import numpy as np
 from medenc.core.eval_sets import RETRIEVAL_METRICS
 from medenc.evaluation import metrics as M
 from medenc.evaluation.cache import CachedEncoder, EmbeddingCache, ModelRef
-from medenc.evaluation.sets import EvalSet, unique_texts
+from medenc.evaluation.sets import SETS, EvalSet, unique_texts
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,12 @@ def _score_triplets(d: dict, short: Table, passage: Table | None, enc: CachedEnc
 
 
 def _score_retrieval(d: dict, short: Table, passage: Table | None, enc: CachedEncoder) -> tuple[dict, dict]:
-    """Recall@5, nDCG@10, MRR@10 (InformationRetrievalEvaluator); per item: the query."""
+    """Recall@5, nDCG@10, MRR@10 (InformationRetrievalEvaluator); per item: the query.
+
+    A set with graded judgments (``grades``) has its nDCG@10 from graded gains: the ST evaluator knows only
+    binary relevance, so that figure is the per-query mean here (recall and MRR stay the evaluator's, and
+    are still checked against the per-query means).
+    """
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
     assert passage is not None  # the corpus is passages
@@ -95,7 +100,10 @@ def _score_retrieval(d: dict, short: Table, passage: Table | None, enc: CachedEn
     q_emb = np.stack([short[d["queries"][q]] for q in qids])
     c_emb = np.stack([passage[d["corpus"][c]] for c in cids])
     ranked = M.rank_corpus(q_emb, c_emb, cids, k=10)
-    per_q = M.retrieval_per_query(ranked, [d["relevant"][q] for q in qids])
+    grades = [d["grades"][q] for q in qids] if "grades" in d else None
+    per_q = M.retrieval_per_query(ranked, [d["relevant"][q] for q in qids], grades)
+    if grades is not None:
+        values["ndcg@10"] = float(per_q["ndcg@10"].mean())
     return values, {m: M.mean_stat(per_q[m]) for m in RETRIEVAL_METRICS}
 
 
@@ -209,7 +217,9 @@ def _score_model(
         checks[set_name] = diff
         if diff > AGREEMENT_TOL:
             log.warning("%s/%s: per-item aggregate differs from the ST figure by %.2g", name, set_name, diff)
-        scored["examples"] = miss_examples(es, short, passage)
+        spec = SETS.get(set_name)
+        # A set whose licence forbids shipping its text (NFCorpus) gives no examples: they are published.
+        scored["examples"] = miss_examples(es, short, passage) if spec is None or spec.quotable else []
         raw[set_name] = scored
     return raw, checks, metrics_s
 

@@ -109,6 +109,11 @@ def _retrieval_set(loader: SetLoader, name: str) -> EvalSet:
         "corpus": dict(rs.corpus),
         "relevant": {q: set(rs.relevant[q]) for q in qids},
     }
+    # Graded judgments (nfcorpus_dev's 3/2/1): nDCG takes its gains from them. A loader without grades (a
+    # test double, a binary set) gives binary relevance, as the ST evaluator scores it.
+    grades = getattr(rs, "grades", None) or {}
+    if grades:
+        data["grades"] = {q: {c: int(g) for c, g in grades.get(q, {}).items()} for q in qids}
     short = unique_texts(rs.queries[q] for q in qids)
     return EvalSet(name, "retrieval", len(qids), short, unique_texts(rs.corpus.values()), data=data)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from medenc.core.base_model import BASE_MODEL_ID, WEIGHTS_SHA256, is_rounded_base, is_verified_base
 from medenc.core.errors import ReleaseError
-from medenc.core.eval_sets import EVAL_SETS, headline_metric
+from medenc.core.eval_sets import EVAL_SETS, groups, headline_metric
 from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import FINAL_DIR, MODEL_NAME, PHASE_DIRS, training_seconds
 from medenc.core.model_id import model_hash
@@ -185,10 +185,12 @@ def eval_results(results: dict) -> list:
 
 
 def results_table(results: dict) -> dict[str, Any]:
-    """Rows for the body's results table: base and every phase with 95% CIs, deltas vs base marked by CI."""
+    """Rows for the body's results tables, one table per group (``groups``: title and rows, zero-shot first,
+    eval_sets.groups): base and every phase with 95% CIs, deltas vs base marked by CI."""
     models = [m for m in results["models"] if m != "final" and m in results["results"]]
-    rows = []
+    by_set: dict[str, list[dict]] = {}
     for set_name, info in results["sets"].items():
+        by_set[set_name] = []
         for metric in info["metrics"]:
             cells = []
             for model in models:
@@ -202,7 +204,7 @@ def results_table(results: dict) -> dict[str, Any]:
                 if delta is not None:
                     text += f"<br>Δ {fmt_delta(delta, digits=3)}"
                 cells.append(text)
-            rows.append(
+            by_set[set_name].append(
                 {"set": info.get("title", set_name), "metric": metric, "n": info.get("n"), "cells": cells}
             )
     small = [
@@ -210,7 +212,11 @@ def results_table(results: dict) -> dict[str, Any]:
         for name, info in results["sets"].items()
         if isinstance(info.get("n"), int) and info["n"] <= 200
     ]
-    return {"models": models, "rows": rows, "small_sets": small}
+    tables = [
+        {"title": title, "rows": [r for name in names for r in by_set[name]]}
+        for title, names in groups(results["sets"])
+    ]
+    return {"models": models, "groups": tables, "small_sets": small}
 
 
 # Below this nDCG@10 a retrieval set is named in the card's limitations: about one relevant answer in the

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from medenc.core.environment import device_name
 from medenc.core.errors import RunError
-from medenc.core.eval_sets import headline_metric, quality_targets
+from medenc.core.eval_sets import groups, headline_metric, quality_targets
 from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import (
     EVAL_DIR,
@@ -78,24 +78,38 @@ def targets_markdown(rows: list[dict], model: str) -> str:
     return "\n".join(lines)
 
 
-# The README's results table: each set's headline metric (the one its targets name, else its first),
-# in the order of EVAL_SETS. Written from results.json, so the README cannot drift from the run.
+# The README's results table: each set's headline metric (the one its targets name, else its first), in two
+# groups (zero-shot, then in-domain: eval_sets.groups), each opened by a row naming it, in the order of
+# EVAL_SETS within each. Written from results.json, so the README cannot drift from the run.
+def group_row(title: str) -> str:
+    """The README table's row that opens a group of sets."""
+    return f"| **{title}** | | | | |"
+
+
 def headline_rows(results: dict) -> list[str]:
-    """The README's results rows: set (n), metric, base, final, Δ [95% CI] († where the CI includes zero)."""
+    """The README's results rows: per group its :func:`group_row`, then per set: set (n), metric, base,
+    final, Δ [95% CI] († where the CI includes zero)."""
     final = results["models"]["final"]["from"]
     rows = []
-    for name, info in results["sets"].items():
-        metric = headline_metric(name, info["metrics"])
-        base, tuned = results["results"]["base"][name][metric], results["results"][final][name][metric]
-        cells = [
-            f"{info['title']} (n={info['n']})",
-            metric,
-            f"{fmt(base['value'])} [{fmt(base['ci_low'])}, {fmt(base['ci_high'])}]",
-            f"{fmt(tuned['value'])} [{fmt(tuned['ci_low'])}, {fmt(tuned['ci_high'])}]",
-            fmt_delta(results["deltas"][final][name][metric]),
-        ]
-        rows.append("| " + " | ".join(cells) + " |")
+    for title, names in groups(results["sets"]):
+        rows.append(group_row(title))
+        rows += [_headline_row(results, name, final) for name in names]
     return rows
+
+
+def _headline_row(results: dict, name: str, final: str) -> str:
+    """One set's row of the README's results table."""
+    info = results["sets"][name]
+    metric = headline_metric(name, info["metrics"])
+    base, tuned = results["results"]["base"][name][metric], results["results"][final][name][metric]
+    cells = [
+        f"{info['title']} (n={info['n']})",
+        metric,
+        f"{fmt(base['value'])} [{fmt(base['ci_low'])}, {fmt(base['ci_high'])}]",
+        f"{fmt(tuned['value'])} [{fmt(tuned['ci_low'])}, {fmt(tuned['ci_high'])}]",
+        fmt_delta(results["deltas"][final][name][metric]),
+    ]
+    return "| " + " | ".join(cells) + " |"
 
 
 # The README's serving sentence names these exports (results.json ``exports.variants``), in this order.

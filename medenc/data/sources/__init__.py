@@ -22,6 +22,7 @@ from medenc.data.sources import (
     medquad,
     meqsum,
     mts_dialog,
+    nfcorpus_dev,
     pubmedqa,
     rqe_amia2016,
     simplewiki_medical,
@@ -51,6 +52,8 @@ REGISTRY: tuple[Source, ...] = (
     k_qa.SOURCE,
     mediqa2021.SOURCE,
     medec.SOURCE,
+    # Zero-shot yardsticks: test only, after every other source so the others' rows keep their order.
+    nfcorpus_dev.SOURCE,
 )
 
 # Adapters ready but not yet in the build (none at present): a source listed here is parsed by its tests
