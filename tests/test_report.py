@@ -225,3 +225,22 @@ def test_make_results_exits_3_when_a_target_is_missed_and_publishes_all_the_same
     assert script.main(["--run", "r", "--dest", str(dest)]) == 3
     assert (dest / "README.md").is_file() and "quality targets not met: rqe ap" in capsys.readouterr().err
     assert script.main(["--run", "nope", "--dest", str(dest)]) == 2
+
+
+def test_the_run_readme_says_which_backend_encoded_and_what_was_refused():
+    from medenc.release.publish import backend_line
+
+    measured = {
+        "torch-fp32": {"texts_per_s": 10.0, "max_cosine_distance": 0.0, "agrees": True},
+        "openvino": {"texts_per_s": 70.0, "max_cosine_distance": 3e-4, "agrees": False},
+        "openvino-fp32": {"texts_per_s": 37.5, "max_cosine_distance": 1e-7, "agrees": True},
+    }
+    line = backend_line(
+        {"backend": {"used": "openvino-fp32", "why": "fastest agreeing", "measured": measured}}
+    )
+    assert line.startswith(
+        "- Evaluation backend: `openvino-fp32` (fastest agreeing); measured torch-fp32 10.0"
+    )
+    assert "openvino 70.0 texts/s (cosine distance 3e-04: refused)" in line and "37.5 texts/s," not in line
+    # A results.json from before backends existed: its precision says what encoded.
+    assert backend_line({"precision": "fp32"}) == "- Evaluation backend: `torch-fp32` (fixed)"

@@ -153,6 +153,21 @@ def _encoding_summary(timing: dict) -> str:
     return "; ".join(parts)
 
 
+def backend_line(results: dict) -> str:
+    """How the evaluation encoded: the backend, why, and each measured candidate's speed and agreement."""
+    backend = results.get("backend") or {"used": f"torch-{results.get('precision', 'fp32')}", "why": "fixed"}
+    line = f"- Evaluation backend: `{backend['used']}` ({backend['why']})"
+    measured = backend.get("measured") or {}
+    if measured:
+        cells = [
+            f"{name} {m['texts_per_s']:.1f} texts/s"
+            + ("" if m["agrees"] else f" (cosine distance {m['max_cosine_distance']:.0e}: refused)")
+            for name, m in measured.items()
+        ]
+        line += "; measured " + ", ".join(cells)
+    return line
+
+
 def _machine() -> str:
     try:
         import torch
@@ -229,6 +244,7 @@ def _readme(run: str, command: str, results: dict, record: RunRecord, with_log: 
         f"- Training: {training_seconds(record.to_dict()) / 60:.1f} min, negative mining included "
         f"(precision used: {record.precision['used']})",
         f"- Evaluation: {timing.get('total_s', 0) / 60:.1f} min; " + _encoding_summary(timing),
+        backend_line(results),
         f"- Released model: `{final_from}`",
         "",
         "## Quality targets (final model vs base, paired bootstrap)",
