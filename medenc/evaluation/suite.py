@@ -134,7 +134,7 @@ def _resolve_inputs(
 def _choose_backend(inputs: _Inputs, cfg: _Settings, root: Path | None) -> None:
     """Pick the backend (measured on the base model with ``auto``) and bind every model to it; ``root``: where
     graphs and the measurement are kept (default: medenc's cache)."""
-    base, graphs = inputs.refs[0], root / "graphs" if root else None
+    base, graphs, t0 = inputs.refs[0], root / "graphs" if root else None, time.perf_counter()
     texts = {
         cfg.max_seq_lengths[kind]: unique_texts(t for es in inputs.sets.values() for t in getattr(es, attr))
         for kind, attr in (("short", "short_texts"), ("passage", "passage_texts"))
@@ -149,8 +149,19 @@ def _choose_backend(inputs: _Inputs, cfg: _Settings, root: Path | None) -> None:
         remeasure=cfg.remeasure_backend,
         cache_file=root / CHOICE_FILE if root else None,
     )
+    inputs.backend["seconds"] = round(time.perf_counter() - t0, 1)  # the measurement, when one ran
     inputs.references = inputs.refs
     inputs.refs = use_backend(inputs.refs, BACKENDS[inputs.backend["used"]], cfg.device, graphs)
+
+
+def _check_agreement(inputs: _Inputs, cache: EmbeddingCache) -> str:
+    """Hold every model, not only the one measured, to the backend's tolerance; return its cache tag."""
+    tag = BACKENDS[inputs.backend["used"]].cache_tag()
+    if inputs.backend["used"] != REFERENCE:
+        t0 = time.perf_counter()
+        checked = check_models_agree(inputs.refs, inputs.references, cache, inputs.texts, tag)
+        inputs.backend.update(checked=checked, check_seconds=round(time.perf_counter() - t0, 1))
+    return tag
 
 
 def _compared_models(inputs: _Inputs) -> list[str]:
@@ -308,11 +319,7 @@ def run_evaluation(
 
     cache = EmbeddingCache(cache_root, enabled=use_cache)
     compared = _compared_models(inputs) if cfg.dimensions else []
-    tag = BACKENDS[inputs.backend["used"]].cache_tag()
-    if inputs.backend["used"] != REFERENCE:  # every model held to the tolerance, not only the one measured
-        inputs.backend["checked"] = check_models_agree(
-            inputs.refs, inputs.references, cache, inputs.texts, tag
-        )
+    tag = _check_agreement(inputs, cache)
     scores = score_models(inputs.refs, inputs.sets, cache, cfg.max_seq_lengths, tag, compared)
     t_boot = time.perf_counter()
     scores.results, scores.deltas = bootstrap_all(
