@@ -199,3 +199,20 @@ def test_openvino_streams_give_the_vectors_of_one_stream_in_input_order(tmp_path
     many = openvino_encoder(graph, folder, precision="f32", throughput=True).encode(TEXTS[:40], batch_size=3)
     assert np.allclose(one, many, atol=1e-6)
     assert np.allclose(many, tiny_model.encode(TEXTS[:40], convert_to_numpy=True), atol=1e-5)
+
+
+def test_a_streamed_openvino_encoder_is_released_without_hanging(tmp_path, tiny_model):
+    """Dropping the compiled model after a streamed encode once hung for ever (a Python callback on
+    OpenVINO's threads against the GIL): in a child process, so a hang fails the test instead of the suite."""
+    folder = tmp_path / "tiny"
+    tiny_model.save(str(folder))
+    graph = B.graph_dir(folder, "tiny-id", B.BACKENDS["openvino"], tmp_path / "g")
+    code = (
+        "import gc, sys; from pathlib import Path; from medenc.core.runtime import openvino_encoder\n"
+        "for _ in range(3):\n"
+        f"    enc = openvino_encoder(Path({str(graph)!r}), Path({str(folder)!r}), throughput=True)\n"
+        f"    enc.encode({TEXTS[:70]!r}, batch_size=4); del enc; gc.collect()\n"
+        "print('released')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "released" in proc.stdout, proc.stderr[-2000:]

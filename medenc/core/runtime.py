@@ -249,17 +249,19 @@ def openvino_encoder(
     def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return compiled({"input_ids": ids, "attention_mask": mask})[0]
 
+    # One request a stream, waited on from Python: no Python callback ever runs on OpenVINO's threads, so the
+    # compiled model's destructor never waits on a thread that waits for the GIL (it hung with a callback).
+    requests = [compiled.create_infer_request() for _ in range(int(compiled.get_property("NUM_STREAMS")))]
+
     def run_many(batches: list[Batch]) -> list[np.ndarray]:
-        out: list[np.ndarray] = [np.empty(0)] * len(batches)
-
-        def done(request, i: int) -> None:  # pooled in the callback: no batch's token embeddings are kept
-            out[i] = mean_pool(request.get_output_tensor(0).data, batches[i][1])
-
-        queue = ov.AsyncInferQueue(compiled, compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        queue.set_callback(done)
-        for i, (ids, mask) in enumerate(batches):
-            queue.start_async({"input_ids": ids, "attention_mask": mask}, i)
-        queue.wait_all()
+        out: list[np.ndarray] = []
+        for start in range(0, len(batches), len(requests)):
+            group = list(zip(requests, batches[start : start + len(requests)], strict=False))  # last: fewer
+            for request, (ids, mask) in group:
+                request.start_async({"input_ids": ids, "attention_mask": mask})
+            for request, (_, mask) in group:  # batches are length-sorted: the group ends together
+                request.wait()
+                out.append(mean_pool(request.get_output_tensor(0).data, mask))
         return out
 
     return ExportEncoder(run, model_dir, max_seq_length, run_many if throughput else None, used)
