@@ -68,7 +68,7 @@ def test_auto_takes_the_fastest_backend_whose_vectors_agree_with_fp32(tmp_path, 
     assert not measured["torch-bf16"]["agrees"] and measured["torch-bf16"]["max_cosine_distance"] > 1e-3
     assert measured["torch-bf16"]["texts_per_s"] > measured["openvino"]["texts_per_s"]  # fastest, refused
     assert record["requested"] == "auto" and "openvino" in record["why"] and not record["reused_measurement"]
-    assert sum(record["sample"].values()) <= 2 * B.SAMPLE_BATCHES * B.BATCH_SIZE
+    assert 0 < sum(record["sample"].values()) <= 2 * len(TEXTS) / B.SAMPLE_EVERY + 2 * B.BATCH_SIZE
 
 
 def test_the_measurement_is_kept_per_machine_and_sample_and_redone_on_request(tmp_path, monkeypatch):
@@ -114,13 +114,17 @@ def test_the_script_refuses_an_unknown_backend():
     assert proc.returncode == 2 and "invalid choice: 'fast'" in proc.stderr
 
 
-def test_the_sample_is_whole_batches_of_length_sorted_texts():
-    sample = B.sample_batches(TEXTS, n_batches=3)
-    assert sample == B.sample_batches(TEXTS, n_batches=3)  # seeded
-    assert len(sample) == 3 * B.BATCH_SIZE and len(set(sample)) == len(sample)
+def test_the_sample_is_every_nth_whole_batch_of_length_sorted_texts():
+    sample = B.sample_batches(TEXTS, every=3)
+    assert sample == B.sample_batches(TEXTS, every=3)  # seeded
     ordered = sorted(TEXTS, key=lambda t: -len(t))
     first = ordered.index(sample[0])
-    assert sample[: B.BATCH_SIZE] == ordered[first : first + B.BATCH_SIZE]  # as the suite batches them
+    assert first % B.BATCH_SIZE == 0  # batches start where the suite's do
+    batches = [sample[i : i + B.BATCH_SIZE] for i in range(0, len(sample), B.BATCH_SIZE)]
+    starts = [ordered.index(b[0]) for b in batches]
+    assert all(b == ordered[s : s + B.BATCH_SIZE] for b, s in zip(batches, starts, strict=True))
+    assert {b - a for a, b in zip(starts, starts[1:], strict=False)} == {3 * B.BATCH_SIZE}  # every third
+    assert len(B.sample_batches(TEXTS, every=10**6)) == B.BATCH_SIZE  # at least, and here exactly, one
     assert B.sample_batches(TEXTS[:10]) == sorted(TEXTS[:10], key=lambda t: -len(t))  # fewer than a batch
 
 
