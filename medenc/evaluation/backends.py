@@ -204,8 +204,8 @@ def load_encoder(
 
 def sample_batches(texts: Sequence[str], every: int = SAMPLE_EVERY, seed: int = SAMPLE_SEED) -> list[str]:
     """Every ``every``-th batch of ``texts`` as the suite's encoder forms them (sorted longest first, cut
-    every ``BATCH_SIZE``), from a seeded offset: each batch pads as in the real run, and the batches follow the
-    suite's mix of lengths. At least one batch."""
+    every ``BATCH_SIZE``), from a seeded offset: each batch pads as in the real run, and the batches follow
+    the suite's mix of lengths. At least one batch."""
     ordered = sorted(dict.fromkeys(texts), key=lambda t: -len(t))
     slots = list(range(0, len(ordered), BATCH_SIZE))
     if not slots:
