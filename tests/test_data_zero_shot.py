@@ -54,9 +54,10 @@ def test_the_set_holds_each_abstract_once_with_the_highest_grade_of_its_twins(da
     assert set(grade.values()) == {1, 2, 3}
 
 
-def _copy(tmp_path: Path) -> Path:
-    folder = tmp_path / NF.folder
-    shutil.copytree(RAW / NF.folder, folder)
+def copy_source(source: Source, root: Path) -> Path:
+    """The source's raw folder copied under ``root``, writable (the raw copies are read-only)."""
+    folder = root / source.folder
+    shutil.copytree(RAW / source.folder, folder)
     for f in folder.iterdir():
         f.chmod(0o644)
     return folder
@@ -74,7 +75,7 @@ def _copy(tmp_path: Path) -> Path:
 def test_a_malformed_file_names_itself_the_line_and_what_was_expected(
     tmp_path, file, old, new, where, expected
 ) -> None:
-    folder = _copy(tmp_path)
+    folder = copy_source(NF, tmp_path)
     path = folder / file
     text = path.read_text(encoding="utf-8")
     assert old in text
@@ -103,7 +104,7 @@ def test_in_a_build_texts_equal_to_training_text_leave_the_set_and_the_training_
     tmp_path, data, monkeypatch
 ) -> None:
     root = tmp_path / "raw"
-    _copy(root)
+    copy_source(NF, root)
     equal_doc = data.docs["MED-118"]
     (root / "toy").mkdir()
     pairs = [("Liver cancer", "hepatocellular carcinoma"), ("alkylphenols in milk", equal_doc)]

@@ -33,9 +33,10 @@ ACCEPT_HINT = (
     "or accept a newer upstream version on purpose with `make data DATA_ARGS=--accept-upstream` "
     "(python scripts/prepare_data.py --accept-upstream): the manifest then records what differs"
 )
-# Text files, pinned with their line count (the --accept-upstream floor); NFCorpus names its by role.
+# Text files, pinned with their line count (the --accept-upstream floor); NFCorpus and Cochrane name theirs
+# by role.
 _TEXT_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".xml", ".txt", ".obo", ".noun")
-_TEXT_SUFFIXES += (".docs", ".queries", ".qrel")
+_TEXT_SUFFIXES += (".docs", ".queries", ".qrel", ".source", ".target", ".doi")
 
 
 def folder_digest(files: dict[str, str]) -> str:
