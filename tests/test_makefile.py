@@ -96,7 +96,7 @@ def test_no_make_variable_reaches_the_shell(tmp_path, args):
     ],
 )
 def test_no_make_function_in_a_value_runs(tmp_path, args, env):
-    """A `$(shell ...)` in a value, on the command line or in the environment, is text: make never expands it."""
+    """A `$(shell ...)` in a value, on the command line or in the environment, is text: never expanded."""
     pwn = tmp_path / "pwn"
     env = {k: v.format(pwn=pwn) for k, v in env.items()}
     proc = make(tmp_path, *(a.format(pwn=pwn) for a in args), extra_env=env)
@@ -104,7 +104,7 @@ def test_no_make_function_in_a_value_runs(tmp_path, args, env):
 
 
 def test_a_value_reaches_the_step_as_written(tmp_path):
-    """`RUN='a$(x)'` once trained `outputs/a` (make expanded `$(x)` to nothing); the step gets the text itself."""
+    """`RUN='a$(x)'` once trained `outputs/a` (make expanded `$(x)` to nothing); the step gets the text."""
     proc = make(
         tmp_path, "train", "RECIPE=tiny", "RUN=a$(x)", "TRAIN_ARGS=--set 'phase1.note=$$y'", dry_run=True
     )
