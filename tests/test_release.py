@@ -432,3 +432,94 @@ def test_a_32_wide_model_with_a_copied_base_record_is_refused(tmp_path, tiny_mod
     ):
         stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
     assert not (run_dir / RELEASE_DIR).exists()
+
+
+# --- the release ships exactly the files whose hashes the evaluation recorded (issue 42) ------------------
+
+
+def _swap_in_other_weights(run_dir: Path, *names: str) -> None:
+    """Replace the weights of these folders with another 768-wide model's, then record them as `make evaluate`
+    would after scoring them again (results.json and its sha256 record)."""
+    from fakes import write_stand_in_weights
+    from safetensors.numpy import save_file
+
+    from medenc.core.io import sha256_file
+    from medenc.core.model_id import model_hash
+
+    results = json_loader(run_dir)
+    for name in names:
+        folder = run_dir / name
+        write_stand_in_weights(folder)
+        other = {"embeddings.word_embeddings.weight": np.ones((2, 768), np.float32)}  # the same shape
+        save_file(other, folder / "model.safetensors")
+        entry = results["models"]["final" if name == FINAL_DIR else name]
+        entry.update(sha256=sha256_file(folder / "model.safetensors"), model_hash=model_hash(folder))
+    rewrite_results(run_dir, results)
+
+
+def test_a_model_swapped_in_after_training_and_evaluated_again_is_refused(tmp_path):
+    """Phase 2's (or any 768-wide) weights copied into phase 3 and final/, re-evaluated: run.json still names
+    the weights training wrote, and the release once went out beside it."""
+    run_dir = make_run(tmp_path)
+    _swap_in_other_weights(run_dir, "phase-3-triplet", FINAL_DIR)
+    with pytest.raises(ReleaseError) as err:
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    msg = str(err.value)
+    assert f"{run_dir / RUN_RECORD}: phases[3].model_sha256 is " in msg
+    assert "is not the model this run trained" in msg and "make train RUN=tiny TRAIN_ARGS=--fresh" in msg
+    assert not (run_dir / RELEASE_DIR).exists()
+
+
+def test_final_alone_swapped_with_a_record_that_names_it_is_still_refused(tmp_path):
+    """run.json's final entry is checked too, not only the phases."""
+    run_dir = make_run(tmp_path)
+    record = json.loads((run_dir / RUN_RECORD).read_text())
+    record["final"]["model_sha256"] = "e" * 64
+    (run_dir / RUN_RECORD).write_text(json.dumps(record))
+    with pytest.raises(
+        ReleaseError, match=r"run\.json: final\.model_sha256 is eeeeeeeeeeee, but the evaluation"
+    ):
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+
+
+def test_a_base_scored_from_another_folder_is_refused(tmp_path):
+    """`make evaluate EVAL_ARGS=--base-model DIR` once recorded the verified base's name with DIR's hash."""
+    run_dir = make_run(tmp_path)
+    results = json_loader(run_dir)
+    results["models"]["base"]["sha256"] = "a" * 64
+    rewrite_results(run_dir, results)
+    with pytest.raises(ReleaseError) as err:
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    msg = str(err.value)
+    assert "results.json: the base was scored as 'sentence-transformers/all-mpnet-base-v2'" in msg
+    assert "not the verified" in msg and "Re-run without --base-model: make evaluate RUN=tiny" in msg
+    assert not (run_dir / RELEASE_DIR).exists()
+
+
+def test_the_evaluation_names_a_base_folder_by_what_it_is(tmp_path):
+    """A --base-model folder that is not the verified base is recorded by its own name, not the base's."""
+    from medenc.evaluation.models import find_models
+
+    run_dir = make_run(tmp_path)
+    _, info = find_models(run_dir, base_path=run_dir / "phase-1-cosine", device="cpu")
+    assert info["base"]["id"] == (
+        "phase-1-cosine (a --base-model folder, not the verified sentence-transformers/all-mpnet-base-v2)"
+    )
+
+
+def test_the_release_ships_only_the_files_the_model_hash_covers(tmp_path):
+    """Whatever else lies in final/ (an onnx/ folder, hidden files, notes, pickles) was never scored."""
+    run_dir = make_run(tmp_path)
+    final = run_dir / FINAL_DIR
+    (final / "onnx").mkdir()
+    (final / "onnx" / "model.onnx").write_bytes(b"never scored")
+    (final / ".env").write_text("HF_TOKEN=hf_x")
+    (final / "notes.md").write_text("local notes")
+    (final / "training_args.bin").write_bytes(b"pickle")
+    staged = stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    from medenc.core.model_id import model_files
+
+    shipped = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
+    model = {rel.as_posix() for rel in model_files(final)}
+    assert model <= shipped
+    assert not {"onnx/model.onnx", ".env", "notes.md", "training_args.bin", "pytorch_model.bin"} & shipped

@@ -36,7 +36,7 @@ from medenc.core.layout import (
     WEIGHTS_FILE,
 )
 from medenc.core.lock import run_lock
-from medenc.core.model_id import model_hash
+from medenc.core.model_id import model_files, model_hash
 from medenc.core.paths import prepared_dir
 from medenc.core.runs import RunRecord, read_run_record
 from medenc.release.card import render_card
@@ -48,17 +48,6 @@ ASSETS_DIR = "assets"
 # The training logs (TensorBoard event files, one folder per phase): the Hub opens a TensorBoard tab for any
 # repo holding tfevents files; runs/ is where the Trainer's own push_to_hub puts them.
 RELEASE_LOGS_DIR = "runs"
-# Never ship pickled weights or training state: the release is safetensors only.
-_SKIP_FROM_FINAL = (
-    "*.bin",
-    "*.pt",
-    "*.pth",
-    "*.ckpt",
-    "optimizer*",
-    "scheduler*",
-    "rng_state*",
-    "checkpoint-*",
-)
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
@@ -114,6 +103,7 @@ def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None
         record = read_run_record(run_dir)
     except RunError as exc:
         raise ReleaseError(str(exc)) from exc
+    _check_record_names_scored_models(run_dir, results, record)
     if not (run_dir / RUN_RECIPE).is_file():
         raise ReleaseError(f"{run_dir / RUN_RECIPE}: the resolved recipe is missing (written by make train)")
     return results, record
@@ -161,6 +151,41 @@ def _check_final_model(run_dir: Path, results: dict) -> None:
         )
 
 
+def _check_record_names_scored_models(run_dir: Path, results: dict, record: RunRecord) -> None:
+    """run.json (which ships) names the weights training wrote: each of them must be the model the evaluation
+    scored, final/ included. A phase or final/ replaced after training (another phase's weights, any model of
+    the right width) and then evaluated would otherwise go out with a record of other weights."""
+    models = results.get("models", {})
+    trained = [(f"phases[{p.phase}]", p.dir, p.model_sha256, p.model_hash) for p in record.phases if p.done]
+    final = record.final or {}
+    trained.append(("final", FINAL_DIR, final.get("model_sha256"), final.get("model_hash")))
+    for key, name, sha, mhash in trained:
+        scored = models.get(name)
+        if not isinstance(scored, dict):
+            continue  # a phase the evaluation did not score is not on the card (final/ always is)
+        pairs = (("model_sha256", sha, scored.get("sha256")), ("model_hash", mhash, scored.get("model_hash")))
+        for field, want, got in pairs:
+            if (want is not None or field == "model_sha256") and want != got:  # older records: no model_hash
+                raise ReleaseError(
+                    f"{run_dir / RUN_RECORD}: {key}.{field} is {str(want)[:12]}, but the evaluation scored "
+                    f"{run_dir / name} as {str(got)[:12]}: that folder is not the model this run trained. "
+                    f"Restore it, or retrain (make train RUN={run_dir.name} TRAIN_ARGS=--fresh), then "
+                    "make evaluate"
+                )
+
+
+def _check_scored_base(run_dir: Path, results: dict) -> None:
+    """The card's every Δ is against results.json's base: it must be the verified base model, not a folder
+    passed as --base-model (which once kept the base's name beside other weights)."""
+    base = results.get("models", {}).get("base") or {}
+    if not is_verified_base({"id": base.get("id"), "sha256": base.get("sha256")}):
+        raise ReleaseError(
+            f"{run_dir / EVAL_DIR / RESULTS_FILE}: the base was scored as {base.get('id')!r} (weights sha256 "
+            f"{str(base.get('sha256'))[:12]}), not the verified {BASE_MODEL_ID}: the card would compare "
+            f"against another model. Re-run without --base-model: make evaluate RUN={run_dir.name}"
+        )
+
+
 def _suite_sets() -> tuple[str, ...]:
     from medenc.evaluation import SETS
 
@@ -187,16 +212,16 @@ def check_releasable(run_dir: Path, results: dict, record: RunRecord, *, test_re
             f"the base's: {', '.join(bad[:3])}); re-run make evaluate RUN={run_dir.name}"
         )
     base = record.base_model or {}
-    if is_verified_base(base):
-        _check_base_chain(run_dir)
+    if test_release and not is_verified_base(base):
         return
-    if test_release:
-        return
-    raise ReleaseError(
-        f"{run_dir / RUN_RECORD}: this model was trained from {base.get('id')!r} (weights sha256 "
-        f"{base.get('sha256')}), not the verified {BASE_MODEL_ID}: it is not MPNet-medical and is never "
-        "released as such. Train with RECIPE=cpu or RECIPE=gpu (a test may pass --test-release)."
-    )
+    if not is_verified_base(base):
+        raise ReleaseError(
+            f"{run_dir / RUN_RECORD}: this model was trained from {base.get('id')!r} (weights sha256 "
+            f"{base.get('sha256')}), not the verified {BASE_MODEL_ID}: it is not MPNet-medical and is never "
+            "released as such. Train with RECIPE=cpu or RECIPE=gpu (a test may pass --test-release)."
+        )
+    _check_base_chain(run_dir)
+    _check_scored_base(run_dir, results)
 
 
 def _recipe_start(path: Path) -> tuple[str, str | None]:
@@ -269,11 +294,24 @@ def _load_manifest() -> dict | None:
 
 # --- staging ------------------------------------------------------------------------------------------------
 def _assemble(
-    run_dir: Path, staged: Path, charts: list[str], card, final_sha: str, exports: Path | None = None
+    run_dir: Path, staged: Path, charts: list[str], card, final: dict, exports: Path | None = None
 ) -> None:
     """The release folder's contents: final model (safetensors only), card, charts, records, training logs,
-    and the verified ONNX and OpenVINO exports where ``exports`` is given."""
-    shutil.copytree(run_dir / FINAL_DIR, staged, ignore=shutil.ignore_patterns(*_SKIP_FROM_FINAL))
+    and the verified ONNX and OpenVINO exports where ``exports`` is given.
+
+    Of final/ it copies exactly the files its ``model_hash`` covers (``final``: results.json's record of
+    it), and checks the copies against that hash: whatever else lies in final/ (pickles, an onnx/ folder,
+    hidden files) was never scored, so it never ships.
+    """
+    files = model_files(run_dir / FINAL_DIR)
+    for rel in files:
+        (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run_dir / FINAL_DIR / rel, staged / rel)
+    if model_hash(staged, files) != final["model_hash"]:
+        raise ReleaseError(
+            f"{staged}: the copy of {run_dir / FINAL_DIR} differs from the evaluated model (model hash); "
+            f"disk problem, or final/ changed during the release: re-run make evaluate RUN={run_dir.name}"
+        )
     if exports is not None:
         copy_exports(exports, staged)
     if charts:
@@ -285,8 +323,8 @@ def _assemble(
     shutil.copy2(run_dir / EVAL_DIR / RESULTS_FILE, staged / RESULTS_FILE)
     if (run_dir / LOGS_DIR).is_dir():  # absent for a run trained with report_to: none
         shutil.copytree(run_dir / LOGS_DIR, staged / RELEASE_LOGS_DIR)
-    card.save(staged / "README.md")  # replaces the generic card sentence-transformers wrote into final/
-    if sha256_file(staged / WEIGHTS_FILE) != final_sha:
+    card.save(staged / "README.md")  # the model card (final/'s own README.md is not a model file)
+    if sha256_file(staged / WEIGHTS_FILE) != final["sha256"]:
         raise ReleaseError(
             f"{staged / WEIGHTS_FILE}: copy differs from the evaluated weights (disk problem?)"
         )
@@ -323,7 +361,7 @@ def stage_release(
     # Built next to the target so the final rename is atomic (same filesystem): no half folder, ever.
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{RELEASE_DIR}.tmp-"))
     try:
-        _assemble(run_dir, tmp / RELEASE_DIR, charts, card, results["models"]["final"]["sha256"], exports_dir)
+        _assemble(run_dir, tmp / RELEASE_DIR, charts, card, results["models"]["final"], exports_dir)
         if target.exists():
             target.rename(tmp / "previous")  # removed with tmp below
         (tmp / RELEASE_DIR).rename(target)
