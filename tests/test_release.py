@@ -523,3 +523,176 @@ def test_the_release_ships_only_the_files_the_model_hash_covers(tmp_path):
     model = {rel.as_posix() for rel in model_files(final)}
     assert model <= shipped
     assert not {"onnx/model.onnx", ".env", "notes.md", "training_args.bin", "pytorch_model.bin"} & shipped
+
+
+# --- the Hub repo ends holding exactly the staged release; pushes time out and hold the lock (issue 42) ----
+
+
+def _folder(root: Path, files: dict[str, bytes]) -> Path:
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(content)
+    return root
+
+
+def _push(folder: Path, hub, **kw) -> str:
+    from medenc.release.hub import push_release
+
+    return push_release(folder, REPO_ID, token=TOKEN, endpoint=hub.url, **kw)
+
+
+def test_a_release_deletes_what_the_previous_one_had_in_the_same_commit(tmp_path, online, fake_hub):
+    """A release without exports after one with them once left onnx/ and openvino/ beside the new weights."""
+    first = _folder(
+        tmp_path / "a", {"model.safetensors": b"w1", "onnx/model.onnx": b"o", "openvino/m.xml": b"x"}
+    )
+    second = _folder(tmp_path / "b", {"model.safetensors": b"w2", "README.md": b"card"})
+    _push(first, fake_hub)
+    before = len(fake_hub.repos[REPO_ID].history)
+    commit = _push(second, fake_hub)
+    assert fake_hub.files(REPO_ID) == {"model.safetensors": b"w2", "README.md": b"card"}
+    assert (
+        len(fake_hub.repos[REPO_ID].history) == before + 1 and fake_hub.repos[REPO_ID].refs["main"] == commit
+    )
+
+
+def test_a_tag_on_another_release_is_refused_before_anything_is_pushed(tmp_path, online, fake_hub):
+    """A second release with the same --tag once printed the tag and left it on the old commit."""
+    first = _folder(tmp_path / "a", {"model.safetensors": b"w1"})
+    old = _push(first, fake_hub, tag="v0.1.0")
+    assert _push(first, fake_hub, tag="v0.1.0") == old  # the same release again: nothing moves, no error
+    second = _folder(tmp_path / "b", {"model.safetensors": b"w2"})
+    with pytest.raises(ReleaseError) as err:
+        _push(second, fake_hub, tag="v0.1.0")
+    msg = str(err.value)
+    assert f"tag v0.1.0 already marks commit {old[:12]}" in msg and "Choose a new --tag" in msg
+    assert f"hf repos tag delete {REPO_ID} v0.1.0" in msg
+    repo = fake_hub.repos[REPO_ID]
+    assert repo.refs["main"] == repo.tags["v0.1.0"] == old and fake_hub.files(REPO_ID) == {
+        "model.safetensors": b"w1"
+    }
+    assert _push(second, fake_hub, tag="v0.2.0") == repo.tags["v0.2.0"] != old
+
+
+@pytest.mark.parametrize("existing_private", [False, True])
+def test_a_repo_of_the_other_visibility_is_refused_naming_the_fix(
+    tmp_path, online, fake_hub, existing_private
+):
+    """`--private` on an existing public repo was ignored and the release said "Released"."""
+    folder = _folder(tmp_path / "a", {"model.safetensors": b"w1"})
+    _push(folder, fake_hub, private=existing_private)
+    commits = len(fake_hub.repos[REPO_ID].history)
+    with pytest.raises(ReleaseError) as err:
+        _push(folder, fake_hub, private=not existing_private)
+    want = "public" if existing_private else "private"
+    assert f"the release asks for {want}: nothing was pushed" in str(err.value)
+    assert f"hf repos settings {REPO_ID} --{want}" in str(err.value)
+    assert (
+        len(fake_hub.repos[REPO_ID].history) == commits
+        and fake_hub.repos[REPO_ID].private is existing_private
+    )
+
+
+def _silent_server(on_request) -> tuple[str, callable]:
+    """A server that accepts a connection, calls ``on_request`` and never answers; returns (url, stop)."""
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    stop = threading.Event()
+
+    def serve():
+        sock.settimeout(0.2)
+        held = []
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)  # kept open, never answered
+            on_request()
+        for conn in held:
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def close():
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+    return f"http://127.0.0.1:{sock.getsockname()[1]}", close
+
+
+def test_a_push_times_out_and_holds_the_run_lock(tmp_path, online, monkeypatch):
+    """A server that never answers kept a push waiting for ever, and `make train --fresh` of the same run was
+    not refused meanwhile (the push then called the staged folder safe to repeat)."""
+    import time
+
+    from medenc.core.errors import RunError
+    from medenc.core.lock import run_lock
+    from medenc.release import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "HUB_TIMEOUT_S", 1.0)
+    run_dir = make_run(tmp_path)
+    refused = []
+
+    def try_the_lock():
+        try:
+            with run_lock(run_dir, "make train"):
+                refused.append(False)
+        except RunError as exc:
+            refused.append("in use by" in str(exc) and "make release" in str(exc))
+
+    url, close = _silent_server(try_the_lock)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(ReleaseError) as err:
+            release(
+                run_dir, REPO_ID, endpoint=url, token=TOKEN, results_loader=json_loader,
+                manifest=make_manifest(), say=lambda s: None,
+            )  # fmt: skip
+    finally:
+        close()
+    assert time.monotonic() - t0 < 60
+    assert "Timeout" in str(err.value) and "did not answer" in str(err.value)
+    assert refused and all(refused), refused
+
+
+def test_the_token_never_reaches_the_verbose_traceback(tmp_path, online):
+    """A server echoing the Authorization header: `***` in the one-line error, but the raw token once in the
+    chained traceback that VERBOSE=1 prints."""
+    import threading
+    import traceback
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.dumps({"error": f"bad request from {self.headers.get('Authorization')}"}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Error-Message", f"echo {self.headers.get('Authorization')}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    folder = _folder(tmp_path / "a", {"model.safetensors": b"w1"})
+    from medenc.release.hub import push_release
+
+    try:
+        with pytest.raises(ReleaseError) as err:
+            push_release(folder, REPO_ID, token=TOKEN, endpoint=f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    printed = "".join(traceback.format_exception(err.value))
+    assert "Bearer ***" in printed and TOKEN not in printed
+    assert "The above exception was the direct cause" in printed  # the library's traceback, scrubbed

@@ -17,7 +17,9 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -425,6 +427,89 @@ def push_advice(exc: BaseException, endpoint: str, repo_id: str, release_dir: Pa
     )
 
 
+# Seconds any one HTTP request to the Hub may wait (to connect, or between bytes): a server that never
+# answers once kept a push waiting for ever. huggingface_hub's own client has no timeout by default.
+HUB_TIMEOUT_S = 120.0
+
+
+@contextmanager
+def _hub_timeout(seconds: float) -> Iterator[None]:
+    """huggingface_hub's shared HTTP client with a timeout, for the calls inside the block."""
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils._http import default_client_factory
+
+    def timed():
+        client = default_client_factory()
+        client.timeout = seconds  # connect, read, write and pool, each
+        return client
+
+    set_client_factory(timed)
+    try:
+        yield
+    finally:
+        set_client_factory(default_client_factory)
+
+
+def _check_visibility(api, repo_id: str, private: bool, endpoint: str) -> None:
+    """The repo's visibility is the one asked for: --private on a public repo was once ignored."""
+    found = bool(api.model_info(repo_id, timeout=HUB_TIMEOUT_S).private)
+    if found != private:
+        want, have = ("private", "public") if private else ("public", "private")
+        flag = "drop --private" if private else "pass --private (RELEASE_ARGS=--private)"
+        raise ReleaseError(
+            f"{endpoint}/{repo_id} is {have}, the release asks for {want}: nothing was pushed. Make the repo "
+            f"{want} (hf repos settings {repo_id} --{want}) or {flag}, then rerun"
+        )
+
+
+def _tagged_already(api, repo_id: str, tag: str, release_dir: Path, endpoint: str) -> bool:
+    """Whether ``tag`` exists and marks exactly this release (a repeated push: nothing to tag). A tag that
+    marks anything else is refused before the upload: a second release with the same tag once printed the
+    tag and left it on the old commit."""
+    refs = api.list_repo_refs(repo_id)
+    target = next((t.target_commit for t in refs.tags if t.name == tag), None)
+    if target is None:
+        return False
+    if not _holds(api, repo_id, target, release_dir):
+        raise ReleaseError(_tag_moved(endpoint, repo_id, tag, target))
+    return True
+
+
+def _holds(api, repo_id: str, revision: str, folder: Path) -> bool:
+    """Whether the repo at ``revision`` holds exactly the files of ``folder`` (.gitattributes aside): the same
+    paths, each with the same git blob id, or the same sha256 where the Hub keeps the file in LFS."""
+    remote = {
+        e.path: e
+        for e in api.list_repo_tree(repo_id, revision=revision, recursive=True)
+        if hasattr(e, "blob_id") and e.path != ".gitattributes"  # files, not folders
+    }
+    local = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    if set(remote) != set(local):
+        return False
+    return all(
+        sha256_file(local[name]) == e.lfs.sha256 if e.lfs else _git_blob_id(local[name]) == e.blob_id
+        for name, e in remote.items()
+    )
+
+
+def _git_blob_id(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _tag_moved(endpoint: str, repo_id: str, tag: str, target: str) -> str:
+    return (
+        f"{endpoint}/{repo_id}: tag {tag} already marks commit {target[:12]}, another release (a tag names "
+        f"one release). Choose a new --tag, or delete the old tag first (hf repos tag delete {repo_id} "
+        f"{tag}), then rerun"
+    )
+
+
 def push_release(
     release_dir: Path,
     repo_id: str,
@@ -436,10 +521,13 @@ def push_release(
     commit_message: str | None = None,
     retry_command: str | None = None,
 ) -> str:
-    """Create the repo (exist_ok), upload ``release_dir`` as ONE commit, tag it; return the commit id.
+    """Make the repo hold exactly ``release_dir``: create it (exist_ok), upload the folder as ONE commit that
+    also deletes every file the release no longer has, tag it; return the commit id.
 
-    Any failure is a ReleaseError that says what to do, by cause (``push_advice``); where a retry can help it
-    is safe: the staged folder is unchanged and the upload is one commit.
+    Refused before anything is uploaded: a repo whose visibility differs from ``private``, a ``tag`` that
+    marks another commit. Any other failure is a ReleaseError that says what to do, by cause
+    (``push_advice``); where a retry can help it is safe: the staged folder is unchanged (the caller holds the
+    run lock) and the upload is one commit. Every HTTP request times out after HUB_TIMEOUT_S.
     """
     from huggingface_hub import HfApi
 
@@ -449,24 +537,37 @@ def push_release(
     api = HfApi(endpoint=endpoint, token=token)
     step = "create the repository"
     try:
-        api.create_repo(repo_id, exist_ok=True, repo_type="model", private=private)
-        step = "upload the release folder"
-        commit = api.upload_folder(
-            repo_id=repo_id,
-            folder_path=str(release_dir),
-            repo_type="model",
-            commit_message=commit_message or f"Release {tag or Path(release_dir).parent.name}",
-        )
-        if tag:
-            step = f"create tag {tag}"
-            api.create_tag(repo_id, tag=tag, revision=commit.oid, repo_type="model", exist_ok=True)
+        with _hub_timeout(HUB_TIMEOUT_S):
+            api.create_repo(repo_id, exist_ok=True, repo_type="model", private=private)
+            step = "read the repository's visibility and tags"
+            _check_visibility(api, repo_id, private, endpoint)
+            tagged = _tagged_already(api, repo_id, tag, release_dir, endpoint) if tag else False
+            step = "upload the release folder"
+            commit = api.upload_folder(
+                repo_id=repo_id,
+                folder_path=str(release_dir),
+                repo_type="model",
+                commit_message=commit_message or f"Release {tag or Path(release_dir).parent.name}",
+                delete_patterns="*",  # the repo ends holding the release, not what earlier ones left
+            )
+            if tag and not tagged:
+                step = f"create tag {tag}"
+                api.create_tag(repo_id, tag=tag, revision=commit.oid, repo_type="model")
+    except ReleaseError:
+        raise  # a refusal of ours: nothing to scrub, its own fix
     except Exception as exc:
         detail = _scrub(f"{type(exc).__name__}: {exc}", token)
+        # The library's exception may quote the token (a server echoing the Authorization header): it is
+        # chained only as a scrubbed copy of its whole traceback, which VERBOSE=1 prints.
         raise ReleaseError(
             f"push to {endpoint}/{repo_id} failed while trying to {step}: {detail}\n"
             + push_advice(exc, endpoint, repo_id, release_dir, retry)
-        ) from exc
+        ) from _ScrubbedError(_scrub("".join(traceback.format_exception(exc)), token))
     return commit.oid
+
+
+class _ScrubbedError(Exception):
+    """A library's failure as text, its traceback included, with the token replaced by ***."""
 
 
 @dataclass
@@ -504,29 +605,31 @@ def release(
     """
     run_dir = Path(run_dir)
     command = command or f"make release RUN={run_dir.name} HUB_REPO_ID={repo_id}"
+    # Held through the push too: the staged folder a push uploads (and a failed one calls safe to repeat)
+    # must not change under it, so no `make train --fresh` or second release of this run meanwhile.
     with run_lock(run_dir, "make release"):
         staged = stage_release(
             run_dir, repo_id, results_loader=results_loader, manifest=manifest, template_path=template_path,
             test_release=test_release, exports=exports, rebuild_exports=rebuild_exports,
         )  # fmt: skip
-    say(f"Staged {staged} ({sum(1 for p in staged.rglob('*') if p.is_file())} files).")
-    if dry_run:
-        say("Dry run: nothing was sent to the Hub.")
-        return ReleaseOutcome(staged, pushed=False)
-    token = token or resolve_token()
-    if not token:
-        say(
-            "No Hugging Face token found, so nothing was sent to the Hub; the release folder is staged.\n"
-            "To push it, set a token with write access and rerun the same command:\n"
-            "    export HF_TOKEN=hf_...        (or run: hf auth login)\n"
-            f"    {command}"
+        say(f"Staged {staged} ({sum(1 for p in staged.rglob('*') if p.is_file())} files).")
+        if dry_run:
+            say("Dry run: nothing was sent to the Hub.")
+            return ReleaseOutcome(staged, pushed=False)
+        token = token or resolve_token()
+        if not token:
+            say(
+                "No Hugging Face token found, so nothing was sent to the Hub; the release folder is staged.\n"
+                "To push it, set a token with write access and rerun the same command:\n"
+                "    export HF_TOKEN=hf_...        (or run: hf auth login)\n"
+                f"    {command}"
+            )
+            return ReleaseOutcome(staged, pushed=False)
+        endpoint = resolve_endpoint(endpoint)
+        say(f"Pushing to {endpoint}/{repo_id} ...")
+        commit = push_release(
+            staged, repo_id, token=token, endpoint=endpoint, tag=tag, private=private, retry_command=command
         )
-        return ReleaseOutcome(staged, pushed=False)
-    endpoint = resolve_endpoint(endpoint)
-    say(f"Pushing to {endpoint}/{repo_id} ...")
-    commit = push_release(
-        staged, repo_id, token=token, endpoint=endpoint, tag=tag, private=private, retry_command=command
-    )
-    url = f"{endpoint}/{repo_id}"
-    say(f"Released {url} at commit {commit}" + (f" (tag {tag})" if tag else "") + ".")
-    return ReleaseOutcome(staged, pushed=True, commit=commit, url=url)
+        url = f"{endpoint}/{repo_id}"
+        say(f"Released {url} at commit {commit}" + (f" (tag {tag})" if tag else "") + ".")
+        return ReleaseOutcome(staged, pushed=True, commit=commit, url=url)
