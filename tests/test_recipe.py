@@ -418,3 +418,21 @@ def test_a_refused_recipe_leaves_no_run_folder(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2 and "error: RecipeError:" in proc.stderr, proc.stderr[-2000:]
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("9" * 5000, "an integer of 5000 characters"),
+        ("[" * 5000 + "]" * 5000, "nested more than 20 levels deep"),
+    ],
+    ids=["5000-digit-integer", "5000-deep-nesting"],
+)
+def test_a_huge_integer_or_deep_nesting_is_a_one_line_error(tmp_path, value, problem):
+    """Each ended in a raw traceback (ValueError of Python's digit limit, RecursionError)."""
+    p = _write(tmp_path, f"seed: {value}\n")
+    with pytest.raises(RecipeError, match=rf"r\.yaml: not valid YAML \(line 1, column \d+: .*{problem}") as e:
+        load_recipe(p)
+    assert len(str(e.value)) < 300
+    with pytest.raises(RecipeError, match=rf"--set seed=.*: the value is not valid YAML .*{problem}"):
+        load_recipe(TINY_RECIPE, [f"seed={value}"])

@@ -268,7 +268,25 @@ class _RecipeLoader(yaml.SafeLoader):
                 "value out",
                 problem_mark=event.start_mark,
             )
-        return super().compose_node(parent, index)
+        # A recipe is a few levels deep; 5000 nested brackets once ended in a RecursionError traceback.
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.MarkedYAMLError(
+                    problem=f"values nested more than {MAX_DEPTH} levels deep",
+                    problem_mark=self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # Python refuses to read an integer of more than 4300 digits
+            raise yaml.MarkedYAMLError(
+                problem=f"an integer of {len(str(node.value))} characters", problem_mark=node.start_mark
+            ) from None
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: set[Any] = set()
@@ -282,6 +300,10 @@ class _RecipeLoader(yaml.SafeLoader):
             if isinstance(key, typing.Hashable):
                 seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+_RecipeLoader.add_constructor("tag:yaml.org,2002:int", _RecipeLoader.construct_yaml_int)
+MAX_DEPTH = 20  # levels of nesting a recipe may have (it uses four)
 
 
 def _yaml_load(text: str) -> Any:
