@@ -28,6 +28,7 @@ from medenc.core.errors import ReleaseError, RunError
 from medenc.core.io import sha256_file
 from medenc.core.layout import (
     EVAL_DIR,
+    EXPORTS_DIR,
     FINAL_DIR,
     LOGS_DIR,
     MANIFEST,
@@ -332,6 +333,15 @@ def _assemble(
         )
 
 
+def _remove_leftovers(run_dir: Path) -> None:
+    """Remove the temporary folders a killed release or export build left beside its target (the size of
+    the model each, never read again). The caller holds the run lock, so no other build of them is running."""
+    for name in (RELEASE_DIR, EXPORTS_DIR):
+        for tmp in run_dir.glob(f".{name}.tmp-*"):
+            log.info("removing %s, left by an interrupted release", tmp)
+            shutil.rmtree(tmp)
+
+
 def stage_release(
     run_dir: Path,
     repo_id: str,
@@ -352,6 +362,7 @@ def stage_release(
     validate_hub_repo_id(repo_id)
     results, record = load_run(run_dir, results_loader)
     check_releasable(run_dir, results, record, test_release=test_release)
+    _remove_leftovers(run_dir)
     charts = sorted(p.name for p in (run_dir / EVAL_DIR).glob("*.png"))
     exports_dir = ensure_exports(run_dir, rebuild=rebuild_exports) if exports else None
     card = render_card(
