@@ -693,3 +693,26 @@ def test_trainer_args_pass_through_and_the_recipe_owns_the_rest(tmp_path):
     # Every field training sets itself is one trainer_args refuses (recipe validation), and no other.
     set_by_recipe = argument_values(recipe, 2, precision="fp32", cuda=False, output_dir=tmp_path)
     assert set(set_by_recipe) == set(RECIPE_TRAINER_ARGS)
+
+
+def test_run_json_records_no_local_path(tmp_path):
+    """run.json is released and published: it once carried the base model's cache path (a home folder)."""
+    from medenc.core.paths import PROJECT_ROOT
+    from medenc.training.run import _base_record, _shareable
+
+    record = _base_record(
+        load_recipe(PROJECT_ROOT / "recipes" / "cpu.yaml"), Path("/home/someone/.cache/base-e8c3")
+    )
+    assert record["path"] == "base-e8c3"
+    assert _shareable(PROJECT_ROOT / "recipes" / "cpu.yaml") == "recipes/cpu.yaml"
+    assert _shareable("/home/someone/my.yaml") == "my.yaml"
+
+    def strings(node):
+        if isinstance(node, dict):
+            return [s for v in node.values() for s in strings(v)]
+        if isinstance(node, list):
+            return [s for v in node for s in strings(v)]
+        return [node] if isinstance(node, str) else []
+
+    published = json.loads((PROJECT_ROOT / "results" / "cpu" / "run.json").read_text())
+    assert [s for s in strings(published) if s.startswith(("/", "~"))] == []
