@@ -3,14 +3,15 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # A value a user sets is text, never make syntax: make would expand `$(shell ...)` (or `$(x)`) inside a value given
-# on the command line or in the environment wherever the variable is read, running it before any recipe line.
-# Each variable this file reads from the user is redefined here, once, as its literal text (`$(value ...)` is
+# on the command line (any variable: make exports them all to recipes) or in the environment (a variable this
+# file reads) before any recipe line ran. Each is redefined here, once, as its literal text (`$(value ...)` is
 # not expanded again, and a `:=` variable never is). `override` where a command-line (or `make -e`) value
 # would otherwise ignore the assignment; a plain environment value stays below this file's own `:=` lines.
 USER_VARS  := PYTHON_SYS TORCH_PIN VENV RECIPE RUN NUM_PROCESSES HUB_REPO_ID DATA_ARGS TRAIN_ARGS EVAL_ARGS \
               RELEASE_ARGS BENCH_ARGS EXPORT_ARGS VERBOSE LOG PREPARED_DIR
-$(foreach v,$(USER_VARS),$(if $(filter command% environment%,$(origin $(v))),\
-  $(eval $(if $(filter environment,$(origin $(v))),,override) $(v) := $$(value $(v)))))
+$(foreach v,$(sort $(USER_VARS) $(.VARIABLES)),$(if $(filter command% environment%,$(origin $(v))),\
+  $(if $(or $(filter-out environment,$(origin $(v))),$(filter $(v),$(USER_VARS))),\
+    $(eval $(if $(filter environment,$(origin $(v))),,override) $(v) := $$(value $(v))))))
 
 PYTHON_SYS ?= python3
 VENV       := .venv

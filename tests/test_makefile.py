@@ -82,6 +82,7 @@ def test_no_make_variable_reaches_the_shell(tmp_path, args):
         (["help", "VERBOSE=$(shell touch {pwn})"], {}),
         (["help", "NUM_PROCESSES=1$(shell touch {pwn})"], {}),
         (["help", "RUN=x", "LOG=$(shell touch {pwn})"], {}),
+        (["help", "ANY_NAME=$(shell touch {pwn})"], {}),  # make exports every command-line variable
     ],
     ids=[
         "cli-run",
@@ -93,6 +94,7 @@ def test_no_make_variable_reaches_the_shell(tmp_path, args):
         "verbose",
         "processes",
         "log",
+        "any-variable",
     ],
 )
 def test_no_make_function_in_a_value_runs(tmp_path, args, env):

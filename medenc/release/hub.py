@@ -215,9 +215,9 @@ def check_releasable(run_dir: Path, results: dict, record: RunRecord, *, test_re
             f"the base's: {', '.join(bad[:3])}); re-run make evaluate RUN={run_dir.name}"
         )
     base = record.base_model or {}
-    if test_release and not is_verified_base(base):
-        return
     if not is_verified_base(base):
+        if test_release:
+            return
         raise ReleaseError(
             f"{run_dir / RUN_RECORD}: this model was trained from {base.get('id')!r} (weights sha256 "
             f"{base.get('sha256')}), not the verified {BASE_MODEL_ID}: it is not MPNet-medical and is never "
