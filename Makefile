@@ -2,6 +2,17 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# A value a user sets is text, never make syntax: make would expand `$(shell ...)` (or `$(x)`) inside a value given
+# on the command line (any variable: make exports them all to recipes) or in the environment (a variable this
+# file reads) before any recipe line ran. Each is redefined here, once, as its literal text (`$(value ...)` is
+# not expanded again, and a `:=` variable never is). `override` where a command-line (or `make -e`) value
+# would otherwise ignore the assignment; a plain environment value stays below this file's own `:=` lines.
+USER_VARS  := PYTHON_SYS TORCH_PIN VENV RECIPE RUN NUM_PROCESSES HUB_REPO_ID DATA_ARGS TRAIN_ARGS EVAL_ARGS \
+              RELEASE_ARGS BENCH_ARGS EXPORT_ARGS VERBOSE LOG PREPARED_DIR
+$(foreach v,$(sort $(USER_VARS) $(.VARIABLES)),$(if $(filter command% environment%,$(origin $(v))),\
+  $(if $(or $(filter-out environment,$(origin $(v))),$(filter $(v),$(USER_VARS))),\
+    $(eval $(if $(filter environment,$(origin $(v))),,override) $(v) := $$(value $(v))))))
+
 PYTHON_SYS ?= python3
 VENV       := .venv
 PY         := $(VENV)/bin/python
@@ -14,6 +25,9 @@ TORCH_PIN  ?= torch==2.13.0
 ifeq ($(origin RECIPE),undefined)
 RECIPE_AUTO    := 1
 RECIPE          = $(eval RECIPE := $(shell $(PY) -c "import torch; print('gpu' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu))$(RECIPE)
+endif
+ifeq ($(origin RUN),undefined)
+RUN_AUTO       := 1
 endif
 RUN            ?= $(RECIPE)
 NUM_PROCESSES  ?= 1
@@ -55,7 +69,7 @@ ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo $(call q,  Variables: RECIPE=$(if $(RECIPE_AUTO),gpu|cpu (gpu when torch sees CUDA),$(RECIPE)) RUN=$(if $(and $(RECIPE_AUTO),$(filter file,$(origin RUN))),(the recipe),$(RUN)) NUM_PROCESSES=$(NUM_PROCESSES) HUB_REPO_ID=$(HUB_REPO_ID) VERBOSE=$(or $(VERBOSE),0))
+	@echo $(call q,  Variables: RECIPE=$(if $(RECIPE_AUTO),gpu|cpu (gpu when torch sees CUDA),$(RECIPE)) RUN=$(if $(and $(RECIPE_AUTO),$(RUN_AUTO)),(the recipe),$(RUN)) NUM_PROCESSES=$(NUM_PROCESSES) HUB_REPO_ID=$(HUB_REPO_ID) VERBOSE=$(or $(VERBOSE),0))
 	@echo "             DATA_ARGS, TRAIN_ARGS, EVAL_ARGS, RELEASE_ARGS, EXPORT_ARGS, BENCH_ARGS: extra arguments, e.g. TRAIN_ARGS=--fresh"
 
 setup: $(STAMP) ## Create .venv and install torch (pinned), the project, the offline base model, dev and export tools

@@ -10,7 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-from medenc.core.base_model import WEIGHTS_SHA256
+from medenc.core.base_model import BASE_MODEL_ID, WEIGHTS_SHA256
 from medenc.core.layout import EVAL_DIR, FINAL_DIR, LOGS_DIR, PHASE_DIRS, RUN_RECIPE, RUN_RECORD, WEIGHTS_FILE
 from medenc.core.model_id import model_hash
 from medenc.core.runs import RUN_SCHEMA_VERSION
@@ -90,7 +90,8 @@ def make_results(final_sha: str, manifest_sha: str = "0" * 64, final_hash: str =
                     "ci_high": hi,
                     "significant": lo > 0,
                 }
-    models: dict = {"base": {"sha256": "b" * 64, "model_hash": "b" * 64, "phase": 0}}
+    base = {"sha256": WEIGHTS_SHA256, "model_hash": "b" * 64, "phase": 0, "id": BASE_MODEL_ID}
+    models: dict = {"base": base}
     for phase, name in PHASE_DIRS.items():
         models[name] = {"path": name, "sha256": final_sha, "model_hash": final_hash, "phase": phase}
     models["final"] = {"from": PHASE_DIRS[3], "sha256": final_sha, "model_hash": final_hash, "path": "final"}

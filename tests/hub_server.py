@@ -1,9 +1,10 @@
 """A small in-memory fake of the Hugging Face Hub HTTP API, for tests only.
 
-It speaks exactly the part of the API that huggingface_hub 2.4.0 uses to create a repo, upload a folder as one
-commit (preupload answers "regular" for every file, so content arrives base64-inline in the NDJSON commit
-and neither LFS nor Xet is involved), tag it, and read it back (model info, tree listing, resolve). Anything
-else is answered with HTTP 501 and recorded in ``unexpected`` so that a test fails loudly instead of passing
+It speaks exactly the part of the API that huggingface_hub 2.4.0 uses to create a repo, list its refs,
+upload a folder as one commit that also deletes the files the folder no longer has (preupload answers
+"regular" for every file, so content arrives base64-inline in the NDJSON commit and neither LFS nor Xet is
+involved), tag it, and read it back (model info, tree listing, resolve). Anything else is answered with HTTP
+501 and recorded in ``unexpected`` so that a test fails loudly instead of passing
 by luck.
 
 Usage::
@@ -339,6 +340,15 @@ def _create_tag(h: _Handler, query: dict, repo: str, rev: str) -> None:
     h._json(200, {"success": True})
 
 
+def _refs(h: _Handler, query: dict, repo: str) -> None:
+    r = h._repo(repo)
+    if r is None:
+        return
+    branches = [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": sha} for n, sha in r.refs.items()]
+    tags = [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": sha} for n, sha in r.tags.items()]
+    h._json(200, {"branches": branches, "converts": [], "tags": tags})
+
+
 def _sibling_info(content: bytes, path: str) -> dict:
     return {"rfilename": path, "size": len(content), "blobId": git_blob_sha1(content)}
 
@@ -449,6 +459,7 @@ ROUTES = [
     ("POST", rf"/api/models/{_REPO}/commit/(?P<rev>[^/]+)", _commit),
     ("POST", rf"/api/models/{_REPO}/tag/(?P<rev>[^/]+)", _create_tag),
     ("GET", rf"/api/models/{_REPO}", _model_info),
+    ("GET", rf"/api/models/{_REPO}/refs", _refs),
     ("GET", rf"/api/models/{_REPO}/revision/(?P<rev>[^/]+)", _model_info),
     ("GET", rf"/api/models/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<sub>.+))?", _tree),
     ("GET", rf"/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<file>.+)", _resolve),

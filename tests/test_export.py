@@ -205,6 +205,26 @@ def test_a_damaged_or_missing_export_is_refused_with_the_file_named(staged, tmp_
     assert isinstance(err.value, ReleaseError) and not (run_dir / RELEASE_DIR).exists()
 
 
+@pytest.mark.parametrize("name", ["modules.json", "onnx/../modules.json", "../../x", "/tmp/x", "onnx"])
+def test_exports_json_names_only_files_under_onnx_and_openvino(staged, tmp_path, name):
+    """A modules.json listed in exports.json replaced final's (Normalize dropped); `../../x` wrote outside
+    the staged folder. Each file listed must be a plain path under onnx/ or openvino/."""
+    import hashlib
+
+    run_dir = _copy_run(staged, tmp_path)
+    folder = run_dir / EXPORTS_DIR
+    payload = b'[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]'
+    (folder / "modules.json").write_bytes(payload)
+    manifest = json.loads((folder / EXPORTS_MANIFEST).read_text())
+    manifest["files"][name] = hashlib.sha256(payload).hexdigest()
+    (folder / EXPORTS_MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ExportError) as err:
+        _stage(run_dir)
+    msg = str(err.value)
+    assert f"{folder / EXPORTS_MANIFEST}: files[{name!r}]: expected a file under onnx or openvino/" in msg
+    assert not (run_dir / RELEASE_DIR).exists() and not (tmp_path / "x").exists()
+
+
 def test_release_script_refuses_a_damaged_export_with_exit_2(staged, tmp_path):
     run_dir = _copy_run(staged, tmp_path)
     int8 = run_dir / EXPORTS_DIR / int8_name()

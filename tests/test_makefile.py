@@ -25,7 +25,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def make(tmp_path: Path, *args: str, dry_run: bool = False) -> subprocess.CompletedProcess:
+def make(
+    tmp_path: Path, *args: str, dry_run: bool = False, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``make ARGS`` in the project, setup taken as done, every folder it could write under ``tmp_path``."""
     prepared = tmp_path / "prepared"
     prepared.mkdir(exist_ok=True)
@@ -39,6 +41,7 @@ def make(tmp_path: Path, *args: str, dry_run: bool = False) -> subprocess.Comple
         "OUTPUTS_DIR": str(tmp_path / "outputs"),
         "PREPARED_DIR": str(prepared),
         "MEDENC_VERBOSE": "",
+        **(extra_env or {}),
     }
     setup_done = ["--no-print-directory", "-o", f"{VENV}/.medenc-setup", f"VENV={VENV}"]
     cmd = ["make", *setup_done, *(["-n"] if dry_run else []), *args]
@@ -65,6 +68,54 @@ def test_no_make_variable_reaches_the_shell(tmp_path, args):
     assert not pwn.exists(), proc.stdout + proc.stderr
     if args[0] != "help":  # help only prints; every other case is a failed step, so make fails
         assert proc.returncode != 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["help", "RUN=x$(shell touch {pwn})"], {}),
+        (["help"], {"RUN": "x$(shell touch {pwn})"}),
+        (["help"], {"HUB_REPO_ID": "o/n$(shell touch {pwn})"}),
+        (["train", "RECIPE=tiny", "RUN=x", "TRAIN_ARGS=--fresh$(shell touch {pwn})"], {}),
+        (["train", "RECIPE=tiny", "RUN=x"], {"TRAIN_ARGS": "--fresh$(shell touch {pwn})"}),
+        (["release", "RUN=x", "HUB_REPO_ID=o/n$(shell touch {pwn})"], {}),
+        (["help", "VERBOSE=$(shell touch {pwn})"], {}),
+        (["help", "NUM_PROCESSES=1$(shell touch {pwn})"], {}),
+        (["help", "RUN=x", "LOG=$(shell touch {pwn})"], {}),
+        (["help", "ANY_NAME=$(shell touch {pwn})"], {}),  # make exports every command-line variable
+    ],
+    ids=[
+        "cli-run",
+        "env-run",
+        "env-repo-id",
+        "cli-train-args",
+        "env-train-args",
+        "cli-repo-id",
+        "verbose",
+        "processes",
+        "log",
+        "any-variable",
+    ],
+)
+def test_no_make_function_in_a_value_runs(tmp_path, args, env):
+    """A `$(shell ...)` in a value, on the command line or in the environment, is text: never expanded."""
+    pwn = tmp_path / "pwn"
+    env = {k: v.format(pwn=pwn) for k, v in env.items()}
+    proc = make(tmp_path, *(a.format(pwn=pwn) for a in args), extra_env=env)
+    assert not pwn.exists(), proc.stdout + proc.stderr
+
+
+def test_a_value_reaches_the_step_as_written(tmp_path):
+    """`RUN='a$(x)'` once trained `outputs/a` (make expanded `$(x)` to nothing); the step gets the text."""
+    proc = make(
+        tmp_path, "train", "RECIPE=tiny", "RUN=a$(x)", "TRAIN_ARGS=--set 'phase1.note=$$y'", dry_run=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    words = shlex.split(proc.stdout.replace("\\\n", " "))
+    assert words[words.index("--run") + 1] == "a$(x)"
+    assert shlex.split(words[0].split("=", 1)[1]) == ["--set", "phase1.note=$$y"]
+    proc = make(tmp_path, "help", extra_env={"RUN": "b$(x)"})
+    assert "RUN=b$(x) " in proc.stdout, proc.stdout
 
 
 def test_fresh_with_a_path_as_run_deletes_nothing(tmp_path):

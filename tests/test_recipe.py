@@ -307,3 +307,132 @@ def test_a_recipe_path_that_is_a_folder_or_not_utf8_is_one_line(tmp_path):
     p.write_bytes("seed: 1 # caf\xe9\n".encode("latin-1"))
     with pytest.raises(RecipeError, match=r"latin1\.yaml: not UTF-8 text \(byte 13\)"):
         load_recipe(p)
+
+
+# --- trainer_args that would publish, hold a token or change what a finished phase is (issue 42) ----------
+FAKE_TOKEN = "hf_abcdefghijklmnopqrstuvwxyz0123"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "phase1.trainer_args.push_to_hub=true",
+        "phase1.trainer_args.hub_model_id=someone/x",
+        f"phase1.trainer_args.hub_token={FAKE_TOKEN}",
+        "phase2.trainer_args.hub_strategy=end",
+        "phase3.trainer_args.hub_private_repo=false",
+        "phase1.trainer_args.trackio_space_id=someone/space",
+    ],
+)
+def test_trainer_args_never_push_or_hold_a_token(override):
+    """The Trainer's own push shipped unchecked weights and wrote the token into recipe.yaml and the logs."""
+    key = override.split("=", 1)[0]
+    with pytest.raises(RecipeError) as err:
+        load_recipe(TINY_RECIPE, [override])
+    msg = str(err.value)
+    assert f"key '{key}': training never pushes to the Hub or holds a token" in msg and "make release" in msg
+    assert FAKE_TOKEN not in msg
+
+
+def test_a_token_in_any_override_is_never_echoed():
+    """The error line repeats the overrides: a token among them is shown as ***."""
+    overrides = [f"phase1.trainer_args={{hub_token: {FAKE_TOKEN}}}", "phase1.batch_size=0"]
+    with pytest.raises(RecipeError) as err:
+        load_recipe(TINY_RECIPE, overrides)
+    assert FAKE_TOKEN not in str(err.value) and "phase1.trainer_args=***" in str(err.value)
+    with pytest.raises(RecipeError) as err:
+        load_recipe(TINY_RECIPE, [f"phase1.hub_token={FAKE_TOKEN}"])
+    assert FAKE_TOKEN not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["resume_from_checkpoint: x", "load_best_model_at_end: true", "save_only_model: true",
+     "ignore_data_skip: true", "auto_find_batch_size: true", "metric_for_best_model: loss"],
+)  # fmt: skip
+def test_trainer_args_that_change_what_done_means_are_refused(key):
+    name = key.split(":")[0]
+    with pytest.raises(
+        RecipeError, match=rf"key 'phase2\.trainer_args\.{name}': not settable, .*; remove it"
+    ):
+        load_recipe(TINY_RECIPE, [f"phase2.trainer_args={{{key}}}"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "phase1.trainer_args.gradient_accumulation_steps=-5",
+            r"gradient_accumulation_steps': expected at least 1",
+        ),
+        (
+            "phase1.trainer_args.gradient_accumulation_steps=0",
+            r"gradient_accumulation_steps': expected at least 1",
+        ),
+        (
+            "phase1.trainer_args.gradient_accumulation_steps=true",
+            r"gradient_accumulation_steps': expected int, ",
+        ),
+        ("phase2.trainer_args.lr_scheduler_type=nope", r"lr_scheduler_type': expected 'linear' \| 'cosine'"),
+        ("phase2.trainer_args.max_grad_norm='1.0'", r"max_grad_norm': expected float, found '1\.0'"),
+        (
+            "phase1.batch_size=100000000000000000000000",
+            r"'phase1\.batch_size': expected a number below 2\*\*63",
+        ),
+        ("phase1.batch_size=100000", r"'phase1\.batch_size': expected at most 65536 texts a batch"),
+        ("phase2.mini_batch_size=100000", r"'phase2\.mini_batch_size': expected at most 65536"),
+        ("phase3.mining.batch_size=100000", r"'phase3\.mining\.batch_size': expected at most 65536"),
+        ("seed=-1", r"key 'seed': expected a number from 0 to 4294967295, found -1"),
+        ("seed=4294967296", r"key 'seed': expected a number from 0 to 4294967295"),
+    ],
+)
+def test_values_that_would_train_nothing_or_fail_later_are_refused_at_load(override, message):
+    """Each passed the recipe check: a phase of 0 steps marked done, or a failure in the run folder."""
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(TINY_RECIPE, [override])
+
+
+def test_trainer_args_of_the_right_type_still_pass():
+    over = [
+        "phase1.trainer_args={lr_scheduler_type: cosine, weight_decay: 0, gradient_accumulation_steps: 2}"
+    ]
+    args = load_recipe(TINY_RECIPE, over).phase1.trainer_args
+    assert args == {"lr_scheduler_type": "cosine", "weight_decay": 0, "gradient_accumulation_steps": 2}
+    assert load_recipe(TINY_RECIPE, ["seed=0", "phase1.batch_size=65536"]).seed == 0
+
+
+def test_a_refused_recipe_leaves_no_run_folder(tmp_path):
+    """scripts/train.py: the refusal comes before anything is written under the outputs folder."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "outputs"
+    out.mkdir()
+    over = "phase1.trainer_args.gradient_accumulation_steps=-5"
+    env = {**os.environ, "MEDENC_VERBOSE": "", "PYTHONPATH": str(ROOT)}  # this tree's medenc
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), "--recipe", str(TINY_RECIPE), "--run", "r",
+         "--output-dir", str(out), "--set", over],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "error: RecipeError:" in proc.stderr, proc.stderr[-2000:]
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("9" * 5000, "an integer of 5000 characters"),
+        ("[" * 5000 + "]" * 5000, "nested more than 20 levels deep"),
+    ],
+    ids=["5000-digit-integer", "5000-deep-nesting"],
+)
+def test_a_huge_integer_or_deep_nesting_is_a_one_line_error(tmp_path, value, problem):
+    """Each ended in a raw traceback (ValueError of Python's digit limit, RecursionError)."""
+    p = _write(tmp_path, f"seed: {value}\n")
+    with pytest.raises(RecipeError, match=rf"r\.yaml: not valid YAML \(line 1, column \d+: .*{problem}") as e:
+        load_recipe(p)
+    assert len(str(e.value)) < 300
+    with pytest.raises(RecipeError, match=rf"--set seed=.*: the value is not valid YAML .*{problem}"):
+        load_recipe(TINY_RECIPE, [f"seed={value}"])

@@ -432,3 +432,277 @@ def test_a_32_wide_model_with_a_copied_base_record_is_refused(tmp_path, tiny_mod
     ):
         stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
     assert not (run_dir / RELEASE_DIR).exists()
+
+
+# --- the release ships exactly the files whose hashes the evaluation recorded (issue 42) ------------------
+
+
+def _swap_in_other_weights(run_dir: Path, *names: str) -> None:
+    """Replace the weights of these folders with another 768-wide model's, then record them as `make evaluate`
+    would after scoring them again (results.json and its sha256 record)."""
+    from fakes import write_stand_in_weights
+    from safetensors.numpy import save_file
+
+    from medenc.core.io import sha256_file
+    from medenc.core.model_id import model_hash
+
+    results = json_loader(run_dir)
+    for name in names:
+        folder = run_dir / name
+        write_stand_in_weights(folder)
+        other = {"embeddings.word_embeddings.weight": np.ones((2, 768), np.float32)}  # the same shape
+        save_file(other, folder / "model.safetensors")
+        entry = results["models"]["final" if name == FINAL_DIR else name]
+        entry.update(sha256=sha256_file(folder / "model.safetensors"), model_hash=model_hash(folder))
+    rewrite_results(run_dir, results)
+
+
+def test_a_model_swapped_in_after_training_and_evaluated_again_is_refused(tmp_path):
+    """Phase 2's (or any 768-wide) weights copied into phase 3 and final/, re-evaluated: run.json still names
+    the weights training wrote, and the release once went out beside it."""
+    run_dir = make_run(tmp_path)
+    _swap_in_other_weights(run_dir, "phase-3-triplet", FINAL_DIR)
+    with pytest.raises(ReleaseError) as err:
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    msg = str(err.value)
+    assert f"{run_dir / RUN_RECORD}: phases[3].model_sha256 is " in msg
+    assert "is not the model this run trained" in msg and "make train RUN=tiny TRAIN_ARGS=--fresh" in msg
+    assert not (run_dir / RELEASE_DIR).exists()
+
+
+def test_final_alone_swapped_with_a_record_that_names_it_is_still_refused(tmp_path):
+    """run.json's final entry is checked too, not only the phases."""
+    run_dir = make_run(tmp_path)
+    record = json.loads((run_dir / RUN_RECORD).read_text())
+    record["final"]["model_sha256"] = "e" * 64
+    (run_dir / RUN_RECORD).write_text(json.dumps(record))
+    with pytest.raises(
+        ReleaseError, match=r"run\.json: final\.model_sha256 is eeeeeeeeeeee, but the evaluation"
+    ):
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+
+
+def test_a_base_scored_from_another_folder_is_refused(tmp_path):
+    """`make evaluate EVAL_ARGS=--base-model DIR` once recorded the verified base's name with DIR's hash."""
+    run_dir = make_run(tmp_path)
+    results = json_loader(run_dir)
+    results["models"]["base"]["sha256"] = "a" * 64
+    rewrite_results(run_dir, results)
+    with pytest.raises(ReleaseError) as err:
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    msg = str(err.value)
+    assert "results.json: the base was scored as 'sentence-transformers/all-mpnet-base-v2'" in msg
+    assert "not the verified" in msg and "Re-run without --base-model: make evaluate RUN=tiny" in msg
+    assert not (run_dir / RELEASE_DIR).exists()
+
+
+def test_the_evaluation_names_a_base_folder_by_what_it_is(tmp_path):
+    """A --base-model folder that is not the verified base is recorded by its own name, not the base's."""
+    from medenc.evaluation.models import find_models
+
+    run_dir = make_run(tmp_path)
+    _, info = find_models(run_dir, base_path=run_dir / "phase-1-cosine", device="cpu")
+    assert info["base"]["id"] == (
+        "phase-1-cosine (a --base-model folder, not the verified sentence-transformers/all-mpnet-base-v2)"
+    )
+
+
+def test_the_release_ships_only_the_files_the_model_hash_covers(tmp_path):
+    """Whatever else lies in final/ (an onnx/ folder, hidden files, notes, pickles) was never scored."""
+    run_dir = make_run(tmp_path)
+    final = run_dir / FINAL_DIR
+    (final / "onnx").mkdir()
+    (final / "onnx" / "model.onnx").write_bytes(b"never scored")
+    (final / ".env").write_text("HF_TOKEN=hf_x")
+    (final / "notes.md").write_text("local notes")
+    (final / "training_args.bin").write_bytes(b"pickle")
+    staged = stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    from medenc.core.model_id import model_files
+
+    shipped = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
+    model = {rel.as_posix() for rel in model_files(final)}
+    assert model <= shipped
+    assert not {"onnx/model.onnx", ".env", "notes.md", "training_args.bin", "pytorch_model.bin"} & shipped
+
+
+# --- the Hub repo ends holding exactly the staged release; pushes time out and hold the lock (issue 42) ----
+
+
+def _folder(root: Path, files: dict[str, bytes]) -> Path:
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(content)
+    return root
+
+
+def _push(folder: Path, hub, **kw) -> str:
+    from medenc.release.hub import push_release
+
+    return push_release(folder, REPO_ID, token=TOKEN, endpoint=hub.url, **kw)
+
+
+def test_a_release_deletes_what_the_previous_one_had_in_the_same_commit(tmp_path, online, fake_hub):
+    """A release without exports after one with them once left onnx/ and openvino/ beside the new weights."""
+    first = _folder(
+        tmp_path / "a", {"model.safetensors": b"w1", "onnx/model.onnx": b"o", "openvino/m.xml": b"x"}
+    )
+    second = _folder(tmp_path / "b", {"model.safetensors": b"w2", "README.md": b"card"})
+    _push(first, fake_hub)
+    before = len(fake_hub.repos[REPO_ID].history)
+    commit = _push(second, fake_hub)
+    assert fake_hub.files(REPO_ID) == {"model.safetensors": b"w2", "README.md": b"card"}
+    assert (
+        len(fake_hub.repos[REPO_ID].history) == before + 1 and fake_hub.repos[REPO_ID].refs["main"] == commit
+    )
+
+
+def test_a_tag_on_another_release_is_refused_before_anything_is_pushed(tmp_path, online, fake_hub):
+    """A second release with the same --tag once printed the tag and left it on the old commit."""
+    first = _folder(tmp_path / "a", {"model.safetensors": b"w1"})
+    old = _push(first, fake_hub, tag="v0.1.0")
+    assert _push(first, fake_hub, tag="v0.1.0") == old  # the same release again: nothing moves, no error
+    second = _folder(tmp_path / "b", {"model.safetensors": b"w2"})
+    with pytest.raises(ReleaseError) as err:
+        _push(second, fake_hub, tag="v0.1.0")
+    msg = str(err.value)
+    assert f"tag v0.1.0 already marks commit {old[:12]}" in msg and "Choose a new --tag" in msg
+    assert f"hf repos tag delete {REPO_ID} v0.1.0" in msg
+    repo = fake_hub.repos[REPO_ID]
+    assert repo.refs["main"] == repo.tags["v0.1.0"] == old and fake_hub.files(REPO_ID) == {
+        "model.safetensors": b"w1"
+    }
+    assert _push(second, fake_hub, tag="v0.2.0") == repo.tags["v0.2.0"] != old
+
+
+@pytest.mark.parametrize("existing_private", [False, True])
+def test_a_repo_of_the_other_visibility_is_refused_naming_the_fix(
+    tmp_path, online, fake_hub, existing_private
+):
+    """`--private` on an existing public repo was ignored and the release said "Released"."""
+    folder = _folder(tmp_path / "a", {"model.safetensors": b"w1"})
+    _push(folder, fake_hub, private=existing_private)
+    commits = len(fake_hub.repos[REPO_ID].history)
+    with pytest.raises(ReleaseError) as err:
+        _push(folder, fake_hub, private=not existing_private)
+    want = "public" if existing_private else "private"
+    assert f"the release asks for {want}: nothing was pushed" in str(err.value)
+    assert f"hf repos settings {REPO_ID} --{want}" in str(err.value)
+    assert (
+        len(fake_hub.repos[REPO_ID].history) == commits
+        and fake_hub.repos[REPO_ID].private is existing_private
+    )
+
+
+def _silent_server(on_request) -> tuple[str, callable]:
+    """A server that accepts a connection, calls ``on_request`` and never answers; returns (url, stop)."""
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    stop = threading.Event()
+
+    def serve():
+        sock.settimeout(0.2)
+        held = []
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)  # kept open, never answered
+            on_request()
+        for conn in held:
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def close():
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+    return f"http://127.0.0.1:{sock.getsockname()[1]}", close
+
+
+def test_a_push_times_out_and_holds_the_run_lock(tmp_path, online, monkeypatch):
+    """A server that never answers kept a push waiting for ever, and `make train --fresh` of the same run was
+    not refused meanwhile (the push then called the staged folder safe to repeat)."""
+    import time
+
+    from medenc.core.errors import RunError
+    from medenc.core.lock import run_lock
+    from medenc.release import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "HUB_TIMEOUT_S", 1.0)
+    run_dir = make_run(tmp_path)
+    refused = []
+
+    def try_the_lock():
+        try:
+            with run_lock(run_dir, "make train"):
+                refused.append(False)
+        except RunError as exc:
+            refused.append("in use by" in str(exc) and "make release" in str(exc))
+
+    url, close = _silent_server(try_the_lock)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(ReleaseError) as err:
+            release(
+                run_dir, REPO_ID, endpoint=url, token=TOKEN, results_loader=json_loader,
+                manifest=make_manifest(), say=lambda s: None,
+            )  # fmt: skip
+    finally:
+        close()
+    assert time.monotonic() - t0 < 60
+    assert "Timeout" in str(err.value) and "did not answer" in str(err.value)
+    assert refused and all(refused), refused
+
+
+def test_the_token_never_reaches_the_verbose_traceback(tmp_path, online):
+    """A server echoing the Authorization header: `***` in the one-line error, but the raw token once in the
+    chained traceback that VERBOSE=1 prints."""
+    import threading
+    import traceback
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.dumps({"error": f"bad request from {self.headers.get('Authorization')}"}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Error-Message", f"echo {self.headers.get('Authorization')}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    folder = _folder(tmp_path / "a", {"model.safetensors": b"w1"})
+    from medenc.release.hub import push_release
+
+    try:
+        with pytest.raises(ReleaseError) as err:
+            push_release(folder, REPO_ID, token=TOKEN, endpoint=f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    printed = "".join(traceback.format_exception(err.value))
+    assert "Bearer ***" in printed and TOKEN not in printed
+    assert "The above exception was the direct cause" in printed  # the library's traceback, scrubbed
+
+
+def test_folders_left_by_a_killed_release_or_export_build_are_removed(tmp_path):
+    """`.release.tmp-*` and `.exports.tmp-*` (the model's size each) were never removed."""
+    run_dir = make_run(tmp_path)
+    for name in (".release.tmp-abc123", ".exports.tmp-def456"):
+        (run_dir / name / "release").mkdir(parents=True)
+        (run_dir / name / "release" / "model.safetensors").write_bytes(b"half a model")
+    stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    assert sorted(p.name for p in run_dir.glob(".*.tmp-*")) == []

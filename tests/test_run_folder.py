@@ -181,3 +181,22 @@ def test_scripts_take_a_run_name_not_a_path(script, args, tmp_path):
     assert "error: RunError: run name " in proc.stderr and "a run name is" in proc.stderr, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "outputs" / "r" / "eval").exists()
+
+
+@pytest.mark.parametrize(("code", "words"), [(errno.ENOSPC, "free space there"), (errno.EROFS, "writable")])
+def test_make_data_on_a_full_disk_is_one_line_naming_the_path(tmp_path, monkeypatch, code, words):
+    """`make data` writing the prepared sets on a full disk ended in a raw traceback."""
+    from medenc.data import prepare
+
+    target = tmp_path / "prepared"
+
+    def refuse(prep, root, out, registry, failed=False):
+        raise OSError(code, os.strerror(code), str(out / "train" / "pairs"))
+
+    monkeypatch.setattr(prepare, "build", lambda *args: object())
+    monkeypatch.setattr(prepare, "write", refuse)
+    with pytest.raises(RunError, match=words) as err:
+        prepare.prepare(target, root=tmp_path, registry=())
+    msg = str(err.value)
+    assert msg.startswith(f"{target / 'train' / 'pairs'}: {os.strerror(code)} (make data, folder {target})")
+    assert "set PREPARED_DIR to a folder that can be written" in msg

@@ -53,3 +53,24 @@ def test_a_user_error_exits_2_with_one_line(script, tmp_path):
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert len(errors) == 1 and errors[0].startswith(f"error: {kind}: "), proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--leakage-threshold", "nan"], {}),
+        (["--leakage-threshold", "2"], {}),
+        ([], {"MEDENC_LEAKAGE_THRESHOLD": "abc"}),
+    ],
+    ids=["nan", "above-1", "env-not-a-number"],
+)
+def test_a_bad_leakage_threshold_is_refused_before_any_work(tmp_path, args, env):
+    """NaN or 2 passed and failed half a minute in, with a traceback; so did a word in the environment."""
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / "prepare_data.py"), "--out", str(tmp_path / "prepared"), *args],
+        cwd=PROJECT_ROOT, env={**os.environ, **env, "DATA_DIR": str(tmp_path / "no-data")},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "expected a number from 0 to 1 (--leakage-threshold or MEDENC_LEAKAGE_THRESHOLD)" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "prepared").exists()

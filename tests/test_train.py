@@ -236,6 +236,36 @@ def test_a_kill_anywhere_resumes_to_the_same_weights(tmp_path, monkeypatch, capl
         assert "is incomplete" in caplog.text and "set aside" in caplog.text
 
 
+def _kill_before_phase_folder(monkeypatch, phase: int) -> None:
+    """Raise as phase ``phase`` starts saving its folder: trained to its last step, whose checkpoint is
+    complete, and nothing of the folder written."""
+    import medenc.training.phase_runner as phase_module
+
+    original = phase_module._save
+
+    def cut(ctx, n, trainer):
+        if n == phase:
+            raise _Kill(f"killed while saving phase {n}")
+        return original(ctx, n, trainer)
+
+    monkeypatch.setattr(phase_module, "_save", cut)
+
+
+def test_a_kill_after_the_last_checkpoint_resumes_to_the_same_records(tmp_path, monkeypatch, uninterrupted):
+    """Killed while saving a phase after its last checkpoint, the resume trained nothing more (right
+    weights) but recorded samples_per_second null, or other steps and loss: the release then failed."""
+    with monkeypatch.context() as mp:
+        _kill_before_phase_folder(mp, 2)
+        with pytest.raises(_Kill):
+            _run(tmp_path)
+    record = _run(tmp_path)
+    keys = ("status", "steps", "final_train_loss", "final_eval_loss", "model_sha256", "train_rows")
+    for got, want in zip(record["phases"], uninterrupted["phases"], strict=True):
+        assert {k: got[k] for k in keys} == {k: want[k] for k in keys}, got["phase"]
+        assert isinstance(got["samples_per_second"], float) and got["samples_per_second"] > 0, got["phase"]
+    assert record["phases"][1]["resumed_from"] == "checkpoint-2"
+
+
 def test_a_second_process_on_the_same_run_is_refused(tmp_path):
     """The run folder is locked while a run writes it (here: held by this test, as a running `make train`)."""
     from medenc.core.lock import run_lock
@@ -663,3 +693,26 @@ def test_trainer_args_pass_through_and_the_recipe_owns_the_rest(tmp_path):
     # Every field training sets itself is one trainer_args refuses (recipe validation), and no other.
     set_by_recipe = argument_values(recipe, 2, precision="fp32", cuda=False, output_dir=tmp_path)
     assert set(set_by_recipe) == set(RECIPE_TRAINER_ARGS)
+
+
+def test_run_json_records_no_local_path(tmp_path):
+    """run.json is released and published: it once carried the base model's cache path (a home folder)."""
+    from medenc.core.paths import PROJECT_ROOT
+    from medenc.training.run import _base_record, _shareable
+
+    record = _base_record(
+        load_recipe(PROJECT_ROOT / "recipes" / "cpu.yaml"), Path("/home/someone/.cache/base-e8c3")
+    )
+    assert record["path"] == "base-e8c3"
+    assert _shareable(PROJECT_ROOT / "recipes" / "cpu.yaml") == "recipes/cpu.yaml"
+    assert _shareable("/home/someone/my.yaml") == "my.yaml"
+
+    def strings(node):
+        if isinstance(node, dict):
+            return [s for v in node.values() for s in strings(v)]
+        if isinstance(node, list):
+            return [s for v in node for s in strings(v)]
+        return [node] if isinstance(node, str) else []
+
+    published = json.loads((PROJECT_ROOT / "results" / "cpu" / "run.json").read_text())
+    assert [s for s in strings(published) if s.startswith(("/", "~"))] == []

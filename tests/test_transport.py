@@ -133,7 +133,9 @@ def test_assembled_tiny_base_loads_trains_and_is_recorded_as_rounded(tmp_path, t
         "variant": "fp16-rounded",
         "original_sha256": original,
     }
-    results = {"sets": {s: {} for s in _suite_sets()}}
+    # Scored against the base it was trained from (the rounded copy, on the device machine).
+    scored_base = {"id": record["id"], "sha256": record["sha256"]}
+    results = {"sets": {s: {} for s in _suite_sets()}, "models": {"base": scored_base}}
     # The tiny model stands in for the base here, so the width the release expects of it is the tiny one.
     monkeypatch.setitem(modeling.SHAPES, "base", modeling.SHAPES["tiny"])
     check_releasable(runs / "t", results, run_record)  # the rounded base's descendants are releasable

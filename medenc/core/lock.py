@@ -32,18 +32,32 @@ _NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 NEARLY_FULL_BYTES = 64 * 2**20
 
 
-def _unwritable(exc: OSError, run_dir: Path, what: str) -> RunError:
-    """The one-line error for a write refused by the system while ``what`` wrote ``run_dir``."""
+def _unwritable(exc: OSError, run_dir: Path, what: str, setting: str = "OUTPUTS_DIR") -> RunError:
+    """The one-line error for a write refused by the system while ``what`` wrote ``run_dir``; ``setting``:
+    the variable that moves that folder."""
     where = exc.filename or run_dir
     fix = (
         "free space there"
         if exc.errno in _FULL
         else "make it writable for this user (or it is on a read-only disk)"
     )
+    folder = "run folder" if setting == "OUTPUTS_DIR" else "folder"
     return RunError(
-        f"{where}: {exc.strerror or exc} ({what}, run folder {run_dir}); {fix}, or set OUTPUTS_DIR to a "
+        f"{where}: {exc.strerror or exc} ({what}, {folder} {run_dir}); {fix}, or set {setting} to a "
         "folder that can be written"
     )
+
+
+@contextmanager
+def refused_writes(folder: Path, what: str, setting: str) -> Iterator[None]:
+    """A write the system refuses inside the block (a full disk, a read-only or foreign-owned folder) becomes
+    one RunError naming the path, for steps that write outside a run folder (``make data``)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _FULL + _NOT_WRITABLE:
+            raise
+        raise _unwritable(exc, Path(folder), what, setting) from exc
 
 
 @contextmanager
@@ -54,12 +68,8 @@ def run_lock(run_dir: Path, what: str) -> Iterator[None]:
     a RunError that names the path (the traceback says nothing more to a user).
     """
     try:
-        with _held(Path(run_dir), what):
+        with refused_writes(Path(run_dir), what, "OUTPUTS_DIR"), _held(Path(run_dir), what):
             yield
-    except OSError as exc:
-        if exc.errno not in _FULL + _NOT_WRITABLE:
-            raise
-        raise _unwritable(exc, Path(run_dir), what) from exc
     except RuntimeError as exc:
         if not _nearly_full(Path(run_dir)):
             raise

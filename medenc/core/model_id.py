@@ -61,13 +61,18 @@ def model_files(folder: Path | str) -> list[Path]:
     return sorted((rel for rel in files if _hashed(rel)), key=lambda rel: rel.as_posix())
 
 
-def model_hash(folder: Path | str) -> str | None:
-    """The id of the model in ``folder`` (see the module doc); None when it is not a folder."""
+def model_hash(folder: Path | str, files: list[Path] | None = None) -> str | None:
+    """The id of the model in ``folder`` (see the module doc); None when it is not a folder.
+
+    ``files``: hash these (``model_files`` of the folder a copy was made from) rather than the folder's own,
+    so a copy among other files (the release folder) can be checked against the model it copies.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return None
     lines = [f"medenc model hash {MODEL_HASH_FORMAT}"]
-    lines += [f"{rel.as_posix()}\0{sha256_file(folder / rel)}" for rel in model_files(folder)]
+    rels = model_files(folder) if files is None else files
+    lines += [f"{rel.as_posix()}\0{sha256_file(folder / rel)}" for rel in rels]
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 

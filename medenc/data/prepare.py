@@ -29,6 +29,7 @@ from pathlib import Path
 
 from medenc.core import layout
 from medenc.core.errors import LeakageError
+from medenc.core.lock import refused_writes
 from medenc.core.paths import data_dir, prepared_dir
 from medenc.data import candidates, concept_groups, filters, leakage, read, test_sets
 from medenc.data.parsing import SkipLog
@@ -107,10 +108,14 @@ def prepare(
     """
     root = Path(root) if root is not None else data_dir(tuple(s.folder for s in registry))
     target = Path(target) if target is not None else prepared_dir()
+    # A full disk or an unwritable folder while writing is one line naming the path, not a traceback.
+    writing = refused_writes(target, "make data", "PREPARED_DIR")
     try:
         prep = build(root, threshold, accept_upstream, registry)
     except LeakageError as e:
-        where = write(e.prepared, root, target, registry, failed=True)  # type: ignore[attr-defined]
+        with writing:
+            where = write(e.prepared, root, target, registry, failed=True)  # type: ignore[attr-defined]
         raise LeakageError(f"{e}\nfull report: {where / layout.LEAKAGE_REPORT}") from None
-    path = write(prep, root, target, registry)
+    with writing:
+        path = write(prep, root, target, registry)
     return path, json.loads((path / layout.MANIFEST).read_text())

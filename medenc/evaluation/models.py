@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medenc.core import layout
-from medenc.core.base_model import BASE_MODEL_ID
+from medenc.core.base_model import BASE_MODEL_ID, verify_folder
 from medenc.core.errors import ModelError, RunError
 from medenc.core.io import sha256_file
 from medenc.core.model_id import model_hash
@@ -87,6 +87,18 @@ def _base_ref(base_path: Path | None, device: str | None) -> ModelRef:
     return _ref("base", base_path, base_load)
 
 
+def _base_id(base_path: Path | None) -> str:
+    """The base's name in results.json: the verified model's only when every pinned file of it matches (a
+    --base-model folder of other weights once kept that name, and a release compared against it)."""
+    if base_path is None:
+        return BASE_MODEL_ID  # resolve_base_model verified it
+    try:
+        verify_folder(base_path)
+    except ModelError:
+        return f"{base_path.name} (a --base-model folder, not the verified {BASE_MODEL_ID})"
+    return BASE_MODEL_ID
+
+
 def _ref(name: str, path: Path, load: Callable[[], object]) -> ModelRef:
     """A model to score, known by its weights' sha256 and by ``model_hash`` (every file that changes it)."""
     weights = sha256_file(path / layout.WEIGHTS_FILE)
@@ -124,7 +136,7 @@ def find_models(run_dir: Path, base_path: Path | None, device: str | None) -> tu
 
     base = refs[0]
     info: dict[str, dict] = {
-        "base": {"sha256": base.sha256, "model_hash": base.model_hash, "phase": 0, "id": BASE_MODEL_ID}
+        "base": {"sha256": base.sha256, "model_hash": base.model_hash, "phase": 0, "id": _base_id(base_path)}
     }
     phase_num = {v: k for k, v in layout.PHASE_DIRS.items()}
     for r in refs[1:]:

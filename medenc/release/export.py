@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -208,7 +209,27 @@ def _read_manifest(folder: Path) -> dict:
         raise ExportError(f"{path}: unreadable ({exc})") from exc
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise ExportError(f"{path}: expected an object with 'files' (name -> sha256)")
+    for name, digest in manifest["files"].items():
+        if not _export_name(name) or not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+            raise ExportError(
+                f"{path}: files[{str(name)[:80]!r}]: expected a file under {' or '.join(EXPORT_FOLDERS)}/ "
+                "(a plain relative path) and its sha256; an export never replaces a model file or writes "
+                f"outside the release. Remove {path.parent} (make release builds it again)"
+            )
     return manifest
+
+
+EXPORT_FOLDERS = ("onnx", "openvino")  # the release's folders for exports; everything else is the model's
+
+
+def _export_name(name: str) -> bool:
+    """Whether an exports.json name is a file under onnx/ or openvino/: no '..', no absolute or odd path."""
+    parts = name.split("/")
+    return (
+        len(parts) >= 2
+        and parts[0] in EXPORT_FOLDERS
+        and all(p not in ("", ".", "..") and "\\" not in p and "\0" not in p for p in parts)
+    )
 
 
 def _load_check(path: Path, name: str) -> None:

@@ -17,7 +17,9 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from medenc.core.errors import ReleaseError, RunError
 from medenc.core.io import sha256_file
 from medenc.core.layout import (
     EVAL_DIR,
+    EXPORTS_DIR,
     FINAL_DIR,
     LOGS_DIR,
     MANIFEST,
@@ -36,7 +39,7 @@ from medenc.core.layout import (
     WEIGHTS_FILE,
 )
 from medenc.core.lock import run_lock
-from medenc.core.model_id import model_hash
+from medenc.core.model_id import model_files, model_hash
 from medenc.core.paths import prepared_dir
 from medenc.core.runs import RunRecord, read_run_record
 from medenc.release.card import render_card
@@ -48,17 +51,6 @@ ASSETS_DIR = "assets"
 # The training logs (TensorBoard event files, one folder per phase): the Hub opens a TensorBoard tab for any
 # repo holding tfevents files; runs/ is where the Trainer's own push_to_hub puts them.
 RELEASE_LOGS_DIR = "runs"
-# Never ship pickled weights or training state: the release is safetensors only.
-_SKIP_FROM_FINAL = (
-    "*.bin",
-    "*.pt",
-    "*.pth",
-    "*.ckpt",
-    "optimizer*",
-    "scheduler*",
-    "rng_state*",
-    "checkpoint-*",
-)
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
@@ -114,6 +106,7 @@ def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None
         record = read_run_record(run_dir)
     except RunError as exc:
         raise ReleaseError(str(exc)) from exc
+    _check_record_names_scored_models(run_dir, results, record)
     if not (run_dir / RUN_RECIPE).is_file():
         raise ReleaseError(f"{run_dir / RUN_RECIPE}: the resolved recipe is missing (written by make train)")
     return results, record
@@ -161,6 +154,41 @@ def _check_final_model(run_dir: Path, results: dict) -> None:
         )
 
 
+def _check_record_names_scored_models(run_dir: Path, results: dict, record: RunRecord) -> None:
+    """run.json (which ships) names the weights training wrote: each of them must be the model the evaluation
+    scored, final/ included. A phase or final/ replaced after training (another phase's weights, any model of
+    the right width) and then evaluated would otherwise go out with a record of other weights."""
+    models = results.get("models", {})
+    trained = [(f"phases[{p.phase}]", p.dir, p.model_sha256, p.model_hash) for p in record.phases if p.done]
+    final = record.final or {}
+    trained.append(("final", FINAL_DIR, final.get("model_sha256"), final.get("model_hash")))
+    for key, name, sha, mhash in trained:
+        scored = models.get(name)
+        if not isinstance(scored, dict):
+            continue  # a phase the evaluation did not score is not on the card (final/ always is)
+        pairs = (("model_sha256", sha, scored.get("sha256")), ("model_hash", mhash, scored.get("model_hash")))
+        for field, want, got in pairs:
+            if (want is not None or field == "model_sha256") and want != got:  # older records: no model_hash
+                raise ReleaseError(
+                    f"{run_dir / RUN_RECORD}: {key}.{field} is {str(want)[:12]}, but the evaluation scored "
+                    f"{run_dir / name} as {str(got)[:12]}: that folder is not the model this run trained. "
+                    f"Restore it, or retrain (make train RUN={run_dir.name} TRAIN_ARGS=--fresh), then "
+                    "make evaluate"
+                )
+
+
+def _check_scored_base(run_dir: Path, results: dict) -> None:
+    """The card's every Δ is against results.json's base: it must be the verified base model, not a folder
+    passed as --base-model (which once kept the base's name beside other weights)."""
+    base = results.get("models", {}).get("base") or {}
+    if not is_verified_base({"id": base.get("id"), "sha256": base.get("sha256")}):
+        raise ReleaseError(
+            f"{run_dir / EVAL_DIR / RESULTS_FILE}: the base was scored as {base.get('id')!r} (weights sha256 "
+            f"{str(base.get('sha256'))[:12]}), not the verified {BASE_MODEL_ID}: the card would compare "
+            f"against another model. Re-run without --base-model: make evaluate RUN={run_dir.name}"
+        )
+
+
 def _suite_sets() -> tuple[str, ...]:
     from medenc.evaluation import SETS
 
@@ -187,16 +215,16 @@ def check_releasable(run_dir: Path, results: dict, record: RunRecord, *, test_re
             f"the base's: {', '.join(bad[:3])}); re-run make evaluate RUN={run_dir.name}"
         )
     base = record.base_model or {}
-    if is_verified_base(base):
-        _check_base_chain(run_dir)
-        return
-    if test_release:
-        return
-    raise ReleaseError(
-        f"{run_dir / RUN_RECORD}: this model was trained from {base.get('id')!r} (weights sha256 "
-        f"{base.get('sha256')}), not the verified {BASE_MODEL_ID}: it is not MPNet-medical and is never "
-        "released as such. Train with RECIPE=cpu or RECIPE=gpu (a test may pass --test-release)."
-    )
+    if not is_verified_base(base):
+        if test_release:
+            return
+        raise ReleaseError(
+            f"{run_dir / RUN_RECORD}: this model was trained from {base.get('id')!r} (weights sha256 "
+            f"{base.get('sha256')}), not the verified {BASE_MODEL_ID}: it is not MPNet-medical and is never "
+            "released as such. Train with RECIPE=cpu or RECIPE=gpu (a test may pass --test-release)."
+        )
+    _check_base_chain(run_dir)
+    _check_scored_base(run_dir, results)
 
 
 def _recipe_start(path: Path) -> tuple[str, str | None]:
@@ -269,11 +297,24 @@ def _load_manifest() -> dict | None:
 
 # --- staging ------------------------------------------------------------------------------------------------
 def _assemble(
-    run_dir: Path, staged: Path, charts: list[str], card, final_sha: str, exports: Path | None = None
+    run_dir: Path, staged: Path, charts: list[str], card, final: dict, exports: Path | None = None
 ) -> None:
     """The release folder's contents: final model (safetensors only), card, charts, records, training logs,
-    and the verified ONNX and OpenVINO exports where ``exports`` is given."""
-    shutil.copytree(run_dir / FINAL_DIR, staged, ignore=shutil.ignore_patterns(*_SKIP_FROM_FINAL))
+    and the verified ONNX and OpenVINO exports where ``exports`` is given.
+
+    Of final/ it copies exactly the files its ``model_hash`` covers (``final``: results.json's record of
+    it), and checks the copies against that hash: whatever else lies in final/ (pickles, an onnx/ folder,
+    hidden files) was never scored, so it never ships.
+    """
+    files = model_files(run_dir / FINAL_DIR)
+    for rel in files:
+        (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run_dir / FINAL_DIR / rel, staged / rel)
+    if model_hash(staged, files) != final["model_hash"]:
+        raise ReleaseError(
+            f"{staged}: the copy of {run_dir / FINAL_DIR} differs from the evaluated model (model hash); "
+            f"disk problem, or final/ changed during the release: re-run make evaluate RUN={run_dir.name}"
+        )
     if exports is not None:
         copy_exports(exports, staged)
     if charts:
@@ -285,11 +326,20 @@ def _assemble(
     shutil.copy2(run_dir / EVAL_DIR / RESULTS_FILE, staged / RESULTS_FILE)
     if (run_dir / LOGS_DIR).is_dir():  # absent for a run trained with report_to: none
         shutil.copytree(run_dir / LOGS_DIR, staged / RELEASE_LOGS_DIR)
-    card.save(staged / "README.md")  # replaces the generic card sentence-transformers wrote into final/
-    if sha256_file(staged / WEIGHTS_FILE) != final_sha:
+    card.save(staged / "README.md")  # the model card (final/'s own README.md is not a model file)
+    if sha256_file(staged / WEIGHTS_FILE) != final["sha256"]:
         raise ReleaseError(
             f"{staged / WEIGHTS_FILE}: copy differs from the evaluated weights (disk problem?)"
         )
+
+
+def _remove_leftovers(run_dir: Path) -> None:
+    """Remove the temporary folders a killed release or export build left beside its target (the size of
+    the model each, never read again). The caller holds the run lock, so no other build of them is running."""
+    for name in (RELEASE_DIR, EXPORTS_DIR):
+        for tmp in run_dir.glob(f".{name}.tmp-*"):
+            log.info("removing %s, left by an interrupted release", tmp)
+            shutil.rmtree(tmp)
 
 
 def stage_release(
@@ -312,6 +362,7 @@ def stage_release(
     validate_hub_repo_id(repo_id)
     results, record = load_run(run_dir, results_loader)
     check_releasable(run_dir, results, record, test_release=test_release)
+    _remove_leftovers(run_dir)
     charts = sorted(p.name for p in (run_dir / EVAL_DIR).glob("*.png"))
     exports_dir = ensure_exports(run_dir, rebuild=rebuild_exports) if exports else None
     card = render_card(
@@ -323,7 +374,7 @@ def stage_release(
     # Built next to the target so the final rename is atomic (same filesystem): no half folder, ever.
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{RELEASE_DIR}.tmp-"))
     try:
-        _assemble(run_dir, tmp / RELEASE_DIR, charts, card, results["models"]["final"]["sha256"], exports_dir)
+        _assemble(run_dir, tmp / RELEASE_DIR, charts, card, results["models"]["final"], exports_dir)
         if target.exists():
             target.rename(tmp / "previous")  # removed with tmp below
         (tmp / RELEASE_DIR).rename(target)
@@ -387,6 +438,89 @@ def push_advice(exc: BaseException, endpoint: str, repo_id: str, release_dir: Pa
     )
 
 
+# Seconds any one HTTP request to the Hub may wait (to connect, or between bytes): a server that never
+# answers once kept a push waiting for ever. huggingface_hub's own client has no timeout by default.
+HUB_TIMEOUT_S = 120.0
+
+
+@contextmanager
+def _hub_timeout(seconds: float) -> Iterator[None]:
+    """huggingface_hub's shared HTTP client with a timeout, for the calls inside the block."""
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils._http import default_client_factory
+
+    def timed():
+        client = default_client_factory()
+        client.timeout = seconds  # connect, read, write and pool, each
+        return client
+
+    set_client_factory(timed)
+    try:
+        yield
+    finally:
+        set_client_factory(default_client_factory)
+
+
+def _check_visibility(api, repo_id: str, private: bool, endpoint: str) -> None:
+    """The repo's visibility is the one asked for: --private on a public repo was once ignored."""
+    found = bool(api.model_info(repo_id, timeout=HUB_TIMEOUT_S).private)
+    if found != private:
+        want, have = ("private", "public") if private else ("public", "private")
+        flag = "drop --private" if private else "pass --private (RELEASE_ARGS=--private)"
+        raise ReleaseError(
+            f"{endpoint}/{repo_id} is {have}, the release asks for {want}: nothing was pushed. Make the repo "
+            f"{want} (hf repos settings {repo_id} --{want}) or {flag}, then rerun"
+        )
+
+
+def _tagged_already(api, repo_id: str, tag: str, release_dir: Path, endpoint: str) -> bool:
+    """Whether ``tag`` exists and marks exactly this release (a repeated push: nothing to tag). A tag that
+    marks anything else is refused before the upload: a second release with the same tag once printed the
+    tag and left it on the old commit."""
+    refs = api.list_repo_refs(repo_id)
+    target = next((t.target_commit for t in refs.tags if t.name == tag), None)
+    if target is None:
+        return False
+    if not _holds(api, repo_id, target, release_dir):
+        raise ReleaseError(_tag_moved(endpoint, repo_id, tag, target))
+    return True
+
+
+def _holds(api, repo_id: str, revision: str, folder: Path) -> bool:
+    """Whether the repo at ``revision`` holds exactly the files of ``folder`` (.gitattributes aside): the same
+    paths, each with the same git blob id, or the same sha256 where the Hub keeps the file in LFS."""
+    remote = {
+        e.path: e
+        for e in api.list_repo_tree(repo_id, revision=revision, recursive=True)
+        if hasattr(e, "blob_id") and e.path != ".gitattributes"  # files, not folders
+    }
+    local = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    if set(remote) != set(local):
+        return False
+    return all(
+        sha256_file(local[name]) == e.lfs.sha256 if e.lfs else _git_blob_id(local[name]) == e.blob_id
+        for name, e in remote.items()
+    )
+
+
+def _git_blob_id(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _tag_moved(endpoint: str, repo_id: str, tag: str, target: str) -> str:
+    return (
+        f"{endpoint}/{repo_id}: tag {tag} already marks commit {target[:12]}, another release (a tag names "
+        f"one release). Choose a new --tag, or delete the old tag first (hf repos tag delete {repo_id} "
+        f"{tag}), then rerun"
+    )
+
+
 def push_release(
     release_dir: Path,
     repo_id: str,
@@ -398,10 +532,13 @@ def push_release(
     commit_message: str | None = None,
     retry_command: str | None = None,
 ) -> str:
-    """Create the repo (exist_ok), upload ``release_dir`` as ONE commit, tag it; return the commit id.
+    """Make the repo hold exactly ``release_dir``: create it (exist_ok), upload the folder as ONE commit that
+    also deletes every file the release no longer has, tag it; return the commit id.
 
-    Any failure is a ReleaseError that says what to do, by cause (``push_advice``); where a retry can help it
-    is safe: the staged folder is unchanged and the upload is one commit.
+    Refused before anything is uploaded: a repo whose visibility differs from ``private``, a ``tag`` that
+    marks another commit. Any other failure is a ReleaseError that says what to do, by cause
+    (``push_advice``); where a retry can help it is safe: the staged folder is unchanged (the caller holds the
+    run lock) and the upload is one commit. Every HTTP request times out after HUB_TIMEOUT_S.
     """
     from huggingface_hub import HfApi
 
@@ -411,24 +548,37 @@ def push_release(
     api = HfApi(endpoint=endpoint, token=token)
     step = "create the repository"
     try:
-        api.create_repo(repo_id, exist_ok=True, repo_type="model", private=private)
-        step = "upload the release folder"
-        commit = api.upload_folder(
-            repo_id=repo_id,
-            folder_path=str(release_dir),
-            repo_type="model",
-            commit_message=commit_message or f"Release {tag or Path(release_dir).parent.name}",
-        )
-        if tag:
-            step = f"create tag {tag}"
-            api.create_tag(repo_id, tag=tag, revision=commit.oid, repo_type="model", exist_ok=True)
+        with _hub_timeout(HUB_TIMEOUT_S):
+            api.create_repo(repo_id, exist_ok=True, repo_type="model", private=private)
+            step = "read the repository's visibility and tags"
+            _check_visibility(api, repo_id, private, endpoint)
+            tagged = _tagged_already(api, repo_id, tag, release_dir, endpoint) if tag else False
+            step = "upload the release folder"
+            commit = api.upload_folder(
+                repo_id=repo_id,
+                folder_path=str(release_dir),
+                repo_type="model",
+                commit_message=commit_message or f"Release {tag or Path(release_dir).parent.name}",
+                delete_patterns="*",  # the repo ends holding the release, not what earlier ones left
+            )
+            if tag and not tagged:
+                step = f"create tag {tag}"
+                api.create_tag(repo_id, tag=tag, revision=commit.oid, repo_type="model")
+    except ReleaseError:
+        raise  # a refusal of ours: nothing to scrub, its own fix
     except Exception as exc:
         detail = _scrub(f"{type(exc).__name__}: {exc}", token)
+        # The library's exception may quote the token (a server echoing the Authorization header): it is
+        # chained only as a scrubbed copy of its whole traceback, which VERBOSE=1 prints.
         raise ReleaseError(
             f"push to {endpoint}/{repo_id} failed while trying to {step}: {detail}\n"
             + push_advice(exc, endpoint, repo_id, release_dir, retry)
-        ) from exc
+        ) from _ScrubbedError(_scrub("".join(traceback.format_exception(exc)), token))
     return commit.oid
+
+
+class _ScrubbedError(Exception):
+    """A library's failure as text, its traceback included, with the token replaced by ***."""
 
 
 @dataclass
@@ -466,29 +616,31 @@ def release(
     """
     run_dir = Path(run_dir)
     command = command or f"make release RUN={run_dir.name} HUB_REPO_ID={repo_id}"
+    # Held through the push too: the staged folder a push uploads (and a failed one calls safe to repeat)
+    # must not change under it, so no `make train --fresh` or second release of this run meanwhile.
     with run_lock(run_dir, "make release"):
         staged = stage_release(
             run_dir, repo_id, results_loader=results_loader, manifest=manifest, template_path=template_path,
             test_release=test_release, exports=exports, rebuild_exports=rebuild_exports,
         )  # fmt: skip
-    say(f"Staged {staged} ({sum(1 for p in staged.rglob('*') if p.is_file())} files).")
-    if dry_run:
-        say("Dry run: nothing was sent to the Hub.")
-        return ReleaseOutcome(staged, pushed=False)
-    token = token or resolve_token()
-    if not token:
-        say(
-            "No Hugging Face token found, so nothing was sent to the Hub; the release folder is staged.\n"
-            "To push it, set a token with write access and rerun the same command:\n"
-            "    export HF_TOKEN=hf_...        (or run: hf auth login)\n"
-            f"    {command}"
+        say(f"Staged {staged} ({sum(1 for p in staged.rglob('*') if p.is_file())} files).")
+        if dry_run:
+            say("Dry run: nothing was sent to the Hub.")
+            return ReleaseOutcome(staged, pushed=False)
+        token = token or resolve_token()
+        if not token:
+            say(
+                "No Hugging Face token found, so nothing was sent to the Hub; the release folder is staged.\n"
+                "To push it, set a token with write access and rerun the same command:\n"
+                "    export HF_TOKEN=hf_...        (or run: hf auth login)\n"
+                f"    {command}"
+            )
+            return ReleaseOutcome(staged, pushed=False)
+        endpoint = resolve_endpoint(endpoint)
+        say(f"Pushing to {endpoint}/{repo_id} ...")
+        commit = push_release(
+            staged, repo_id, token=token, endpoint=endpoint, tag=tag, private=private, retry_command=command
         )
-        return ReleaseOutcome(staged, pushed=False)
-    endpoint = resolve_endpoint(endpoint)
-    say(f"Pushing to {endpoint}/{repo_id} ...")
-    commit = push_release(
-        staged, repo_id, token=token, endpoint=endpoint, tag=tag, private=private, retry_command=command
-    )
-    url = f"{endpoint}/{repo_id}"
-    say(f"Released {url} at commit {commit}" + (f" (tag {tag})" if tag else "") + ".")
-    return ReleaseOutcome(staged, pushed=True, commit=commit, url=url)
+        url = f"{endpoint}/{repo_id}"
+        say(f"Released {url} at commit {commit}" + (f" (tag {tag})" if tag else "") + ".")
+        return ReleaseOutcome(staged, pushed=True, commit=commit, url=url)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medenc.core.io import fmt, sha256_file
+from medenc.core.io import fmt, sha256_file, write_json
 from medenc.core.layout import (
     INFERENCE_MAX_SEQ_LENGTH,
     LOGS_DIR,
@@ -191,6 +191,35 @@ def _fit(trainer, resume: str | None, has_val: bool) -> PhaseFit:
     )
 
 
+# Beside a phase's checkpoints: its fit figures, written once it trained to its last step and before its
+# folder is saved. A kill in between leaves that step's checkpoint; resumed from it the Trainer trains nothing
+# more (the weights are right) but measures nothing either, or counts a step it never took: the figures
+# recorded when it did train are the phase's.
+FIT_RECORD = "fit.json"
+
+
+def _keep_fit(ctx: RunContext, n: int, fit: PhaseFit) -> None:
+    """Record ``fit`` for the checkpoint of its last step (main process)."""
+    if ctx.state.is_main_process:
+        record = {"checkpoint": f"checkpoint-{fit.steps}", "fit": dataclasses.asdict(fit)}
+        ctx.checkpoints(n).mkdir(parents=True, exist_ok=True)
+        write_json(ctx.checkpoints(n) / FIT_RECORD, record)
+
+
+def _kept_fit(ctx: RunContext, n: int, resume: str | None) -> PhaseFit | None:
+    """The fit recorded when the phase trained to the checkpoint it resumes from, if it did; else None."""
+    path = ctx.checkpoints(n) / FIT_RECORD
+    if resume is None or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record.get("checkpoint") == Path(resume).name:
+            return PhaseFit(**record["fit"])
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        log.warning("%s is unreadable (%s): the resumed phase records its own figures", path, exc)
+    return None
+
+
 def _save(ctx: RunContext, n: int, trainer) -> str | None:
     """Write the phase folder atomically (beside it, then rename); returns its weights' sha256."""
     folder = phase_dir(ctx.run_dir, n)
@@ -208,6 +237,7 @@ def _save(ctx: RunContext, n: int, trainer) -> str | None:
     # The phase is safe in its folder now; its checkpoints only cost disk.
     for child in ctx.checkpoints(n).glob("checkpoint-*"):
         shutil.rmtree(child, ignore_errors=True)
+    (ctx.checkpoints(n) / FIT_RECORD).unlink(missing_ok=True)
     return model_sha(folder)
 
 
@@ -227,8 +257,10 @@ def train_phase(
     with ctx.state.main_process_first():
         resume = last_complete_checkpoint(ckpt_dir)
         if ctx.state.is_main_process and not resume:
-            # A phase trained anew (an upstream phase retrained) must not show an earlier attempt's curves.
+            # A phase trained anew (an upstream phase retrained) must not show an earlier attempt's curves,
+            # nor keep its figures.
             shutil.rmtree(ctx.logs(n), ignore_errors=True)
+            (ckpt_dir / FIT_RECORD).unlink(missing_ok=True)
     loss = make_loss(ctx.recipe, n, model, ctx.state.num_processes)
     trainer = build_trainer(
         ctx.recipe, n, model, sets.train, sets.validation,
@@ -238,6 +270,8 @@ def train_phase(
     )  # fmt: skip
     plan = _describe(ctx, n, trainer, loss, sets, previous, resume)
     fit = _fit(trainer, resume, sets.validation is not None)
+    fit = _kept_fit(ctx, n, resume) or fit  # resumed from its last step: the figures of when it trained
+    _keep_fit(ctx, n, fit)
     close_logs(trainer)
     sha = _save(ctx, n, trainer) if ctx.state.is_main_process else None
     folder_hash = model_hash(phase_dir(ctx.run_dir, n)) if sha else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import enum
 import hashlib
 import json
 import math
@@ -267,7 +268,25 @@ class _RecipeLoader(yaml.SafeLoader):
                 "value out",
                 problem_mark=event.start_mark,
             )
-        return super().compose_node(parent, index)
+        # A recipe is a few levels deep; 5000 nested brackets once ended in a RecursionError traceback.
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.MarkedYAMLError(
+                    problem=f"values nested more than {MAX_DEPTH} levels deep",
+                    problem_mark=self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # Python refuses to read an integer of more than 4300 digits
+            raise yaml.MarkedYAMLError(
+                problem=f"an integer of {len(str(node.value))} characters", problem_mark=node.start_mark
+            ) from None
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: set[Any] = set()
@@ -281,6 +300,10 @@ class _RecipeLoader(yaml.SafeLoader):
             if isinstance(key, typing.Hashable):
                 seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+_RecipeLoader.add_constructor("tag:yaml.org,2002:int", _RecipeLoader.construct_yaml_int)
+MAX_DEPTH = 20  # levels of nesting a recipe may have (it uses four)
 
 
 def _yaml_load(text: str) -> Any:
@@ -299,9 +322,15 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 # --- Reading recipes and overrides -----------------------------------------------------------------------
 
 
+def _override_shown(text: str) -> str:
+    """An override as an error shows it: cut short, and with its value hidden when it may hold a token."""
+    key, sep, _ = text.partition("=")
+    return _cut(f"{key}{sep}***" if sep and "token" in text.lower() else text)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Parse ``phase2.batch_size=32`` into (["phase2", "batch_size"], 32); the value is read as YAML."""
-    where = f"--set {_cut(text)}"
+    where = f"--set {_override_shown(text)}"
     if "=" not in text:
         raise RecipeError(f"{where}: expected KEY=VALUE, e.g. phase2.batch_size=32")
     key, raw = text.split("=", 1)
@@ -350,6 +379,8 @@ def _validate_phase(recipe: Recipe, n: int, where: str) -> None:
     for key in ("batch_size", "eval_steps", "save_steps", "logging_steps", "validation_rows"):
         if getattr(ph, key) < 1:
             raise RecipeError(f"{where}: key 'phase{n}.{key}': expected at least 1, found {getattr(ph, key)}")
+    for key in ("batch_size", "mini_batch_size"):
+        _check_batch(getattr(ph, key), f"phase{n}.{key}", where)
     if ph.dataloader_workers < 0:
         raise RecipeError(f"{where}: key 'phase{n}.dataloader_workers': expected at least 0")
     if ph.max_seq_length is not None:
@@ -411,26 +442,94 @@ RECIPE_TRAINER_ARGS = {
 }  # fmt: skip
 
 
+# Fields that would let training publish or hold a credential. Publishing is `make release`'s job alone (its
+# checks, one commit, the token read from the environment and never written): the Trainer's own push would
+# ship unchecked weights and a pickled training_args.bin, and a token here lands in recipe.yaml and the logs.
+_PUBLISHING_PREFIXES = ("push_to_hub", "hub_", "trackio_")
+
+
+def _publishes(key: str) -> bool:
+    return key.startswith(_PUBLISHING_PREFIXES) or key.endswith("token")
+
+
+# Fields that change which weights a phase ends with, or what a complete checkpoint and a resume are: a phase
+# is "done" when it trained the recipe's steps from its own checkpoints, and `make train` resumes to the same
+# weights only with the Trainer's defaults for these.
+DONE_TRAINER_ARGS = {
+    "resume_from_checkpoint": "medenc resumes from the run's own newest complete checkpoint",
+    "load_best_model_at_end": "the phase's weights are those of its last step",
+    "metric_for_best_model": "the phase's weights are those of its last step",
+    "greater_is_better": "the phase's weights are those of its last step",
+    "save_only_model": "a resumable checkpoint holds the optimizer and scheduler",
+    "ignore_data_skip": "a resumed phase skips the batches it already trained on",
+    "restore_callback_states_from_checkpoint": "a resumed phase restores what its checkpoint holds",
+    "enable_jit_checkpoint": "checkpoints are written every save_steps, whole",
+    "save_on_each_node": "checkpoints are written every save_steps, whole",
+    "auto_find_batch_size": "the phase trains at the recipe's batch_size",
+    "local_rank": "the launcher (accelerate) sets it",
+    "deepspeed": "checkpoints and weights are saved by the Trainer alone",
+    "fsdp": "checkpoints and weights are saved by the Trainer alone",
+    "fsdp_config": "checkpoints and weights are saved by the Trainer alone",
+    "parallelism_config": "checkpoints and weights are saved by the Trainer alone",
+}
+# Counts that must be >= 1 (gradient_accumulation_steps=-5 ran 0 steps and marked the phase done).
+_MIN_ONE_TRAINER_ARGS = ("gradient_accumulation_steps", "eval_accumulation_steps", "torch_empty_cache_steps")
+
+
 def _validate_trainer_args(args: dict[str, Any], n: int, where: str) -> None:
-    """``phaseN.trainer_args``: SentenceTransformerTrainingArguments fields the recipe does not set itself."""
+    """``phaseN.trainer_args``: SentenceTransformerTrainingArguments fields the recipe does not set itself,
+    that neither publish nor change what a finished phase is, with values of the field's type."""
     if not args:
         return  # sentence-transformers (and torch) are imported only for a recipe that needs them
     from sentence_transformers import SentenceTransformerTrainingArguments
 
-    fields = {f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments) if f.init}
-    for key in args:
+    fields = {f.name: f.type for f in dataclasses.fields(SentenceTransformerTrainingArguments) if f.init}
+    for key, value in args.items():
+        at = f"{where}: key 'phase{n}.trainer_args.{_cut(str(key))}'"
+        if _publishes(str(key)):
+            raise RecipeError(
+                f"{at}: training never pushes to the Hub or holds a token; remove it and publish with "
+                "`make release` (HF_TOKEN in the environment)"
+            )
+        if key in DONE_TRAINER_ARGS:
+            raise RecipeError(f"{at}: not settable, {DONE_TRAINER_ARGS[key]}; remove it")
         if key in RECIPE_TRAINER_ARGS:
-            raise RecipeError(
-                f"{where}: key 'phase{n}.trainer_args.{key}': medenc sets this field from "
-                f"{RECIPE_TRAINER_ARGS[key]}; change that instead"
-            )
+            raise RecipeError(f"{at}: medenc sets this field from {RECIPE_TRAINER_ARGS[key]}; change that")
         if key not in fields:
-            close = difflib.get_close_matches(key, sorted(fields), n=3)
+            close = difflib.get_close_matches(str(key), sorted(fields), n=3)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
-            raise RecipeError(
-                f"{where}: key 'phase{n}.trainer_args.{key}': not a SentenceTransformerTrainingArguments "
-                f"field{hint}"
-            )
+            raise RecipeError(f"{at}: not a SentenceTransformerTrainingArguments field{hint}")
+        expected = _arg_mismatch(fields[key], value)
+        if expected:
+            raise RecipeError(f"{at}: expected {expected}, found {_shown(value)}")
+        if key in _MIN_ONE_TRAINER_ARGS and value is not None and value < 1:
+            raise RecipeError(f"{at}: expected at least 1, found {value}")
+
+
+def _is_a(tp: type, value: Any) -> bool:
+    """``isinstance``, strict as the recipe: a bool is no number, an int is a float."""
+    if isinstance(value, bool) or tp is bool:
+        return tp is bool and isinstance(value, bool)
+    return isinstance(value, (int, float) if tp is float else tp)
+
+
+def _arg_mismatch(tp: Any, value: Any) -> str | None:
+    """What a training-arguments field of type ``tp`` takes, when ``value`` is not that; None when it is.
+
+    Strict as the recipe (a bool is not an int, "2" is not a number); a string for an enum field must be one
+    of its names (an unknown lr_scheduler_type failed only when the phase started). Types this cannot read
+    (callables, nested mappings) are left to the library.
+    """
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    names = [m.value for a in args if isinstance(a, type) and issubclass(a, enum.Enum) for m in a]
+    if isinstance(value, str) and names:
+        return None if value in names else " | ".join(repr(v) for v in names)
+    simple = {bool: "bool", int: "int", float: "float", str: "str", type(None): "null"}
+    if not all(a in simple or (isinstance(a, type) and issubclass(a, enum.Enum)) for a in args):
+        return None
+    others = [a for a in args if a in simple and not (names and a is str)]  # with names, a str is a name
+    fits = any(_is_a(a, value) for a in others)
+    return None if fits else " | ".join([*(repr(v) for v in names), *(simple[a] for a in others)])
 
 
 def _validate_mining_sources(mining: MiningConfig, where: str) -> None:
@@ -463,6 +562,18 @@ def _validate_replay(recipe: Recipe, n: int, ph: _LaterPhaseConfig, where: str) 
         raise RecipeError(f"{where}: key '{key}' draws from 'phase1.sources', which names no source")
 
 
+MAX_BATCH = 65_536  # texts in one batch: far above any that fits a GPU, far below what overflows torch
+
+
+def _check_batch(value: int, key: str, where: str) -> None:
+    # A batch of 10**23 passed `>= 1` and failed in the data loader, after the run folder was made.
+    if value > MAX_BATCH:
+        raise RecipeError(f"{where}: key '{key}': expected at most {MAX_BATCH} texts a batch, found {value}")
+
+
+MAX_SEED = 2**32 - 1  # numpy and the data loader's generators take seeds from 0 to 2**32 - 1
+
+
 def _check_length(value: int, key: str, where: str) -> None:
     # MPNet has 514 positions, 2 of them reserved: a longer sequence would fail deep inside the model.
     if not 1 <= value <= MAX_POSITIONS:
@@ -479,6 +590,9 @@ def _check_finite(data: Any, where: str, key: str = "") -> None:
             _check_finite(v, where, f"{key}.{i}")
     elif isinstance(data, float) and not math.isfinite(data):
         raise RecipeError(f"{where}: key '{_cut(key)}': expected a finite number, found {data}")
+    elif isinstance(data, int) and not isinstance(data, bool) and not -(2**63) <= data < 2**63:
+        # torch and the Trainer hold counts in 64 bits: a larger one overflows deep inside a phase
+        raise RecipeError(f"{where}: key '{_cut(key)}': expected a number below 2**63, found {_shown(data)}")
 
 
 def _validate_padding(recipe: Recipe, n: int, where: str) -> None:
@@ -519,6 +633,8 @@ def validate(recipe: Recipe, where: str) -> None:
     """Value checks that types alone cannot express (kept out of the models: they span phases)."""
     _check_finite(recipe.model_dump(), where)
     _check_length(recipe.max_seq_length, "max_seq_length", where)
+    if not 0 <= recipe.seed <= MAX_SEED:
+        raise RecipeError(f"{where}: key 'seed': expected a number from 0 to {MAX_SEED}, found {recipe.seed}")
     for n in (1, 2, 3):
         _validate_phase(recipe, n, where)
         _validate_padding(recipe, n, where)
@@ -533,6 +649,7 @@ def validate(recipe: Recipe, where: str) -> None:
             f"found {recipe.init_from!r}"
         )
     m = recipe.phase3.mining
+    _check_batch(m.batch_size, "phase3.mining.batch_size", where)
     if m.num_negatives < 1 or m.range_min < 0 or m.batch_size < 1:
         raise RecipeError(
             f"{where}: phase3.mining: expected num_negatives >= 1, range_min >= 0, batch_size >= 1"
@@ -579,7 +696,8 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
                 node[part] = {}
             node = node[part]
         node[keys[-1]] = value
-    where = f"{path} with --set {_cut(' '.join(overrides))}" if overrides else str(path)
+    shown = " ".join(_override_shown(text) for text in overrides)
+    where = f"{path} with --set {_cut(shown)}" if overrides else str(path)
     return recipe_from_dict(data, where)
 
 

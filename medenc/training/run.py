@@ -41,7 +41,7 @@ from medenc.core.layout import (
 from medenc.core.lock import run_lock
 from medenc.core.model_id import model_hash
 from medenc.core.modeling import RANDOM_SHAPES
-from medenc.core.paths import run_folder
+from medenc.core.paths import PROJECT_ROOT, run_folder
 from medenc.core.runs import (
     RUN_SCHEMA_VERSION,
     PhaseRecord,
@@ -178,6 +178,16 @@ def _load_data(recipe: Recipe, loader: Loader) -> tuple[dict[int, PhaseData | No
     return data, mine_train, replay
 
 
+def _shareable(path: str | Path) -> str:
+    """A path as run.json records it: relative to the project inside it, else the last part alone. run.json
+    is released and published; a local cache path (a home folder, a user name) belongs to no one else."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(PROJECT_ROOT.resolve()).as_posix()
+    except ValueError:
+        return path.name if path.is_absolute() else path.as_posix()
+
+
 def _base_record(recipe: Recipe, base_path: Path | None) -> dict[str, Any]:
     """run.json's ``base_model``: the verified base as this attempt used it, or a random-weight shape."""
     if base_path is None:
@@ -192,7 +202,7 @@ def _base_record(recipe: Recipe, base_path: Path | None) -> dict[str, Any]:
     return {
         "id": BASE_MODEL_ID,
         "revision": BASE_MODEL_REVISION,
-        "path": str(base_path),
+        "path": _shareable(base_path),
         # Hashed again on every attempt: a repaired cache must not keep the damaged file's hash here.
         "sha256": sha,
         # The fp16-rounded copy that travels to a GPU machine says so (variant, the original's sha256).
@@ -220,7 +230,7 @@ def _start_record(recipe: Recipe, run: str, run_dir: Path, **fields: Any) -> Run
         schema_version=RUN_SCHEMA_VERSION,
         code_version=code_version(),
         run=run,
-        recipe_path=str(recipe_path) if recipe_path else None,
+        recipe_path=_shareable(recipe_path) if recipe_path else None,
         recipe_sha256=recipe_sha256(recipe),
         base_model=_base_record(recipe, fields.pop("base_path")),
         data_manifest_sha256=fields.pop("data_hash"),
