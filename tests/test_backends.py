@@ -3,6 +3,7 @@ tiny model against PyTorch."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -123,7 +124,7 @@ def test_the_sample_is_every_nth_whole_batch_of_length_sorted_texts():
     batches = [sample[i : i + B.BATCH_SIZE] for i in range(0, len(sample), B.BATCH_SIZE)]
     starts = [ordered.index(b[0]) for b in batches]
     assert all(b == ordered[s : s + B.BATCH_SIZE] for b, s in zip(batches, starts, strict=True))
-    assert {b - a for a, b in zip(starts, starts[1:], strict=False)} == {3 * B.BATCH_SIZE}  # every third
+    assert {b - a for a, b in itertools.pairwise(starts)} == {3 * B.BATCH_SIZE}  # every third
     assert len(B.sample_batches(TEXTS, every=10**6)) == B.BATCH_SIZE  # at least, and here exactly, one
     assert B.sample_batches(TEXTS[:10]) == sorted(TEXTS[:10], key=lambda t: -len(t))  # fewer than a batch
 
