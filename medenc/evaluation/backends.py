@@ -70,7 +70,6 @@ class Backend:
     name: str
     runtime: str  # torch, openvino, onnxruntime
     bf16: bool = False
-    description: str = ""
     precision_hint: str | None = None  # OpenVINO's inference precision (None: its default for the CPU)
 
     def cache_tag(self) -> str:
@@ -84,11 +83,11 @@ class Backend:
 BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in (
-        Backend("torch-fp32", "torch", description="PyTorch, fp32"),
-        Backend("torch-bf16", "torch", bf16=True, description="PyTorch, bfloat16 autocast"),
-        Backend("openvino-fp32", "openvino", description="OpenVINO graph, fp32", precision_hint="f32"),
-        Backend("openvino", "openvino", description="OpenVINO graph, OpenVINO's default precision here"),
-        Backend("onnx", "onnxruntime", description="ONNX graph, ONNX Runtime, fp32"),
+        Backend("torch-fp32", "torch"),
+        Backend("torch-bf16", "torch", bf16=True),
+        Backend("openvino-fp32", "openvino", precision_hint="f32"),
+        Backend("openvino", "openvino"),
+        Backend("onnx", "onnxruntime"),
     )
 }
 CHOICES = (AUTO, *BACKENDS)
