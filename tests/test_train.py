@@ -390,11 +390,21 @@ def test_cpu_speed_is_measured_once_per_machine(tmp_path):
     cache = tmp_path / "cpu_precision.json"
     assert cpu_speed(cache, measure) == {"fp32_gflops": 200.0, "bf16_gflops": 50.0}
     assert cpu_speed(cache, measure) == {"fp32_gflops": 200.0, "bf16_gflops": 50.0}
-    assert calls == ["fp32", "bf16"]  # the second call read the cache
+    assert calls == ["fp32", "bf16"] * 3  # alternating rounds; the second call read the cache
     record = json.loads(cache.read_text())
     cache.write_text(json.dumps({**record, "key": "another machine"}))
     cpu_speed(cache, measure)
-    assert calls == ["fp32", "bf16", "fp32", "bf16"]  # another CPU kind, torch or threads: measured again
+    assert calls == ["fp32", "bf16"] * 6  # another CPU kind, torch or threads: measured again
+
+
+def test_a_busy_moment_does_not_decide_the_cpu_precision(tmp_path):
+    """Another process holding a core during the first measurements once made bf16 look slower than fp32."""
+    from medenc.training.precision import cpu_speed, decide_precision
+
+    readings = iter([6.0, 2.0, 201.0, 918.0, 190.0, 900.0])  # fp32, bf16, fp32, bf16, ...; busy at first
+    speed = cpu_speed(tmp_path / "cpu_precision.json", lambda dtype: next(readings))
+    assert speed == {"fp32_gflops": 201.0, "bf16_gflops": 918.0}
+    assert decide_precision("fp16", False, speed)[0] == "bf16"
 
 
 def test_auto_precision_follows_accelerate():
@@ -716,3 +726,35 @@ def test_run_json_records_no_local_path(tmp_path):
 
     published = json.loads((PROJECT_ROOT / "results" / "cpu" / "run.json").read_text())
     assert [s for s in strings(published) if s.startswith(("/", "~"))] == []
+
+
+def test_phase2_trains_near_miss_triplets_beside_its_pairs(tmp_path):
+    """phase2.near_miss_sources: each source's triplets a dataset of their own, credited in the record."""
+    record = _run(
+        tmp_path,
+        ["phase3.enabled=false", "phase2.multi_dataset=proportional", "phase2.near_miss_sources={rqe: 6}"],
+    )
+    phase2 = record["phases"][1]
+    assert phase2["datasets"] == {"medquad_qa": 6, "meqsum": 4, "rqe": 6}
+    assert phase2["rows"]["rqe"] == 6 and phase2["status"] == "done"
+
+
+MULTI = "phase2.multi_dataset=proportional"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["phase2.near_miss_sources={rqe: 6}"], r"needs 'phase2.multi_dataset'"),
+        (
+            [MULTI, "phase2.near_miss_sources={meqsum: 6}"],
+            r"\['meqsum'\] also in 'phase2.sources'",
+        ),
+        ([MULTI, "phase2.near_miss_sources={rqe: -1}"], r"near_miss_sources.rqe"),
+        ([MULTI, "phase2.near_miss_sources={nope: 6}"], r"source 'nope' has no"),
+    ],
+)
+def test_bad_near_miss_sources_are_refused_before_training(tmp_path, overrides, message):
+    with pytest.raises((RecipeError, DataError), match=message):
+        _run(tmp_path, overrides)
+    assert not (tmp_path / "t" / PHASE_DIRS[1]).exists()
