@@ -37,6 +37,9 @@ LEAKAGE_REPORT = "leakage_report.json"
 # --- A run folder: outputs/<run>/ -----------------------------------------------------------------------
 PHASE_DIRS = {1: "phase-1-cosine", 2: "phase-2-mnrl", 3: "phase-3-triplet"}
 FINAL_DIR = "final"
+# The last phase averaged with the starting model (recipe key `average`, WiSE-FT), when that scored best on
+# the validation split: scored as a model of its own, and then final/ is a copy of it.
+AVERAGED_DIR = "averaged"
 RUN_RECIPE = "recipe.yaml"  # the resolved recipe
 RUN_RECORD = "run.json"  # precision, hardware, per-phase rows/steps/time/throughput, base and data hashes
 LOSS_HISTORY = "loss_history.json"  # inside each phase folder: [{"step", "epoch", "loss"|"eval_loss"}...]

@@ -1,5 +1,6 @@
-"""The models a run is scored with: the base model and each phase folder, checked and hashed; ``final/`` is
-recorded (it is a copy of a phase), not scored again."""
+"""The models a run is scored with: the base model, each phase folder and the weight average (``averaged/``,
+when training chose one), checked and hashed; ``final/`` is recorded (it is a copy of one of them), not
+scored again."""
 
 from __future__ import annotations
 
@@ -59,10 +60,12 @@ def use_backend(
 
 
 def _phase_folders(run_dir: Path) -> list[Path]:
-    """The run's phase folders that exist, in phase order, each a complete model."""
+    """The run's phase folders that exist, in phase order, then ``averaged/``, each a complete model."""
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: expected a run folder written by `make train`, found no such folder")
     phases = [run_dir / d for d in layout.PHASE_DIRS.values() if (run_dir / d).exists()]
+    if phases and (run_dir / layout.AVERAGED_DIR).exists():
+        phases.append(run_dir / layout.AVERAGED_DIR)
     if not phases:
         raise RunError(
             f"{run_dir}: expected at least one phase checkpoint folder "
@@ -145,7 +148,7 @@ def find_models(run_dir: Path, base_path: Path | None, device: str | None) -> tu
             "path": r.name,
             "sha256": r.sha256,
             "model_hash": r.model_hash,
-            "phase": phase_num[r.name],
+            "phase": phase_num.get(r.name),  # None: the weight average of the last phase and the base
         }
     final = _final_record(run_dir, phases, info)
     if final is not None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medenc.core.errors import DataError, RecipeError
-from medenc.core.layout import COLUMNS, GRADED_PAIRS, PAIRS
+from medenc.core.layout import COLUMNS, GRADED_PAIRS, PAIRS, TRIPLETS
 from medenc.training.phase_specs import PHASES
 from medenc.training.recipe import Recipe
 
@@ -112,6 +112,23 @@ def replay_pairs(recipe: Recipe, n: int, loader: Loader):
         cap=rows,
     )
     return ds
+
+
+def near_miss_sets(recipe: Recipe, loader: Loader) -> dict[str, Any]:
+    """Phase 2's curated near-miss triplets (``phase2.near_miss_sources``): source -> its dataset."""
+    cfg = recipe.phase2
+    if not cfg.enabled or not cfg.near_misses():
+        return {}
+    ds, counts = select_sources(
+        loader("train", TRIPLETS),
+        cfg.near_misses(),
+        COLUMNS[TRIPLETS],
+        phase=2,
+        set_name=TRIPLETS,
+        split="train",
+        seed=recipe.seed,
+    )
+    return split_sets(ds, counts)
 
 
 @dataclass

@@ -59,6 +59,7 @@ class RunContext:
     state: Any  # accelerate.PartialState
     mine_train: Any = None  # the phase-2 pairs phase 3 mines over, or None when it does not mine
     replay: dict[int, Any] = field(default_factory=dict)  # phase -> its replayed graded pairs (replay_graded)
+    near_misses: dict[str, Any] = field(default_factory=dict)  # phase 2's triplets: source -> dataset
 
     def checkpoints(self, n: int) -> Path:
         """Phase ``n``'s Trainer checkpoints (and phase 3's mined-triplet cache)."""
@@ -129,13 +130,17 @@ def _multi_dataset(ctx: RunContext, n: int, sets: PhaseSets) -> PhaseSets:
         else sets.rows
     )
     train = split_sets(sets.train, blocks)
+    rows = dict(sets.rows)
+    if n == 2:  # near misses: each source's triplets a dataset of their own, rows credited to the source
+        train.update(ctx.near_misses)
+        rows.update({name: len(ds) for name, ds in ctx.near_misses.items()})
     replay = ctx.replay.get(n)
     if replay is not None:
         train[REPLAY] = replay
     datasets = {name: len(ds) for name, ds in train.items()}
     log.info("phase %d: %s multi-dataset batches, each from one of %s", n, mode, datasets)
     return dataclasses.replace(
-        sets, train=train, replay=len(replay) if replay is not None else None, datasets=datasets
+        sets, train=train, rows=rows, replay=len(replay) if replay is not None else None, datasets=datasets
     )
 
 
@@ -220,20 +225,26 @@ def _kept_fit(ctx: RunContext, n: int, resume: str | None) -> PhaseFit | None:
     return None
 
 
-def _save(ctx: RunContext, n: int, trainer) -> str | None:
-    """Write the phase folder atomically (beside it, then rename); returns its weights' sha256."""
-    folder = phase_dir(ctx.run_dir, n)
+def write_model_folder(model, folder: Path, history: list[dict] | None = None) -> None:
+    """Save ``model`` as a complete sentence-transformers folder atomically (beside it, then rename), at
+    the length users encode at; ``history`` becomes its loss_history.json."""
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     # Training lengths are a speed choice; the saved folder carries the length users encode at.
-    trainer.model.max_seq_length = INFERENCE_MAX_SEQ_LENGTH
-    trainer.model.save(str(tmp))
-    history = loss_history(trainer.state.log_history)
-    (tmp / LOSS_HISTORY).write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
+    model.max_seq_length = INFERENCE_MAX_SEQ_LENGTH
+    model.save(str(tmp))
+    if history is not None:
+        (tmp / LOSS_HISTORY).write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
     if folder.exists():
         shutil.rmtree(folder)
     tmp.rename(folder)
+
+
+def _save(ctx: RunContext, n: int, trainer) -> str | None:
+    """Write the phase folder; returns its weights' sha256."""
+    folder = phase_dir(ctx.run_dir, n)
+    write_model_folder(trainer.model, folder, loss_history(trainer.state.log_history))
     # The phase is safe in its folder now; its checkpoints only cost disk.
     for child in ctx.checkpoints(n).glob("checkpoint-*"):
         shutil.rmtree(child, ignore_errors=True)

@@ -109,6 +109,15 @@ class Phase2Config(_LaterPhaseConfig):
     """(anchor, positive) pairs with in-batch negatives."""
 
     loss: LossName = "mnrl"
+    # Near misses inside the contrastive loss: curated triplets of these sources (source -> max rows, as in
+    # `sources`), each its own dataset, whose negative (an ICD-10-CM excluded condition or sibling, a Disease
+    # Ontology sibling: a close but wrong name) joins the in-batch negatives from the first step, rather than
+    # only in phase 3. Needs multi_dataset and a loss that takes triplets. {} = off.
+    near_miss_sources: dict[str, int | None] = Field(default_factory=dict)
+
+    def near_misses(self) -> dict[str, int | None]:
+        """The near-miss triplet sources this phase reads (those not set to 0 rows)."""
+        return {name: rows for name, rows in self.near_miss_sources.items() if rows != 0}
 
 
 class MiningConfig(_Strict):
@@ -148,6 +157,15 @@ class Phase3Config(_LaterPhaseConfig):
         return self.negatives != "curated"
 
 
+class AverageConfig(_Strict):
+    """Weight averaging with the starting model (WiSE-FT, medenc/training/averaging.py): ``final/`` is
+    ``(1 - w) * start + w * last phase`` for the share ``w`` that scores best on the validation split."""
+
+    enabled: bool = False
+    # Candidate shares of the tuned weights, each in (0, 1]; 1.0 (no averaging) is always tried too.
+    weights: list[float] = Field(default_factory=lambda: [0.5, 0.75, 1.0])
+
+
 class Recipe(_Strict):
     """A complete training recipe."""
 
@@ -166,6 +184,7 @@ class Recipe(_Strict):
     phase1: Phase1Config = Field(default_factory=Phase1Config)
     phase2: Phase2Config = Field(default_factory=Phase2Config)
     phase3: Phase3Config = Field(default_factory=Phase3Config)
+    average: AverageConfig = Field(default_factory=AverageConfig)
 
     def phase(self, n: int) -> PhaseConfig:
         """The config of phase ``n`` (1, 2 or 3)."""
@@ -546,6 +565,27 @@ def _validate_mining_sources(mining: MiningConfig, where: str) -> None:
         raise RecipeError(f"{where}: key 'phase3.mining.sources' names no source (null: phase 2's selection)")
 
 
+def _validate_near_misses(recipe: Recipe, where: str) -> None:
+    """Near-miss triplets in phase 2 need their own datasets (phase 2's losses, MNRL and its cached form,
+    take a negative column as they take pairs)."""
+    ph, key = recipe.phase2, "phase2.near_miss_sources"
+    if not ph.near_misses():
+        return
+    if ph.multi_dataset is None:
+        raise RecipeError(
+            f"{where}: key '{key}' needs 'phase2.multi_dataset' (proportional or round_robin): each source's "
+            "triplets are a dataset of their own, beside the pairs"
+        )
+    shared = sorted(set(ph.near_misses()) & set(ph.used_sources()))
+    if shared:
+        raise RecipeError(
+            f"{where}: key '{key}': {shared} also in 'phase2.sources'; a source is one or the other"
+        )
+    for name, rows in ph.near_misses().items():
+        if rows is not None and rows < 0:
+            raise RecipeError(f"{where}: key '{key}.{name}': expected a row count >= 0 or null, found {rows}")
+
+
 def _validate_replay(recipe: Recipe, n: int, ph: _LaterPhaseConfig, where: str) -> None:
     """Replay needs a row count >= 0, a loss per dataset (multi_dataset) and phase 1's sources."""
     key = f"phase{n}.replay_graded"
@@ -639,6 +679,7 @@ def validate(recipe: Recipe, where: str) -> None:
         _validate_phase(recipe, n, where)
         _validate_padding(recipe, n, where)
         _validate_counts(recipe, n, where)
+    _validate_near_misses(recipe, where)
     if recipe.phase3.enabled and recipe.phase3.mines_negatives() and not recipe.phase2.used_sources():
         raise RecipeError(
             f"{where}: phase3 mines negatives over the phase-2 pairs, but 'phase2.sources' is empty"
@@ -661,6 +702,12 @@ def validate(recipe: Recipe, where: str) -> None:
         )
     if not any(recipe.phase(n).enabled for n in (1, 2, 3)):
         raise RecipeError(f"{where}: every phase is disabled; enable at least one")
+    bad = [w for w in recipe.average.weights if not 0 < w <= 1]
+    if bad or (recipe.average.enabled and not recipe.average.weights):
+        raise RecipeError(
+            f"{where}: key 'average.weights': expected shares of the tuned weights in (0, 1], found "
+            f"{recipe.average.weights}"
+        )
 
 
 def _read_recipe_file(path: Path) -> Any:

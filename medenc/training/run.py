@@ -30,6 +30,7 @@ from medenc.core.environment import code_version, hardware, versions
 from medenc.core.errors import DataError, RunError
 from medenc.core.io import fmt, utc_now
 from medenc.core.layout import (
+    AVERAGED_DIR,
     FINAL_DIR,
     PAIRS,
     PHASE_DIRS,
@@ -49,18 +50,27 @@ from medenc.core.runs import (
     read_run_record,
     write_run_record,
 )
+from medenc.training.averaging import choose_weight
 from medenc.training.data import (
     Loader,
     PhaseData,
     default_loader,
     mining_pairs,
+    near_miss_sets,
     prepare_phase_data,
     replay_pairs,
 )
-from medenc.training.phase_runner import CHECKPOINTS_DIR, RunContext, model_sha, train_phase
+from medenc.training.phase_runner import (
+    CHECKPOINTS_DIR,
+    RunContext,
+    model_sha,
+    train_phase,
+    write_model_folder,
+)
 from medenc.training.phase_specs import PHASES
 from medenc.training.precision import decide_precision, requested_precision, tell_accelerate
-from medenc.training.recipe import Recipe, load_recipe, recipe_sha256, to_yaml
+from medenc.training.recipe import AverageConfig, Recipe, load_recipe, recipe_sha256, to_yaml
+from medenc.training.trainer import load_model
 
 log = logging.getLogger("medenc.training")
 
@@ -102,7 +112,8 @@ def check_run_folder(
     # Compared as parsed recipes, not as texts: a key added later with a default that keeps the old behaviour
     # (say phaseN.attention) must not make every earlier run folder look like a different recipe.
     old_recipe = load_recipe(saved, [])
-    old, new = recipe_sha256(old_recipe, retrain_from), recipe_sha256(recipe, retrain_from)
+    old = recipe_sha256(_trained(old_recipe), retrain_from)
+    new = recipe_sha256(_trained(recipe), retrain_from)
     if old != new and retrain_from is not None:
         raise RunError(
             f"{run_dir}: --retrain-from {retrain_from} keeps phases before {retrain_from}, but the recipe "
@@ -123,6 +134,12 @@ def check_run_folder(
                 f"{run_dir}: was trained on different prepared data (manifest sha256 {old_data[:12]}, now "
                 f"{data_hash[:12]}). Pass --fresh to start over, or choose another --run"
             )
+
+
+def _trained(recipe: Recipe) -> Recipe:
+    """The recipe without its weight averaging: averaging is redone at every finish from the phases as they
+    are, so a changed `average` keeps every trained phase."""
+    return recipe.model_copy(update={"average": AverageConfig()})
 
 
 def _is_run(run_dir: Path) -> bool:
@@ -167,8 +184,8 @@ def _precision(recipe: Recipe, cuda: bool) -> dict[str, str]:
 
 
 def _load_data(recipe: Recipe, loader: Loader) -> tuple[dict[int, PhaseData | None], Any, dict[int, Any]]:
-    """Every enabled phase's sets, the pairs phase 3 mines over and the replayed graded pairs of phases 2-3:
-    all checked before any training."""
+    """Every enabled phase's sets, the pairs phase 3 mines over and the replayed graded pairs of phases 2-3
+    (phase 2's near-miss triplets are loaded beside them): all checked before any training."""
     data = {n: prepare_phase_data(recipe, n, loader) for n in (1, 2, 3) if recipe.phase(n).enabled}
     mine = recipe.phase3.enabled and recipe.phase3.mines_negatives()
     mine_train = mining_pairs(recipe, loader, "train", None) if mine else None
@@ -288,17 +305,52 @@ def _train_phases(
         previous = folder
 
 
+def _average(ctx: RunContext, record: RunRecord, last: Path) -> dict | None:
+    """Average the last phase with the starting model (recipe key ``average``); returns run.json's
+    ``final.average``, or None when the recipe does not average. An earlier finish's choice is kept when the
+    phase, the candidates and the averaged folder are unchanged (a rerun after a kill costs nothing)."""
+    averaged = ctx.run_dir / AVERAGED_DIR
+    cfg = ctx.recipe.average
+    if not cfg.enabled:
+        shutil.rmtree(averaged, ignore_errors=True)  # a folder of an earlier recipe must not be scored
+        return None
+    old = (record.final or {}).get("average") or {}
+    weights = sorted(set(cfg.weights) | {1.0})
+    if (
+        old.get("of_sha256") == model_sha(last)
+        and [c["weight"] for c in old.get("candidates", [])] == weights
+        and (old["weight"] == 1.0 or model_sha(averaged) == old.get("model_sha256"))
+    ):
+        log.info("averaging: the choice of an earlier finish stands (weight %s)", old["weight"])
+        return old
+    seq = ctx.recipe.max_seq_length
+    start, tuned = load_model(ctx.recipe, None, seq), load_model(ctx.recipe, last, seq)
+    choice, _ = choose_weight(ctx.recipe, start, tuned, ctx.loader, ctx.precision, last.name)
+    out = {**choice.as_record(), "of_sha256": model_sha(last)}
+    if choice.weight < 1.0:
+        write_model_folder(tuned, averaged)
+        out["model_sha256"] = model_sha(averaged)
+    else:
+        shutil.rmtree(averaged, ignore_errors=True)
+    log.info("averaging: weight %s of %s chosen on the validation split (%.0f s)", choice.weight,
+             last.name, choice.seconds)  # fmt: skip
+    return out
+
+
 def _finish(ctx: RunContext, record: RunRecord) -> int:
-    """``final/`` = a copy of the last enabled phase; checkpoints go. Returns that phase's number."""
+    """``final/`` = a copy of the last enabled phase, or of its average with the starting model; checkpoints
+    go. Returns that phase's number."""
     last = max(n for n in (1, 2, 3) if ctx.recipe.phase(n).enabled)
     if ctx.state.is_main_process:
+        average = _average(ctx, record, phase_dir(ctx.run_dir, last))
+        source = AVERAGED_DIR if average and average["weight"] < 1.0 else PHASE_DIRS[last]
         final = ctx.run_dir / FINAL_DIR
         if final.exists():
             shutil.rmtree(final)
-        shutil.copytree(phase_dir(ctx.run_dir, last), final)
-        record.final = {
-            "from": PHASE_DIRS[last], "model_sha256": model_sha(final), "model_hash": model_hash(final)
-        }  # fmt: skip
+        shutil.copytree(ctx.run_dir / source, final)
+        record.final = {"from": source, "model_sha256": model_sha(final), "model_hash": model_hash(final)}
+        if average is not None:
+            record.final["average"] = average
         record.finished = utc_now()
         _save(ctx, record)
         shutil.rmtree(ctx.run_dir / CHECKPOINTS_DIR, ignore_errors=True)
@@ -318,7 +370,8 @@ def _log_summary(record: RunRecord, run_dir: Path, last: int) -> None:
             fit.samples_per_second or 0.0, fmt(fit.final_train_loss, missing="n/a"),
             fmt(fit.final_eval_loss, missing="n/a"),
         )  # fmt: skip
-    log.info("final model: %s (from %s)", run_dir / FINAL_DIR, PHASE_DIRS[last])
+    source = (record.final or {}).get("from", PHASE_DIRS[last])
+    log.info("final model: %s (from %s)", run_dir / FINAL_DIR, source)
 
 
 def run_training(
@@ -385,7 +438,10 @@ def _run(
         precision=precision, device="cuda" if cuda else "cpu", num_processes=state.num_processes,
     )  # fmt: skip
     recipe_text = to_yaml(recipe)
-    ctx = RunContext(recipe, run_dir, loader, precision["used"], cuda, state, mine_train, replay)
+    ctx = RunContext(
+        recipe, run_dir, loader, precision["used"], cuda, state, mine_train, replay,
+        near_miss_sets(recipe, loader),
+    )  # fmt: skip
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         _save(ctx, record)  # first: a folder holding run.json is a run (see _is_run), even if killed here

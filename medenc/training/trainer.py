@@ -142,6 +142,12 @@ def make_evaluator(recipe: Recipe, n: int, val):
     return build(val, f"phase-{n}-{kind}-dev", recipe.phase(n).batch_size, recipe)
 
 
+def validation_evaluator(data_set: str, val, recipe: Recipe, batch_size: int = 32):
+    """The evaluator of validation rows of one kind (GRADED_PAIRS, PAIRS, TRIPLETS), as the phases use it."""
+    build, kind = _EVALUATORS[data_set]
+    return build(val, f"{data_set}-{kind}-dev", batch_size, recipe)
+
+
 # --- Trainer (shared by training and the benchmark, medenc.bench.run) -------------------------------------
 
 
