@@ -227,3 +227,25 @@ def test_share_alike_sources_the_run_trained_on_are_named_with_what_share_alike_
     # the stand-in run trains STS-B and takes no Simple Wikipedia rows: only what it trained on is named
     assert by_sa["stsbenchmark"] in line and by_sa["simplewiki_medical"] not in line
     assert "same licence" in line and "retrain without these sources" in line
+
+
+def test_a_weight_average_is_described_with_its_validation_choice(tmp_path, repo_root):
+    """run.json's final.average (recipe key `average`) becomes one sentence: the shares and the choice."""
+    import shutil
+
+    from medenc.release.publish import rerender_card
+
+    published = tmp_path / "cpu"
+    shutil.copytree(repo_root / "results" / "cpu", published)
+    record = json.loads((published / "run.json").read_text())
+    candidates = [
+        {"weight": w, "scores": {}, "mean": m} for w, m in ((0.5, 0.8076), (0.75, 0.8131), (1.0, 0.8117))
+    ]
+    record["final"]["average"] = {"of": "phase-3-triplet", "weight": 0.75, "candidates": candidates}
+    (published / "run.json").write_text(json.dumps(record))
+    text = (rerender_card(published, REPO_ID)).read_text(encoding="utf-8")
+    assert "averaged with the base model's (WiSE-FT), 0.75 of the fine-tuned and 0.25 of the base's" in text
+    assert "among 0.5 (0.8076), 0.75 (0.8131), 1.0 (0.8117)" in text
+    record["final"]["average"]["weight"] = 1.0  # validation preferred the fine-tuned weights: nothing to say
+    (published / "run.json").write_text(json.dumps(record))
+    assert "WiSE-FT" not in rerender_card(published, REPO_ID).read_text(encoding="utf-8")
