@@ -200,6 +200,8 @@ def test_training_seconds_counts_mining():
     phases = [{"seconds": 100.0}, {"seconds": 700.0}, {"seconds": 200.0, "mining_seconds": 180.0}]
     assert training_seconds({"phases": phases, "total_seconds": 1000.0}) == 1180.0
     assert training_seconds({"total_seconds": 60}) == 60.0  # a record without per-phase times
+    averaged = {"phases": phases, "final": {"from": "averaged", "average": {"seconds": 20.0}}}
+    assert training_seconds(averaged) == 1200.0  # choosing the average's share is part of training
 
 
 def test_make_results_exits_3_when_a_target_is_missed_and_publishes_all_the_same(

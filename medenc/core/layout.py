@@ -55,11 +55,13 @@ MODEL_NAME = "MPNet-medical"
 
 
 def training_seconds(record: dict) -> float:
-    """A run's training time from its run.json: each phase's training plus phase 3's negative mining."""
+    """A run's training time from its run.json: each phase's training plus phase 3's negative mining and
+    the weight averaging's choice on the validation split."""
     phases = record.get("phases")
     if not phases:  # a record without per-phase times
         return float(record.get("total_seconds", 0.0))
-    return round(sum(p.get("seconds", 0.0) + p.get("mining_seconds", 0.0) for p in phases), 1)
+    averaging = ((record.get("final") or {}).get("average") or {}).get("seconds", 0.0)
+    return round(sum(p.get("seconds", 0.0) + p.get("mining_seconds", 0.0) for p in phases) + averaging, 1)
 
 
 def phase_dir(run_dir: Path, phase: int) -> Path:

@@ -241,8 +241,8 @@ def _readme(run: str, command: str, results: dict, record: RunRecord, with_log: 
         "```",
         "",
         f"- Machine: {_machine()}",
-        f"- Training: {training_seconds(record.to_dict()) / 60:.1f} min, negative mining included "
-        f"(precision used: {record.precision['used']})",
+        f"- Training: {training_seconds(record.to_dict()) / 60:.1f} min, negative mining and weight "
+        f"averaging included (precision used: {record.precision['used']})",
         f"- Evaluation: {timing.get('total_s', 0) / 60:.1f} min; " + _encoding_summary(timing),
         backend_line(results),
         f"- Released model: `{final_from}`",
