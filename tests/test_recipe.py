@@ -41,6 +41,8 @@ def test_gpu_recipe_carries_the_cpu_choices_at_full_scale():
         assert all(v is None for v in g.used_sources().values()), f"phase {n}: the GPU run uses every row"
     assert cpu.phase3.negatives == gpu.phase3.negatives and cpu.phase3.margin == gpu.phase3.margin
     assert cpu.phase3.mining.relative_margin == gpu.phase3.mining.relative_margin
+    assert cpu.average == gpu.average, "the final model is averaged with the base in both, or in neither"
+    assert cpu.phase2.near_misses().keys() <= gpu.phase2.near_misses().keys()
     mined = [{k for k, v in (p.phase3.mining.sources or {}).items() if v != 0} for p in (cpu, gpu)]
     assert mined[0] <= mined[1], "phase 3 mines over the same kinds of pairs"
 
