@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     except MedencError as exc:
         return fail(exc)
     if written is not None:  # None: not the main process, which did the work
-        out_dir, doc = written
-        print(f"wrote {out_dir}/results.json, results.md and {len(doc.get('charts', []))} charts")
+        out_dir, results = written
+        print(f"wrote {out_dir}/results.json, results.md and {len(results.charts)} charts")
     return 0
 
 

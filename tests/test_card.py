@@ -40,7 +40,7 @@ def test_front_matter_parses(staged):
 
 
 def test_model_index_equals_final_results(staged):
-    results = json_loader(staged.parent)
+    results = json_loader(staged.parent).doc  # the file itself, not read through the card's own reader
     final = results["results"][results["models"]["final"]["from"]]
     card = ModelCard.load(staged / "README.md")
     got = {(r.dataset_name, r.metric_type): r.metric_value for r in card.data.eval_results}
@@ -181,13 +181,15 @@ def test_a_source_the_run_took_no_rows_of_is_not_credited_as_training_data(tmp_p
 def test_smaller_embeddings_table_only_when_results_have_dimensions(tmp_path):
     """results.json's `dimensions` block becomes a widths x sets table (released model / base)."""
     from medenc.core.io import fmt
+    from medenc.evaluation.results import Results
 
     run_dir = make_run(tmp_path)
-    results = json_loader(run_dir)
+    results = json_loader(run_dir).doc
     record = json.loads((run_dir / "run.json").read_text())
 
     def render() -> str:
-        return str(render_card(run_dir, REPO_ID, results=results, record=record, charts=[]))
+        checked = Results.from_doc(results, run_dir / "eval" / "results.json")
+        return str(render_card(run_dir, REPO_ID, results=checked, record=record, charts=[]))
 
     assert "Smaller embeddings" not in render()
     final = results["models"]["final"]["from"]

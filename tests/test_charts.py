@@ -8,6 +8,7 @@ from pathlib import Path
 
 from medenc.evaluation import write_charts
 from medenc.evaluation.charts import DPI, model_colors
+from medenc.evaluation.results import Results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -20,7 +21,7 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
-def fake_results() -> dict:
+def fake_results() -> Results:
     models = ["base", "phase-1-cosine", "phase-3-triplet"]
     sets = {
         "biosses": {"task": "sts", "n": 10, "metrics": ["spearman"], "title": "BIOSSES"},
@@ -53,13 +54,15 @@ def fake_results() -> dict:
                 }
                 for s, meta in sets.items()
             }
-    return {
+    doc = {
+        "schema_version": 1,
         "run": "toy",
-        "models": {"final": {"from": "phase-3-triplet"}},
+        "models": {**{m: {} for m in models}, "final": {"from": "phase-3-triplet"}},
         "sets": sets,
         "results": results,
         "deltas": deltas,
     }
+    return Results.from_doc(doc, Path("toy/eval/results.json"))
 
 
 def test_charts_are_pngs_of_the_expected_size(tmp_path):

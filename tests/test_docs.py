@@ -53,11 +53,13 @@ def test_readme_results_are_the_published_runs_own_figures(repo_root: Path) -> N
     import json
 
     from medenc.core.eval_sets import EVAL_SETS, IN_DOMAIN, ZERO_SHOT
+    from medenc.evaluation.results import Results
     from medenc.release.publish import group_row, headline_rows
 
-    results = json.loads((repo_root / "results" / "cpu" / "results.json").read_text(encoding="utf-8"))
+    path = repo_root / "results" / "cpu" / "results.json"
+    results = json.loads(path.read_text(encoding="utf-8"))
     readme = (repo_root / "README.md").read_text(encoding="utf-8")
-    rows = headline_rows(results)
+    rows = headline_rows(Results.load(path))
     assert len(rows) == len(results["sets"]) + 2 and "\n".join(rows) in readme
     first, second = rows.index(group_row(ZERO_SHOT)), rows.index(group_row(IN_DOMAIN))
     assert first == 0
@@ -72,26 +74,28 @@ def test_headline_rows_group_a_new_zero_shot_set_with_the_others(repo_root: Path
     import json
 
     from medenc.core.eval_sets import IN_DOMAIN
+    from medenc.evaluation.results import Results
     from medenc.release.publish import group_row, headline_rows
 
-    results = json.loads((repo_root / "results" / "cpu" / "results.json").read_text(encoding="utf-8"))
+    path = repo_root / "results" / "cpu" / "results.json"
+    results = json.loads(path.read_text(encoding="utf-8"))
     doc = copy.deepcopy(results)
     title = "Lay question -> PubMed abstract (NFCorpus dev)"
     doc["sets"]["nfcorpus_dev"] = {**doc["sets"]["pubmedqa"], "title": title, "n": 287}
     for per_model in (doc["results"], doc["deltas"]):
         for model in per_model:
             per_model[model]["nfcorpus_dev"] = per_model[model]["pubmedqa"]
-    rows = headline_rows(doc)
+    rows = headline_rows(Results.from_doc(doc, path))
     at = next(i for i, r in enumerate(rows) if r.startswith(f"| {title} (n=287) | ndcg@10 |"))
     assert at < rows.index(group_row(IN_DOMAIN))
 
 
 def test_readme_serving_figures_are_the_published_runs_own(repo_root: Path) -> None:
     """The README's serving sentence is written from results/cpu/results.json's export figures."""
-    import json
-
+    from medenc.evaluation.results import Results
     from medenc.release.publish import serving_line
 
-    results = json.loads((repo_root / "results" / "cpu" / "results.json").read_text(encoding="utf-8"))
     readme = (repo_root / "README.md").read_text(encoding="utf-8")
-    assert serving_line(results) in " ".join(readme.split())
+    assert serving_line(Results.load(repo_root / "results" / "cpu" / "results.json")) in " ".join(
+        readme.split()
+    )

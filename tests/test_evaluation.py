@@ -20,7 +20,7 @@ from medenc.core.paths import PROJECT_ROOT
 from medenc.core.runs import RUN_SCHEMA_VERSION
 from medenc.evaluation import load_results, run_evaluation
 from medenc.evaluation import metrics as M
-from medenc.evaluation.results import results_markdown
+from medenc.evaluation.results import Results, results_markdown
 from medenc.evaluation.scoring import score_set
 from medenc.evaluation.sets import EvalSet, select_sets
 
@@ -182,12 +182,18 @@ def test_results_md_marks_a_delta_whose_ci_includes_zero_with_the_shared_marker(
         return {"value": v, "ci_low": v - 0.05, "ci_high": v + 0.05, "n": 10}
 
     doc = {
+        "schema_version": 1,
         "run": "toy",
         "data_manifest_sha256": "m",
         "precision": "fp32",
         "max_seq_lengths": {"short": 128, "passage": 256},
         "bootstrap": {"resamples": 50},
-        "models": {"final": {"from": "phase-2-mnrl", "sha256": "abc"}},
+        "models": {
+            "base": {},
+            "phase-1-cosine": {},
+            "phase-2-mnrl": {},
+            "final": {"from": "phase-2-mnrl", "sha256": "abc"},
+        },
         "sets": {"biosses": {"task": "sts", "n": 10, "metrics": ["spearman"], "title": "BIOSSES"}},
         "results": {m: {"biosses": {"spearman": r(0.8)}} for m in ("base", "phase-1-cosine", "phase-2-mnrl")},
         "deltas": {
@@ -195,7 +201,7 @@ def test_results_md_marks_a_delta_whose_ci_includes_zero_with_the_shared_marker(
             "phase-2-mnrl": {"biosses": {"spearman": {"diff": 0.05, "ci_low": 0.01, "ci_high": 0.09}}},
         },
     }
-    lines = results_markdown(doc).splitlines()
+    lines = results_markdown(Results.from_doc(doc, Path("toy/eval/results.json"))).splitlines()
     assert f"{NOT_SIGNIFICANT} = the CI includes zero." in "\n".join(lines)
     row = {line.split(" | ")[0]: line for line in lines if line.startswith("| ")}
     assert row["| base"] == "| base | 0.8000 [0.7500, 0.8500] |  |"
@@ -292,7 +298,7 @@ def test_whole_suite_writes_results_and_hits_the_cache(tmp_path, models_dir):
         cache_root=tmp_path / "cache",
         device="cpu",
     )
-    doc = run_evaluation(run, **kwargs)
+    doc = run_evaluation(run, **kwargs).doc
 
     out = run / "eval"
     for f in (
@@ -339,13 +345,13 @@ def test_whole_suite_writes_results_and_hits_the_cache(tmp_path, models_dir):
     assert doc["cache"]["misses"] > 0
 
     # Second run: everything comes from the cache, nothing is encoded (and no model is even loaded).
-    doc2 = run_evaluation(run, **kwargs)
+    doc2 = run_evaluation(run, **kwargs).doc
     assert doc2["cache"]["misses"] == 0
     assert doc2["cache"]["hits"] == doc["cache"]["hits"] + doc["cache"]["misses"]
     assert all(m["cached"] and m["encoded_texts"] == 0 for m in doc2["timing"]["models"].values())
     assert doc2["results"] == doc["results"]
 
-    assert load_results(run, loader=make_loader())["run"] == "toy"
+    assert load_results(run, loader=make_loader()).run == "toy"
 
 
 def test_cache_misses_again_when_max_seq_length_changes(tmp_path, models_dir):
@@ -359,9 +365,9 @@ def test_cache_misses_again_when_max_seq_length_changes(tmp_path, models_dir):
         sets=["biosses"],
         charts=False,
     )
-    first = run_evaluation(run, **kwargs)
+    first = run_evaluation(run, **kwargs).doc
     assert first["results"]["base"]["biosses"]["spearman"]["ci_low"] is None
-    again = run_evaluation(run, max_seq_lengths={"short": 64}, **kwargs)
+    again = run_evaluation(run, max_seq_lengths={"short": 64}, **kwargs).doc
     assert again["cache"]["misses"] == first["cache"]["misses"] == 2
 
 
@@ -372,12 +378,12 @@ def test_a_changed_pooling_config_is_another_model_for_the_cache(tmp_path, model
         loader=make_loader(), bootstrap=0, base_path=models_dir / "base", cache_root=tmp_path / "c",
         device="cpu", sets=["biosses"], charts=False,
     )  # fmt: skip
-    first = run_evaluation(run, **kwargs)
+    first = run_evaluation(run, **kwargs).doc
     pooling = run / "phase-1-cosine" / "1_Pooling" / "config.json"
     config = json.loads(pooling.read_text())
     assert config["pooling_mode"] == "mean"
     pooling.write_text(json.dumps(config | {"pooling_mode": "cls"}))
-    again = run_evaluation(run, **kwargs)
+    again = run_evaluation(run, **kwargs).doc
     assert again["cache"]["misses"] == 1  # phase 1 is encoded again; the base model is not
     assert again["timing"]["models"]["phase-1-cosine"]["encoded_texts"] > 0
     old, new = first["models"]["phase-1-cosine"], again["models"]["phase-1-cosine"]
@@ -459,7 +465,7 @@ def test_results_from_a_different_data_manifest_are_refused(tmp_path, models_dir
     )
     with pytest.raises(RunError, match=r"manifest-A.*manifest-B"):
         load_results(run, loader=make_loader("manifest-B"))
-    assert load_results(run, check_manifest=False)["data_manifest_sha256"] == "manifest-A"
+    assert load_results(run, check_manifest=False).data_manifest == "manifest-A"
 
 
 def test_missing_results_file_is_a_run_error(tmp_path):
@@ -591,7 +597,7 @@ def test_suite_scores_the_final_and_base_models_at_smaller_widths(tmp_path, mode
     doc = run_evaluation(
         run, loader=make_loader(), bootstrap=50, base_path=models_dir / "base", cache_root=tmp_path / "c",
         device="cpu", sets=["biosses", "rqe", "medquad"], charts=False, dimensions=(16, 8, 64),
-    )  # fmt: skip
+    ).doc  # fmt: skip
     on_disk = json.loads((run / "eval" / "results.json").read_text())
     assert on_disk["dimensions"] == doc["dimensions"]
     block = doc["dimensions"]
@@ -615,7 +621,7 @@ def test_suite_scores_the_final_and_base_models_at_smaller_widths(tmp_path, mode
     none = run_evaluation(
         run, loader=make_loader(), bootstrap=0, base_path=models_dir / "base", cache_root=tmp_path / "c",
         device="cpu", sets=["biosses"], charts=False, dimensions=None,
-    )  # fmt: skip
+    ).doc  # fmt: skip
     assert "dimensions" not in none and "Smaller embeddings" not in (run / "eval" / "results.md").read_text()
 
 
@@ -667,10 +673,11 @@ def test_a_set_declared_once_in_the_table_flows_into_results_dimensions_card_and
         manifest_hash=data.manifest_hash,
     )
     run = make_run(tmp_path, models_dir)
-    doc = run_evaluation(
+    results = run_evaluation(
         run, loader=loader, bootstrap=20, base_path=models_dir / "base", cache_root=tmp_path / "c",
         device="cpu", charts=False, dimensions=(16,),
     )  # fmt: skip
+    doc = results.doc
     assert list(doc["sets"])[-1] == "toyset"  # every set by default, in table order
     assert doc["sets"]["toyset"] == {"task": "sts", "n": N_PAIRS, "metrics": ["spearman"], "title": "Toy set"}
     assert "spearman" in doc["results"]["phase-2-mnrl"]["toyset"]
@@ -679,11 +686,11 @@ def test_a_set_declared_once_in_the_table_flows_into_results_dimensions_card_and
 
     record = json.loads((PROJECT_ROOT / "results" / "cpu" / "run.json").read_text())  # a real record
     final_dir = models_dir / "phase-2-mnrl"
-    card = str(render_card(run, "org/toy", results=doc, record=record, charts=[], final_dir=final_dir))
+    card = str(render_card(run, "org/toy", results=results, record=record, charts=[], final_dir=final_dir))
     assert "Toy set" in card and "| Toy set spearman |" in card  # the smaller-embeddings table's last column
-    toy = [r for r in eval_results(doc) if r.dataset_type == "toyset"]
+    toy = [r for r in eval_results(results) if r.dataset_type == "toyset"]
     assert [(r.dataset_name, r.source_url) for r in toy] == [("Toy set", CATALOG["stsbenchmark"].url)]
-    rows = check_targets(doc)
+    rows = check_targets(results)
     assert rows[-1]["set"] == "toyset" and rows[-1]["target"] == "≥ base − 1"
 
 
@@ -700,7 +707,7 @@ def test_auto_backend_is_measured_recorded_and_keys_the_cache(tmp_path, models_d
         loader=make_loader(), bootstrap=0, base_path=models_dir / "base", cache_root=tmp_path / "c",
         device="cpu", sets=["stsb", "medquad"], charts=False, dimensions=(),
     )  # fmt: skip
-    doc = run_evaluation(run, backend="auto", **kwargs)
+    doc = run_evaluation(run, backend="auto", **kwargs).doc
     record = doc["backend"]
     assert record["requested"] == "auto" and record["used"] in BACKENDS
     assert list(record["measured"]) == candidates("cpu") and record["measured"][record["used"]]["agrees"]
@@ -714,11 +721,11 @@ def test_auto_backend_is_measured_recorded_and_keys_the_cache(tmp_path, models_d
     first_keys = keys()
     others = [b for b in ("torch-fp32", "onnx") if b != record["used"]]
     for other in others:
-        again = run_evaluation(run, backend=other, **kwargs)
+        again = run_evaluation(run, backend=other, **kwargs).doc
         named = {"requested": other, "used": other, "why": "asked for (--backend)", "measured": None}
         assert {k: again["backend"][k] for k in named} == named
         assert ("checked" in again["backend"]) == (other != "torch-fp32")
         assert keys().isdisjoint(first_keys), other  # its own vectors, never another backend's
         fig = again["results"]["base"]["stsb"]["spearman"]["value"]
         assert fig == pytest.approx(doc["results"]["base"]["stsb"]["spearman"]["value"], abs=0.02)
-    assert run_evaluation(run, backend="auto", **kwargs)["backend"]["reused_measurement"]
+    assert run_evaluation(run, backend="auto", **kwargs).doc["backend"]["reused_measurement"]

@@ -312,12 +312,13 @@ def test_measurement_is_recorded_in_results_json_and_the_cards_exports_table(sta
     assert doc["exports"] == json.loads(json.dumps(block))
     # The README's serving sentence comes from the same block; a run without export figures is refused.
     from medenc.core.errors import RunError
+    from medenc.evaluation.results import Results
     from medenc.release.publish import serving_line
 
-    line = serving_line(doc)
+    line = serving_line(Results.load(run_dir / EVAL_DIR / "results.json"))
     assert "OpenVINO int8 " in line and f"{variants['openvino_int8']['speedup']:.2f}×" in line
     with pytest.raises(RunError, match="make exports RUN="):
-        serving_line({**doc, "exports": {}})
+        serving_line(Results.from_doc({**doc, "exports": {}}, run_dir / EVAL_DIR / "results.json"))
     # results.json's hash record follows the new file: the release takes it and the card shows the figures.
     staged_again = _stage(run_dir)
     card = (staged_again / "README.md").read_text(encoding="utf-8")

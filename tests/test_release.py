@@ -253,7 +253,7 @@ def test_round_trip_through_fake_hub(tmp_path, tiny_model, capfd, caplog, online
 
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     assert info["license"] == "apache-2.0"
-    results = json_loader(run_dir)
+    results = json_loader(run_dir).doc
     final = results["results"][results["models"]["final"]["from"]]
     want = {(info_["title"], m): final[s][m]["value"] for s, info_ in SETS.items() for m in info_["metrics"]}
     got = {(r["dataset"], r["metric"]): r["value"] for r in info["eval_results"]}
@@ -313,18 +313,25 @@ def test_the_offline_switch_is_named_not_retried(tmp_path, fake_hub):
 
 def test_weak_sets_name_the_released_models_weak_retrieval_sets():
     """The card's "still weak" list comes from the results: under the threshold, weakest first."""
+    from medenc.evaluation.results import Results
     from medenc.release.card import weak_sets
 
     def cell(v: float) -> dict:
         return {"value": v, "ci_low": v - 0.02, "ci_high": v + 0.02}
 
-    results = {
+    def retrieval(title: str) -> dict:
+        return {"task": "retrieval", "n": 300, "title": title, "metrics": ["ndcg@10"]}
+
+    doc = {
+        "schema_version": 1,
+        "run": "tiny",
         "models": {"base": {}, "phase-3-triplet": {}, "final": {"from": "phase-3-triplet"}},
         "sets": {
-            "terms": {"title": "Medical terms", "metrics": ["ndcg@10"]},
-            "concepts": {"title": "Medical concepts", "metrics": ["ndcg@10"]},
-            "medquad": {"title": "MedQuAD", "metrics": ["ndcg@10"]},
-            "biosses": {"title": "BIOSSES", "metrics": ["spearman"]},
+            "terms": retrieval("Medical terms"),
+            "concepts": retrieval("Medical concepts"),
+            "medquad": retrieval("MedQuAD"),
+            "biosses": {"task": "sts", "n": 100, "title": "BIOSSES", "metrics": ["spearman"]},
+            "near_misses": {"task": "triplets", "n": 300, "title": "Near misses", "metrics": ["accuracy"]},
         },
         "results": {
             "base": {"terms": {"ndcg@10": cell(0.43)}, "concepts": {"ndcg@10": cell(0.41)}},
@@ -336,6 +343,7 @@ def test_weak_sets_name_the_released_models_weak_retrieval_sets():
             },
         },
     }
+    results = Results.from_doc(doc, Path("eval/results.json"))
     weak = weak_sets(results)
     assert [w["title"] for w in weak] == ["Medical concepts", "Medical terms"]
     assert weak[0]["value"] == "0.550" and weak[0]["base"] == "0.410"
@@ -343,16 +351,13 @@ def test_weak_sets_name_the_released_models_weak_retrieval_sets():
     # Misses quoted for the weak retrieval sets and every triplet set; not for a strong set or a pair set.
     from medenc.release.card import card_misses
 
-    results["sets"]["near_misses"] = {"title": "Near misses", "task": "triplets", "metrics": ["accuracy"]}
-    for name in ("terms", "concepts", "medquad"):
-        results["sets"][name]["task"] = "retrieval"
     miss = {"query": "HTN", "expected": "hypertension", "got": "hypotension"}
     twin = {"anchor": "Crohn disease", "positive": "Crohn's disease", "negative": "ulcerative colitis"}
-    results["examples"] = {
+    doc["examples"] = {
         "model": "phase-3-triplet",
         "sets": {"concepts": [miss] * 3, "medquad": [miss], "biosses": [], "near_misses": [twin]},
     }
-    quoted = card_misses(results)
+    quoted = card_misses(Results.from_doc(doc, Path("eval/results.json")))
     assert [m["title"] for m in quoted] == ["Medical concepts", "Near misses"]
     assert quoted[0]["lines"] == ['"HTN" finds "hypotension" first, not "hypertension"'] * 2
     assert quoted[1]["lines"] == [
@@ -375,7 +380,7 @@ def test_a_final_folder_changed_after_evaluation_is_refused(tmp_path):
         stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
     assert not (run_dir / RELEASE_DIR).exists()
     # Evaluated after the edit, final/ is still not the phase that was scored (the figures are phase 3's).
-    results = json_loader(run_dir)
+    results = json_loader(run_dir).doc
     from medenc.core.model_id import model_hash
 
     results["models"]["final"]["model_hash"] = model_hash(run_dir / FINAL_DIR)
@@ -446,7 +451,7 @@ def _swap_in_other_weights(run_dir: Path, *names: str) -> None:
     from medenc.core.io import sha256_file
     from medenc.core.model_id import model_hash
 
-    results = json_loader(run_dir)
+    results = json_loader(run_dir).doc
     for name in names:
         folder = run_dir / name
         write_stand_in_weights(folder)
@@ -485,7 +490,7 @@ def test_final_alone_swapped_with_a_record_that_names_it_is_still_refused(tmp_pa
 def test_a_base_scored_from_another_folder_is_refused(tmp_path):
     """`make evaluate EVAL_ARGS=--base-model DIR` once recorded the verified base's name with DIR's hash."""
     run_dir = make_run(tmp_path)
-    results = json_loader(run_dir)
+    results = json_loader(run_dir).doc
     results["models"]["base"]["sha256"] = "a" * 64
     rewrite_results(run_dir, results)
     with pytest.raises(ReleaseError) as err:

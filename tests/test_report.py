@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 
 from medenc.core.errors import RunError
-from medenc.core.eval_sets import quality_targets
+from medenc.core.eval_sets import EVAL_SETS, quality_targets
 from medenc.core.runs import RUN_SCHEMA_VERSION
+from medenc.evaluation.results import Results
 from medenc.release.publish import check_targets, targets_markdown
 
 
-def _results(base: dict[tuple[str, str], float], model: dict[tuple[str, str], tuple[float, float]]) -> dict:
-    """results.json-shaped dict: base values, and for 'phase-2-mnrl' (value, ci_low of the paired diff)."""
+def _doc(base: dict[tuple[str, str], float], model: dict[tuple[str, str], tuple[float, float]]) -> dict:
+    """A results.json: base values, and for 'phase-2-mnrl' (final/'s model) (value, ci_low of the paired
+    diff)."""
     res: dict = {"base": {}, "phase-2-mnrl": {}}
     deltas: dict = {"phase-2-mnrl": {}}
     for (s, m), v in base.items():
@@ -27,7 +29,18 @@ def _results(base: dict[tuple[str, str], float], model: dict[tuple[str, str], tu
             "ci_low": ci_low,
             "ci_high": value - v + 0.01,
         }
-    return {"models": {"final": {"from": "phase-2-mnrl"}}, "results": res, "deltas": deltas}
+    sets = {
+        s: {"task": EVAL_SETS[s].task, "n": 100, "metrics": [m], "title": EVAL_SETS[s].title} for s, m in base
+    }
+    models = {"base": {}, "phase-2-mnrl": {}, "final": {"from": "phase-2-mnrl"}}
+    return {"schema_version": 1, "run": "r", "models": models, "sets": sets, "results": res, "deltas": deltas}
+
+
+def _results(
+    base: dict[tuple[str, str], float], model: dict[tuple[str, str], tuple[float, float]]
+) -> Results:
+    """``_doc`` as every reader reads it."""
+    return Results.from_doc(_doc(base, model), Path("r/eval/results.json"))
 
 
 BASE = {(t.set, t.metric): 0.8 for t in quality_targets()}
@@ -89,10 +102,10 @@ def test_near_misses_take_the_lesser_of_ten_points_and_halfway():
 
 
 def test_missing_metric_is_a_clear_error():
-    results = _results(BASE, {k: (0.8, 0.0) for k in BASE})
-    del results["results"]["base"]["rqe"]
-    with pytest.raises(RunError, match="ap on rqe"):
-        check_targets(results)
+    doc = _doc(BASE, {k: (0.8, 0.0) for k in BASE})
+    del doc["results"]["base"]["rqe"]
+    with pytest.raises(RunError, match=r"r/eval/results\.json: results: no ap on rqe for base"):
+        check_targets(Results.from_doc(doc, Path("r/eval/results.json")))
 
 
 def test_ablation_table_tool_marks_non_significant_and_names_a_missing_run(tmp_path, repo_root):
@@ -102,9 +115,16 @@ def test_ablation_table_tool_marks_non_significant_and_names_a_missing_run(tmp_p
     import sys
 
     cell = {"value": 0.9, "ci_low": 0.85, "ci_high": 0.95}
-    results = {
-        "results": {"base": {"rqe": {"ap": {**cell, "value": 0.8}}}, "final": {"rqe": {"ap": cell}}},
-        "deltas": {"final": {"rqe": {"ap": {"diff": 0.1, "ci_low": -0.01, "ci_high": 0.2}}}},
+    results = {  # MODEL "final" (the default) is the model final/ copies, here phase 3
+        "schema_version": 1,
+        "run": "r1",
+        "models": {"base": {}, "phase-3-triplet": {}, "final": {"from": "phase-3-triplet"}},
+        "sets": {"rqe": {"task": "pair_classification", "n": 300, "metrics": ["ap"], "title": "RQE"}},
+        "results": {
+            "base": {"rqe": {"ap": {**cell, "value": 0.8}}},
+            "phase-3-triplet": {"rqe": {"ap": cell}},
+        },
+        "deltas": {"phase-3-triplet": {"rqe": {"ap": {"diff": 0.1, "ci_low": -0.01, "ci_high": 0.2}}}},
     }
     (tmp_path / "r1" / "eval").mkdir(parents=True)
     (tmp_path / "r1" / "eval" / "results.json").write_text(json.dumps(results))
@@ -149,7 +169,7 @@ def _finished_run(tmp_path, monkeypatch, model: dict, base: dict | None = None) 
     (run / "eval").mkdir(parents=True)
     (run / "release").mkdir()
     (tmp_path / "prepared").mkdir()
-    (run / "eval" / "results.json").write_text(json.dumps(_results(base or BASE, model)))
+    (run / "eval" / "results.json").write_text(json.dumps(_doc(base or BASE, model)))
     (run / "eval" / "results.md").write_text("table")
     (run / "eval" / "deltas.png").write_bytes(b"png")
     (run / "release" / "README.md").write_text("card")
@@ -222,7 +242,7 @@ def test_make_results_exits_3_when_a_target_is_missed_and_publishes_all_the_same
     dest = tmp_path / "results" / "r"
     assert script.main(["--run", "r", "--dest", str(dest)]) == 0
     model[("rqe", "ap")] = (0.51, 0.001)  # +0.01 < +0.05
-    results = json.dumps(_results(LOW_BASE, model))
+    results = json.dumps(_doc(LOW_BASE, model))
     (tmp_path / "outputs" / "r" / "eval" / "results.json").write_text(results)
     assert script.main(["--run", "r", "--dest", str(dest)]) == 3
     assert (dest / "README.md").is_file() and "quality targets not met: rqe ap" in capsys.readouterr().err
@@ -237,12 +257,15 @@ def test_the_run_readme_says_which_backend_encoded_and_what_was_refused():
         "openvino": {"texts_per_s": 70.0, "max_cosine_distance": 3e-4, "agrees": False},
         "openvino-fp32": {"texts_per_s": 37.5, "max_cosine_distance": 1e-7, "agrees": True},
     }
-    line = backend_line(
-        {"backend": {"used": "openvino-fp32", "why": "fastest agreeing", "measured": measured}}
-    )
+    doc = _doc(BASE, {k: (0.8, 0.0) for k in BASE})
+
+    def line_of(**block) -> str:
+        return backend_line(Results.from_doc({**doc, **block}, Path("r/eval/results.json")))
+
+    line = line_of(backend={"used": "openvino-fp32", "why": "fastest agreeing", "measured": measured})
     assert line.startswith(
         "- Evaluation backend: `openvino-fp32` (fastest agreeing); measured torch-fp32 10.0"
     )
     assert "openvino 70.0 texts/s (cosine distance 3e-04: refused)" in line and "37.5 texts/s," not in line
     # A results.json from before backends existed: its precision says what encoded.
-    assert backend_line({"precision": "fp32"}) == "- Evaluation backend: `torch-fp32` (fixed)"
+    assert line_of(precision="fp32") == "- Evaluation backend: `torch-fp32` (fixed)"

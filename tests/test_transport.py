@@ -98,6 +98,8 @@ def test_pieces_travel_one_call_at_a_time_and_a_missing_or_altered_piece_is_name
 
 def test_assembled_tiny_base_loads_trains_and_is_recorded_as_rounded(tmp_path, tiny_model, monkeypatch):
     from medenc.core import modeling
+    from medenc.core.eval_sets import EVAL_SETS
+    from medenc.evaluation.results import Results
     from medenc.release.hub import _suite_sets, check_releasable
     from medenc.training import run_training
     from medenc.training.recipe import load_recipe
@@ -135,7 +137,10 @@ def test_assembled_tiny_base_loads_trains_and_is_recorded_as_rounded(tmp_path, t
     }
     # Scored against the base it was trained from (the rounded copy, on the device machine).
     scored_base = {"id": record["id"], "sha256": record["sha256"]}
-    results = {"sets": {s: {} for s in _suite_sets()}, "models": {"base": scored_base}}
+    sets = {s: {"task": EVAL_SETS[s].task, "n": 100, "metrics": list(EVAL_SETS[s].metrics), "title": s}
+            for s in _suite_sets()}  # fmt: skip
+    doc = {"schema_version": 1, "run": "t", "models": {"base": scored_base}, "sets": sets, "results": {}}
+    results = Results.from_doc(doc, runs / "t" / "eval" / "results.json")
     # The tiny model stands in for the base here, so the width the release expects of it is the tiny one.
     monkeypatch.setitem(modeling.SHAPES, "base", modeling.SHAPES["tiny"])
     check_releasable(runs / "t", results, run_record)  # the rounded base's descendants are releasable

@@ -5,7 +5,8 @@ Not part of the shipped package: a small lab tool over the records that ``make e
     python tools/ablation_table.py "phase 1=cpu:phase-1-cosine" "phases 1+2+3=cpu:final" \
         "CoSENT in phase 1=abl-cosent:phase-1-cosine"
 
-Each argument is ``LABEL=RUN[:MODEL]`` (MODEL defaults to ``final``); the base row comes from the first run.
+Each argument is ``LABEL=RUN[:MODEL]`` (MODEL defaults to ``final``, the model ``final/`` copies); the base
+row comes from the first run.
 Each cell is the figure, then its paired difference from the base model with the 95% CI, marked where the CI
 includes zero. ``--columns`` picks the (set, metric) pairs.
 """
@@ -13,29 +14,33 @@ includes zero. ``--columns`` picks the (set, metric) pairs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from medenc.core.errors import RunError
 from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import EVAL_DIR, RESULTS_FILE
 from medenc.core.paths import run_folder
+from medenc.evaluation.results import Results
 
 COLUMNS = "biosses:spearman,stsb:spearman,rqe:ap,medquad:ndcg@10,triplets:accuracy,terms:ndcg@10"
 
 
-def _results(run: str) -> dict:
+def _results(run: str) -> Results:
     path = run_folder(run) / EVAL_DIR / RESULTS_FILE
     if not path.is_file():
         sys.exit(f"{path}: no results; run `make evaluate RUN={run}` first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return Results.load(path)
+    except RunError as exc:
+        sys.exit(str(exc))
 
 
-def _cell(results: dict, model: str, set_name: str, metric: str) -> str:
-    cell = results["results"].get(model, {}).get(set_name, {}).get(metric)
+def _cell(results: Results, model: str, set_name: str, metric: str) -> str:
+    cell = results.find_cell(model, set_name, metric)
     if cell is None:
         return "—"
-    delta = results.get("deltas", {}).get(model, {}).get(set_name, {}).get(metric)
-    value = fmt(cell["value"], digits=3)
+    delta = results.find_delta(model, set_name, metric)
+    value = fmt(cell.value, digits=3)
     return f"{value} ({fmt_delta(delta, digits=3)})" if delta else value
 
 

@@ -24,6 +24,7 @@ from medenc.core.io import write_json
 from medenc.evaluation.backends import BACKENDS, REFERENCE
 from medenc.evaluation.cache import EmbeddingCache
 from medenc.evaluation.models import model_ref, use_backend
+from medenc.evaluation.results import Figures
 from medenc.evaluation.scoring import bootstrap_all, score_models
 from medenc.evaluation.sets import SETS, default_loader, load_set, select_sets
 from medenc.evaluation.suite import DEFAULT_BOOTSTRAP, DEFAULT_MAX_SEQ_LENGTHS, DEFAULT_SEED
@@ -50,16 +51,18 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         scores = score_models([ref], sets, cache, DEFAULT_MAX_SEQ_LENGTHS, BACKENDS[backend].cache_tag())
         raw[ref.name], seconds[backend] = scores.raw[ref.name], round(time.perf_counter() - t0, 1)
-    results, deltas = bootstrap_all([fp32, other], sets, raw, args.bootstrap, DEFAULT_SEED)
+    figures = Figures(*bootstrap_all([fp32, other], sets, raw, args.bootstrap, DEFAULT_SEED), "agreement")
     rows, worst = [], 0.0
     for name in sets:
         head = headline_metric(name, list(SETS[name].metrics))
-        for metric, cell in results["base"][name].items():
-            diff = deltas[args.backend][name][metric]
-            row = {"set": name, "metric": metric, "headline": metric == head, REFERENCE: cell["value"]}
-            row.update({args.backend: results[args.backend][name][metric]["value"], "diff": diff})
+        for metric in figures.metrics("base")[name]:
+            diff = figures.delta(args.backend, name, metric)
+            row = {"set": name, "metric": metric, "headline": metric == head}
+            row[REFERENCE] = figures.cell("base", name, metric).value
+            row[args.backend] = figures.cell(args.backend, name, metric).value
+            row["diff"] = dataclasses.asdict(diff)
             rows.append(row)
-            worst = max(worst, abs(diff["diff"])) if metric == head else worst
+            worst = max(worst, abs(diff.diff)) if metric == head else worst
     print(f"| set | metric | {REFERENCE} | {args.backend} | Δ [95% CI] |\n|---|---|---|---|---|")
     for r in rows:
         d = r["diff"]

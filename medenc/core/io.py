@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
@@ -38,14 +38,22 @@ def fmt(x: float | None, signed: bool = False, digits: int = 4, missing: str = "
 NOT_SIGNIFICANT = "†"
 
 
-def fmt_delta(delta: dict, digits: int = 4) -> str:
+class PairedDifference(Protocol):
+    """A paired difference with its CI (``medenc.evaluation.results.Delta``)."""
+
+    diff: float
+    ci_low: float | None
+    ci_high: float | None
+
+
+def fmt_delta(delta: PairedDifference, digits: int = 4) -> str:
     """``+0.0123 [+0.0040, +0.0210]``, with ``NOT_SIGNIFICANT`` where the CI includes zero.
 
-    ``delta``: a paired difference as the evaluation writes it (diff, ci_low, ci_high); the marker follows
-    the CI itself, so a table cannot contradict its own brackets.
+    ``delta``: a paired difference as the evaluation reads it back (diff, ci_low, ci_high); the marker
+    follows the CI itself, so a table cannot contradict its own brackets.
     """
-    text = fmt(delta["diff"], signed=True, digits=digits)
-    lo, hi = delta.get("ci_low"), delta.get("ci_high")
+    text = fmt(delta.diff, signed=True, digits=digits)
+    lo, hi = delta.ci_low, delta.ci_high
     if lo is None or hi is None:
         return text
     text += f" [{fmt(lo, True, digits)}, {fmt(hi, True, digits)}]"

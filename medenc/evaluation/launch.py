@@ -8,7 +8,7 @@ from typing import Any
 
 from medenc.core.lock import run_lock
 from medenc.core.paths import run_folder
-from medenc.evaluation.results import eval_dir
+from medenc.evaluation.results import Results, eval_dir
 from medenc.evaluation.suite import run_evaluation
 
 
@@ -17,7 +17,7 @@ def resolve_run_dir(run: str) -> Path:
     return run_folder(run)
 
 
-def evaluate_run(run: str, *, output_dir: Path | None = None, **options: Any) -> tuple[Path, dict] | None:
+def evaluate_run(run: str, *, output_dir: Path | None = None, **options: Any) -> tuple[Path, Results] | None:
     """Score the run ``run`` (see ``resolve_run_dir``) with ``run_evaluation(**options)``.
 
     Returns the folder written and the results, or None on the processes other than the main one.
@@ -37,5 +37,5 @@ def evaluate_run(run: str, *, output_dir: Path | None = None, **options: Any) ->
         return None
     out_dir = eval_dir(run_dir, output_dir)
     with run_lock(run_dir, "make evaluate"):  # a training of the same run would change what is scored
-        doc = run_evaluation(run_dir, output_dir=out_dir, device=str(state.device), **options)
-    return out_dir, doc
+        results = run_evaluation(run_dir, output_dir=out_dir, device=str(state.device), **options)
+    return out_dir, results

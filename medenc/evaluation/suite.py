@@ -39,8 +39,10 @@ from medenc.evaluation.results import (
     RESULTS_MD,
     RUN_RECORD,
     SCHEMA_VERSION,
+    Results,
     eval_dir,
     load_results,
+    released_model,
     results_markdown,
     write_results,
 )
@@ -165,10 +167,9 @@ def _check_agreement(inputs: _Inputs, cache: EmbeddingCache) -> str:
 
 
 def _compared_models(inputs: _Inputs) -> list[str]:
-    """The base model and the one released: the phase ``final/`` copies, else the last phase scored."""
-    scored = [r.name for r in inputs.refs]
-    final = inputs.models.get("final", {}).get("from")
-    return ["base", final if final in scored[1:] else scored[-1]]
+    """The base model and the one released (``results.released_model``)."""
+    final = inputs.models.get("final", {}).get("from")  # the models block this evaluation is about to write
+    return ["base", released_model(final, [r.name for r in inputs.refs])]
 
 
 def _results_doc(
@@ -222,7 +223,7 @@ def _precision(backend: dict) -> str:
     return f"{used} ({measured['precision']})" if measured.get("precision") else used
 
 
-def _save_run_record(out_dir: Path, doc: dict) -> None:
+def _save_run_record(out_dir: Path, results: Results) -> None:
     """A flat record of the headline figures via ``evaluate.save``.
 
     ``evaluate.load`` needs the Hub, so no metric loaders are used; ``evaluate.save`` works offline (it only
@@ -233,26 +234,30 @@ def _save_run_record(out_dir: Path, doc: dict) -> None:
         import evaluate
     except ImportError:  # provenance is a convenience; results.json holds everything
         return
+    figures = results.figures
     flat = {
-        f"{model}/{s}/{m}": r["value"]
-        for model, per_set in doc["results"].items()
-        for s, per_m in per_set.items()
-        for m, r in per_m.items()
+        f"{model}/{s}/{m}": figures.cell(model, s, m).value
+        for model in figures.models
+        for s, metrics in figures.metrics(model).items()
+        for m in metrics
     }
     evaluate.save(
-        str(out_dir / RUN_RECORD), run=doc["run"], data_manifest_sha256=doc["data_manifest_sha256"], **flat
+        str(out_dir / RUN_RECORD), run=results.run, data_manifest_sha256=results.data_manifest, **flat
     )
 
 
-def _write_outputs(doc: dict, scores: SuiteScores, run_dir: Path, out_dir: Path, charts: bool) -> None:
-    """results.json, results.md, the cache record, the charts (listed in results.json) and the run record."""
+def _write_outputs(doc: dict, scores: SuiteScores, run_dir: Path, out_dir: Path, charts: bool) -> Results:
+    """results.json, results.md, the cache record, the charts (listed in results.json) and the run record;
+    returns the document as every reader reads it."""
+    results = Results.from_doc(doc, out_dir / layout.RESULTS_FILE)  # checked before anything is written
     write_results(out_dir, doc)
-    (out_dir / RESULTS_MD).write_text(results_markdown(doc), encoding="utf-8")
+    (out_dir / RESULTS_MD).write_text(results_markdown(results), encoding="utf-8")
     write_json(out_dir / EMBEDDING_CACHE_RECORD, scores.cache_record)
     if charts:
-        doc["charts"] = [p.name for p in write_charts(doc, run_dir, out_dir)]
+        doc["charts"] = [p.name for p in write_charts(results, run_dir, out_dir)]
         write_results(out_dir, doc)
-    _save_run_record(out_dir, doc)
+    _save_run_record(out_dir, results)
+    return results
 
 
 def _settings(
@@ -297,7 +302,7 @@ def run_evaluation(
     cache_root: Path | None = None,
     charts: bool = True,
     dimensions: Sequence[int] | None = DEFAULT_DIMENSIONS,
-) -> dict:
+) -> Results:
     """Score base + every phase of ``run_dir``; write results.json, results.md and charts; return the results.
 
     ``loader`` provides ``load_split``, ``load_retrieval`` and ``manifest_hash`` (default: ``medenc.data``).
@@ -335,5 +340,4 @@ def run_evaluation(
     doc = _results_doc(inputs, scores, cfg, cache, timing)
     out_dir.mkdir(parents=True, exist_ok=True)
     timing["total_s"] = round(time.perf_counter() - t_start, 3)  # measured before writing, as before charts
-    _write_outputs(doc, scores, run_dir, out_dir, charts)
-    return doc
+    return _write_outputs(doc, scores, run_dir, out_dir, charts)

@@ -12,16 +12,19 @@ import json
 import re
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medenc.core.base_model import BASE_MODEL_ID, WEIGHTS_SHA256, is_rounded_base, is_verified_base
 from medenc.core.errors import ReleaseError
-from medenc.core.eval_sets import EVAL_SETS, groups, headline_metric
+from medenc.core.eval_sets import EVAL_SETS, groups
 from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import FINAL_DIR, MODEL_NAME, PHASE_DIRS, training_seconds
 from medenc.core.model_id import model_hash
 from medenc.core.paths import PROJECT_ROOT
 from medenc.data.catalog import CATALOG
+
+if TYPE_CHECKING:
+    from medenc.evaluation.results import Exports, Figures, Results, SetInfo
 
 TEMPLATE_PATH = PROJECT_ROOT / "model_card" / "template.md"
 
@@ -123,53 +126,39 @@ def data_sources(manifest: dict | None, trained: set[str] | None = None) -> list
     return out
 
 
-def final_results(results: dict) -> dict[str, dict[str, dict]]:
-    """The figures of the released model: results["final"], else those of the phase it was copied from."""
-    per_model = results["results"]
-    if "final" in per_model:
-        return per_model["final"]
-    source = results["models"]["final"]["from"]
-    if source not in per_model:
-        raise ReleaseError(
-            f"results.json: no results for the final model nor for '{source}' it was copied from"
-        )
-    return per_model[source]
-
-
-def _dataset_fields(set_name: str, info: dict, results: dict) -> dict[str, Any]:
+def _dataset_fields(info: SetInfo, results: Results) -> dict[str, Any]:
     """The model-index dataset of a held-out set: a Hub id where the same data is there, else our split."""
-    spec = EVAL_SETS.get(set_name)
+    spec = EVAL_SETS.get(info.name)
     if spec is not None and spec.hub_dataset is not None:
         hub_id, split = spec.hub_dataset
-        return {"dataset_type": hub_id, "dataset_name": info.get("title", set_name), "dataset_split": split}
+        return {"dataset_type": hub_id, "dataset_name": info.title, "dataset_split": split}
     # Our own split of a raw source, identified by the data manifest's hash as its revision.
     source = CATALOG.get(spec.source) if spec is not None else None
     return {
-        "dataset_type": set_name,
-        "dataset_name": info.get("title", set_name),
+        "dataset_type": info.name,
+        "dataset_name": info.title,
         "dataset_split": "test",
-        "dataset_revision": results.get("data_manifest_sha256"),
+        "dataset_revision": results.data_manifest,
         "source_url": source.url if source else None,
         "source_name": source.name if source else None,
     }
 
 
-def eval_results(results: dict) -> list:
+def eval_results(results: Results) -> list:
     """One ``EvalResult`` per (set, metric) of the final model, in results.json order."""
     from huggingface_hub import EvalResult
 
-    final = final_results(results)
     out = []
-    for set_name, info in results["sets"].items():
-        if info["task"] not in TASK_TYPES:  # never publish a task id the Hub does not know
+    for info in results.sets.values():
+        if info.task not in TASK_TYPES:  # never publish a task id the Hub does not know
             raise ReleaseError(
-                f"results.json: set '{set_name}' has task {info['task']!r}; card.py knows "
+                f"{results.path}: set '{info.name}' has task {info.task!r}; card.py knows "
                 f"{', '.join(TASK_TYPES)}"
             )
-        task_type, task_name = TASK_TYPES[info["task"]]
-        dataset = _dataset_fields(set_name, info, results)
-        for metric in info["metrics"]:
-            cell = final.get(set_name, {}).get(metric)
+        task_type, task_name = TASK_TYPES[info.task]
+        dataset = _dataset_fields(info, results)
+        for metric in info.metrics:
+            cell = results.find_cell("final", info.name, metric)
             if cell is not None:
                 out.append(
                     EvalResult(
@@ -177,46 +166,43 @@ def eval_results(results: dict) -> list:
                         task_name=task_name,
                         metric_type=metric,
                         metric_name=metric,
-                        metric_value=float(cell["value"]),
+                        metric_value=float(cell.value),
                         **dataset,
                     )
                 )
     return out
 
 
-def results_table(results: dict) -> dict[str, Any]:
+def _table_cell(results: Results, model: str, set_name: str, metric: str) -> str:
+    """A model's figure with its 95% CI and, for a phase, its Δ vs base; "–" where it has none."""
+    cell = results.find_cell(model, set_name, metric)
+    if cell is None:
+        return "–"
+    lo, hi = fmt(cell.ci_low, digits=3), fmt(cell.ci_high, digits=3)
+    text = f"{fmt(cell.value, digits=3)} [{lo}, {hi}]"
+    delta = results.find_delta(model, set_name, metric)
+    return text if delta is None else f"{text}<br>Δ {fmt_delta(delta, digits=3)}"
+
+
+def _table_rows(results: Results, info: SetInfo) -> list[dict[str, Any]]:
+    """One set's rows of the results table, one per metric: every scored model's cell."""
+    return [
+        {"set": info.title, "metric": m, "n": info.n, "cells": [_table_cell(results, model, info.name, m)
+                                                               for model in results.scored]}
+        for m in info.metrics
+    ]  # fmt: skip
+
+
+def results_table(results: Results) -> dict[str, Any]:
     """Rows for the body's results tables, one table per group (``groups``: title and rows, zero-shot first,
     eval_sets.groups): base and every phase with 95% CIs, deltas vs base marked by CI."""
-    models = [m for m in results["models"] if m != "final" and m in results["results"]]
-    by_set: dict[str, list[dict]] = {}
-    for set_name, info in results["sets"].items():
-        by_set[set_name] = []
-        for metric in info["metrics"]:
-            cells = []
-            for model in models:
-                cell = results["results"][model].get(set_name, {}).get(metric)
-                if cell is None:
-                    cells.append("–")
-                    continue
-                lo, hi = fmt(cell["ci_low"], digits=3), fmt(cell["ci_high"], digits=3)
-                text = f"{fmt(cell['value'], digits=3)} [{lo}, {hi}]"
-                delta = results.get("deltas", {}).get(model, {}).get(set_name, {}).get(metric)
-                if delta is not None:
-                    text += f"<br>Δ {fmt_delta(delta, digits=3)}"
-                cells.append(text)
-            by_set[set_name].append(
-                {"set": info.get("title", set_name), "metric": metric, "n": info.get("n"), "cells": cells}
-            )
-    small = [
-        {"title": info.get("title", name), "n": info["n"]}
-        for name, info in results["sets"].items()
-        if isinstance(info.get("n"), int) and info["n"] <= 200
-    ]
+    sets = results.sets
+    by_set = {name: _table_rows(results, info) for name, info in sets.items()}
+    small = [{"title": info.title, "n": info.n} for info in sets.values() if info.n <= 200]
     tables = [
-        {"title": title, "rows": [r for name in names for r in by_set[name]]}
-        for title, names in groups(results["sets"])
+        {"title": title, "rows": [r for name in names for r in by_set[name]]} for title, names in groups(sets)
     ]
-    return {"models": models, "groups": tables, "small_sets": small}
+    return {"models": results.scored, "groups": tables, "small_sets": small}
 
 
 # Below this nDCG@10 a retrieval set is named in the card's limitations: about one relevant answer in the
@@ -224,27 +210,25 @@ def results_table(results: dict) -> dict[str, Any]:
 WEAK_NDCG = 0.7
 
 
-def weak_sets(results: dict, threshold: float = WEAK_NDCG) -> list[dict[str, Any]]:
+def weak_sets(results: Results, threshold: float = WEAK_NDCG) -> list[dict[str, Any]]:
     """The released model's retrieval sets under ``threshold`` nDCG@10, weakest first, with the base figure.
 
     The card's limitations read these from the run's results, so what it says the model is bad at is measured,
     not written by hand.
     """
-    final = results["results"].get(results["models"]["final"].get("from", ""), {})
-    base = results["results"].get("base", {})
     weak = []
-    for name, info in results["sets"].items():
-        cell = final.get(name, {}).get("ndcg@10")
-        if cell is None or cell["value"] >= threshold:
+    for name, info in results.sets.items():
+        cell = results.find_cell("final", name, "ndcg@10")
+        if cell is None or cell.value >= threshold:
             continue
-        base_cell = base.get(name, {}).get("ndcg@10")
+        base_cell = results.find_cell("base", name, "ndcg@10")
         weak.append(
             {
-                "title": info.get("title", name),
-                "value": fmt(cell["value"], digits=3),
-                "ci": f"[{fmt(cell['ci_low'], digits=3)}, {fmt(cell['ci_high'], digits=3)}]",
-                "base": fmt(base_cell["value"], digits=3) if base_cell else "–",
-                "sort": cell["value"],
+                "title": info.title,
+                "value": fmt(cell.value, digits=3),
+                "ci": f"[{fmt(cell.ci_low, digits=3)}, {fmt(cell.ci_high, digits=3)}]",
+                "base": fmt(base_cell.value, digits=3) if base_cell else "–",
+                "sort": cell.value,
             }
         )
     return sorted(weak, key=lambda w: w["sort"])
@@ -253,17 +237,18 @@ def weak_sets(results: dict, threshold: float = WEAK_NDCG) -> list[dict[str, Any
 CARD_MISSES = 2  # misses quoted per set in the card
 
 
-def card_misses(results: dict, k: int = CARD_MISSES) -> list[dict[str, Any]]:
+def card_misses(results: Results, k: int = CARD_MISSES) -> list[dict[str, Any]]:
     """What the released model gets wrong, quoted from the held-out sets (``results.json`` ``examples``):
     for each weak retrieval set and each triplet set, up to ``k`` items as one line of text each."""
     weak = {w["title"] for w in weak_sets(results)}
+    sets = results.sets
     out = []
-    for name, items in results.get("examples", {}).get("sets", {}).items():
-        info = results["sets"].get(name, {})
-        title = info.get("title", name)
-        if info.get("task") == "retrieval" and title in weak:
+    for name, items in results.examples.items():
+        info = sets.get(name)
+        title, task = (info.title, info.task) if info else (name, None)
+        if task == "retrieval" and title in weak:
             lines = [f'"{e["query"]}" finds "{e["got"]}" first, not "{e["expected"]}"' for e in items[:k]]
-        elif info.get("task") == "triplets":
+        elif task == "triplets":
             lines = [
                 f'"{e["anchor"]}" sits closer to "{e["negative"]}" than to "{e["positive"]}"'
                 for e in items[:k]
@@ -275,22 +260,24 @@ def card_misses(results: dict, k: int = CARD_MISSES) -> list[dict[str, Any]]:
     return out
 
 
-def smaller_embeddings_table(results: dict) -> dict[str, list]:
+def smaller_embeddings_table(results: Results) -> dict[str, list]:
     """results.json's ``dimensions``: a row per width, a column per set (nDCG@10, else its one metric), each
     cell the released model's figure / the base model's. Empty lists when there is no such block."""
-    block = results.get("dimensions") or {}
+    block = results.dimensions
     if not block:
         return {"columns": [], "rows": []}
+    final, sets = results.released, results.sets
     first = next(iter(block.values()))
-    final = next(m for m in first if m != "base")
-    metric = {s: "ndcg@10" if "ndcg@10" in cells else next(iter(cells)) for s, cells in first[final].items()}
-    columns = [f"{results['sets'][s].get('title', s)} {m}" for s, m in metric.items()]
+    metric = {s: "ndcg@10" if "ndcg@10" in ms else ms[0] for s, ms in first.metrics(final).items()}
+    columns = [f"{sets[s].title} {m}" for s, m in metric.items()]
 
-    def cell(per_model: dict, s: str, m: str) -> str:
+    def cell(figures: Figures, s: str, m: str) -> str:
         """``final / base`` at one width."""
-        return " / ".join(fmt(per_model[who][s][m]["value"], digits=3) for who in (final, "base"))
+        return " / ".join(fmt(figures.cell(who, s, m).value, digits=3) for who in (final, "base"))
 
-    rows = [{"dim": d, "cells": [cell(pm, s, m) for s, m in metric.items()]} for d, pm in block.items()]
+    rows = [
+        {"dim": d, "cells": [cell(figures, s, m) for s, m in metric.items()]} for d, figures in block.items()
+    ]
     return {"columns": columns, "rows": rows}
 
 
@@ -361,10 +348,10 @@ def usage_similarities(final_dir: Path, sentences: list[str] = USAGE_SENTENCES) 
     return "tensor([" + ",\n        ".join(rows) + "])"
 
 
-def _released_similarities(final_dir: Path, results: dict) -> str | None:
+def _released_similarities(final_dir: Path, results: Results) -> str | None:
     """``usage_similarities`` of the released model only: a card rendered again from published records reads
     its details from the base model, whose similarities are not this model's."""
-    if model_hash(final_dir) != results["models"]["final"].get("model_hash"):
+    if model_hash(final_dir) != results.final_folder.model_hash:
         return None
     return usage_similarities(final_dir)
 
@@ -386,7 +373,7 @@ def _sci(x: float | None) -> str:
     return "–" if x is None else f"{x:.1e}"
 
 
-def exports_context(results: dict, exports_dir: Path | None, final_dir: Path, run: str) -> dict | None:
+def exports_context(results: Results, exports_dir: Path | None, final_dir: Path, run: str) -> dict | None:
     """The card's "Exports" section: the files shipped and, when measured on this very model, the figures
     (results.json ``exports``: speed and agreement per variant, the suite's figures of each int8 one)."""
     if exports_dir is None:
@@ -394,19 +381,17 @@ def exports_context(results: dict, exports_dir: Path | None, final_dir: Path, ru
     from medenc.core.runtime import pad_token
     from medenc.release.export import export_files
 
-    measured = results.get("exports")
-    if measured and measured.get("model_hash") != results["models"]["final"].get("model_hash"):
-        measured = None  # figures of an earlier final model describe nothing shipped here
+    measured = results.final_exports  # figures of an earlier final model describe nothing shipped here
     rows = []
-    for name, cell in (measured or {}).get("variants", {}).items():
+    for name, v in (measured.variants if measured else {}).items():
         rows.append(
             {
                 "label": EXPORT_LABELS.get(name, name),
-                "file": cell.get("file") or "model.safetensors",
-                "speed": f"{cell['texts_per_s']:.1f}",
-                "speedup": f"{cell.get('speedup', 1.0):.2f}×",
-                "cosine": _sci(cell.get("max_cosine_distance")),
-                "similarity": _sci(cell.get("max_similarity_diff")),
+                "file": v.file or "model.safetensors",
+                "speed": f"{v.texts_per_s:.1f}",
+                "speedup": f"{1.0 if v.speedup is None else v.speedup:.2f}×",
+                "cosine": _sci(v.max_cosine_distance),
+                "similarity": _sci(v.max_similarity_diff),
             }
         )
     return {
@@ -414,31 +399,31 @@ def exports_context(results: dict, exports_dir: Path | None, final_dir: Path, ru
         "pad_token": pad_token(final_dir),
         "measured": measured,
         "rows": rows,
-        "suite": _exports_suite_rows(results, (measured or {}).get("suite")),
+        "suite": _exports_suite_rows(results, measured),
         "command": f"python scripts/export.py --run {run} --measure",
     }
 
 
-def _exports_suite_rows(results: dict, suite: dict | None) -> dict | None:
+def _exports_suite_rows(results: Results, measured: Exports | None) -> dict | None:
     """Per set, its headline metric: PyTorch fp32, then each int8 export and its paired difference from it."""
-    if not suite:
+    suite = measured.suite if measured else None
+    if suite is None:
         return None
-    ref = suite["results"][suite["reference"]]
-    variants = list(suite["deltas"])
     rows = []
-    for set_name, info in results["sets"].items():
-        metric = headline_metric(set_name, info["metrics"])
+    for set_name, info in results.sets.items():
+        metric = info.headline
         cells = []
-        for variant in variants:
-            delta = suite["deltas"][variant].get(set_name, {}).get(metric)
+        for variant in suite.compared:
+            delta = suite.find_delta(variant, set_name, metric)
             if delta is None:
                 break
-            value = suite["results"][variant][set_name][metric]["value"]
-            cells.append({"int8": fmt(value), "delta": fmt_delta(delta)})
+            cells.append(
+                {"int8": fmt(suite.cell(variant, set_name, metric).value), "delta": fmt_delta(delta)}
+            )
         else:
-            title, fp32 = info.get("title", set_name), fmt(ref[set_name][metric]["value"])
-            rows.append({"set": title, "metric": metric, "fp32": fp32, "variants": cells})
-    return {"labels": [EXPORT_SHORT_LABELS.get(v, v) for v in variants], "rows": rows}
+            fp32 = fmt(suite.cell(measured.reference, set_name, metric).value)
+            rows.append({"set": info.title, "metric": metric, "fp32": fp32, "variants": cells})
+    return {"labels": [EXPORT_SHORT_LABELS.get(v, v) for v in suite.compared], "rows": rows}
 
 
 def _read_json(path: Path) -> Any:
@@ -469,7 +454,7 @@ def card_context(
     run_dir: Path,
     repo_id: str,
     *,
-    results: dict,
+    results: Results,
     record: dict,
     manifest: dict | None,
     charts: list[str],
@@ -513,8 +498,8 @@ def card_context(
         "weak_sets": weak_sets(results),
         "misses": card_misses(results),
         "weak_threshold": WEAK_NDCG,
-        "final_from": results["models"]["final"].get("from", ""),
-        "final_sha256": results["models"]["final"]["sha256"],
+        "final_from": results.final_model,
+        "final_sha256": results.final_folder.sha256,
         "charts": [{"path": f"assets/{name}", "alt": CHART_ALT.get(name, name)} for name in charts],
         "details": model_details(final_dir, max_seq_length),
         "training": training_context(record, final_dir, max_seq_length),
@@ -555,7 +540,7 @@ def render_card(
     run_dir: Path,
     repo_id: str,
     *,
-    results: dict,
+    results: Results,
     record: dict,
     manifest: dict | None = None,
     charts: list[str] | None = None,

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medenc.core.base_model import BASE_MODEL_ID, is_verified_base
 from medenc.core.errors import ReleaseError, RunError
@@ -44,6 +45,9 @@ from medenc.core.paths import prepared_dir
 from medenc.core.runs import RunRecord, read_run_record
 from medenc.release.card import render_card
 from medenc.release.export import copy_exports, ensure_exports
+
+if TYPE_CHECKING:
+    from medenc.evaluation.results import ModelInfo, Results
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +76,16 @@ def validate_hub_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def _default_loader(run_dir: Path) -> dict:
+def _default_loader(run_dir: Path) -> Results:
     """results.json through the evaluation package, which refuses results from another data manifest."""
     from medenc.evaluation import load_results
 
     return load_results(run_dir, check_manifest=True)
 
 
-def load_run(run_dir: Path, results_loader: Callable[[Path], dict] | None = None) -> tuple[dict, RunRecord]:
+def load_run(
+    run_dir: Path, results_loader: Callable[[Path], Results] | None = None
+) -> tuple[Results, RunRecord]:
     """(results, run record) of a complete, self-consistent run, else ReleaseError saying what to run."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -122,51 +128,51 @@ def _check_results_record(run_dir: Path) -> None:
         raise ReleaseError(str(exc)) from exc
 
 
-def _check_final_model(run_dir: Path, results: dict) -> None:
+def _check_final_model(run_dir: Path, results: Results) -> None:
     """final/ is the model the figures were measured on: same weights, and the same ``model_hash`` (every
-    file that changes what it computes) as when evaluated, and as the phase that was scored."""
+    file that changes what it computes) as when evaluated, and as the model that was scored."""
     results_path = run_dir / EVAL_DIR / RESULTS_FILE
-    final = results.get("models", {}).get("final") if isinstance(results.get("models"), dict) else None
-    if not isinstance(final, dict) or not final.get("sha256") or not final.get("model_hash"):
+    final = results.models.get("final")
+    if final is None or not final.sha256 or not final.model_hash:
         raise ReleaseError(
             f"{results_path}: expected models.final.sha256 and models.final.model_hash, found none; "
             f"re-run make evaluate RUN={run_dir.name}"
         )
     weights = run_dir / FINAL_DIR / WEIGHTS_FILE
     found = sha256_file(weights)
-    if final["sha256"] != found:
+    if final.sha256 != found:
         raise ReleaseError(
             f"{results_path}: results belong to another model: re-run make evaluate RUN={run_dir.name} "
-            f"(results are for sha256 {final['sha256']}, {weights} has {found})"
+            f"(results are for sha256 {final.sha256}, {weights} has {found})"
         )
     found = model_hash(run_dir / FINAL_DIR)
-    if final["model_hash"] != found:
+    if final.model_hash != found:
         raise ReleaseError(
             f"{results_path}: results belong to another model: {run_dir / FINAL_DIR} changed since it was "
-            f"evaluated (model hash {found[:12]}, results are for {final['model_hash'][:12]}: a config, "
+            f"evaluated (model hash {found[:12]}, results are for {final.model_hash[:12]}: a config, "
             f"tokenizer or module file differs); re-run make evaluate RUN={run_dir.name}"
         )
-    scored = results.get("models", {}).get(final.get("from"), {}).get("model_hash")
-    if scored != final["model_hash"]:
+    scored = results.models[results.final_model].model_hash
+    if scored != final.model_hash:
         raise ReleaseError(
-            f"{results_path}: {run_dir / FINAL_DIR} is not the model that was scored ({final.get('from')}, "
+            f"{results_path}: {run_dir / FINAL_DIR} is not the model that was scored ({results.final_model}, "
             f"model hash {str(scored)[:12]}); re-run make train RUN={run_dir.name}, then make evaluate"
         )
 
 
-def _check_record_names_scored_models(run_dir: Path, results: dict, record: RunRecord) -> None:
+def _check_record_names_scored_models(run_dir: Path, results: Results, record: RunRecord) -> None:
     """run.json (which ships) names the weights training wrote: each of them must be the model the evaluation
     scored, final/ included. A phase or final/ replaced after training (another phase's weights, any model of
     the right width) and then evaluated would otherwise go out with a record of other weights."""
-    models = results.get("models", {})
+    models = results.models
     trained = [(f"phases[{p.phase}]", p.dir, p.model_sha256, p.model_hash) for p in record.phases if p.done]
     final = record.final or {}
     trained.append(("final", FINAL_DIR, final.get("model_sha256"), final.get("model_hash")))
     for key, name, sha, mhash in trained:
         scored = models.get(name)
-        if not isinstance(scored, dict):
+        if scored is None:
             continue  # a phase the evaluation did not score is not on the card (final/ always is)
-        pairs = (("model_sha256", sha, scored.get("sha256")), ("model_hash", mhash, scored.get("model_hash")))
+        pairs = (("model_sha256", sha, scored.sha256), ("model_hash", mhash, scored.model_hash))
         for field, want, got in pairs:
             if (want is not None or field == "model_sha256") and want != got:  # older records: no model_hash
                 raise ReleaseError(
@@ -177,14 +183,15 @@ def _check_record_names_scored_models(run_dir: Path, results: dict, record: RunR
                 )
 
 
-def _check_scored_base(run_dir: Path, results: dict) -> None:
+def _check_scored_base(run_dir: Path, results: Results) -> None:
     """The card's every Δ is against results.json's base: it must be the verified base model, not a folder
     passed as --base-model (which once kept the base's name beside other weights)."""
-    base = results.get("models", {}).get("base") or {}
-    if not is_verified_base({"id": base.get("id"), "sha256": base.get("sha256")}):
+    base = results.models.get("base")
+    base_id, base_sha = (base.id, base.sha256) if base else (None, None)
+    if not is_verified_base({"id": base_id, "sha256": base_sha}):
         raise ReleaseError(
-            f"{run_dir / EVAL_DIR / RESULTS_FILE}: the base was scored as {base.get('id')!r} (weights sha256 "
-            f"{str(base.get('sha256'))[:12]}), not the verified {BASE_MODEL_ID}: the card would compare "
+            f"{run_dir / EVAL_DIR / RESULTS_FILE}: the base was scored as {base_id!r} (weights sha256 "
+            f"{str(base_sha)[:12]}), not the verified {BASE_MODEL_ID}: the card would compare "
             f"against another model. Re-run without --base-model: make evaluate RUN={run_dir.name}"
         )
 
@@ -195,12 +202,14 @@ def _suite_sets() -> tuple[str, ...]:
     return tuple(SETS)
 
 
-def check_releasable(run_dir: Path, results: dict, record: RunRecord, *, test_release: bool = False) -> None:
+def check_releasable(
+    run_dir: Path, results: Results, record: RunRecord, *, test_release: bool = False
+) -> None:
     """Refuse what must never go out as MPNet-medical: other base weights, or results that skip a set.
 
     ``test_release`` (tests only) lets a random-weight model through; its card then says so on line one.
     """
-    missing = [s for s in _suite_sets() if s not in results.get("sets", {})]
+    missing = [s for s in _suite_sets() if s not in results.sets]
     if missing:
         raise ReleaseError(
             f"{run_dir / EVAL_DIR / RESULTS_FILE}: results do not cover the suite (missing: "
@@ -297,7 +306,7 @@ def _load_manifest() -> dict | None:
 
 # --- staging ------------------------------------------------------------------------------------------------
 def _assemble(
-    run_dir: Path, staged: Path, charts: list[str], card, final: dict, exports: Path | None = None
+    run_dir: Path, staged: Path, charts: list[str], card, final: ModelInfo, exports: Path | None = None
 ) -> None:
     """The release folder's contents: final model (safetensors only), card, charts, records, training logs,
     and the verified ONNX and OpenVINO exports where ``exports`` is given.
@@ -310,7 +319,7 @@ def _assemble(
     for rel in files:
         (staged / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(run_dir / FINAL_DIR / rel, staged / rel)
-    if model_hash(staged, files) != final["model_hash"]:
+    if model_hash(staged, files) != final.model_hash:
         raise ReleaseError(
             f"{staged}: the copy of {run_dir / FINAL_DIR} differs from the evaluated model (model hash); "
             f"disk problem, or final/ changed during the release: re-run make evaluate RUN={run_dir.name}"
@@ -327,7 +336,7 @@ def _assemble(
     if (run_dir / LOGS_DIR).is_dir():  # absent for a run trained with report_to: none
         shutil.copytree(run_dir / LOGS_DIR, staged / RELEASE_LOGS_DIR)
     card.save(staged / "README.md")  # the model card (final/'s own README.md is not a model file)
-    if sha256_file(staged / WEIGHTS_FILE) != final["sha256"]:
+    if sha256_file(staged / WEIGHTS_FILE) != final.sha256:
         raise ReleaseError(
             f"{staged / WEIGHTS_FILE}: copy differs from the evaluated weights (disk problem?)"
         )
@@ -346,7 +355,7 @@ def stage_release(
     run_dir: Path,
     repo_id: str,
     *,
-    results_loader: Callable[[Path], dict] | None = None,
+    results_loader: Callable[[Path], Results] | None = None,
     manifest: dict | None = None,
     template_path: Path | None = None,
     test_release: bool = False,
@@ -374,7 +383,7 @@ def stage_release(
     # Built next to the target so the final rename is atomic (same filesystem): no half folder, ever.
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{RELEASE_DIR}.tmp-"))
     try:
-        _assemble(run_dir, tmp / RELEASE_DIR, charts, card, results["models"]["final"], exports_dir)
+        _assemble(run_dir, tmp / RELEASE_DIR, charts, card, results.final_folder, exports_dir)
         if target.exists():
             target.rename(tmp / "previous")  # removed with tmp below
         (tmp / RELEASE_DIR).rename(target)
@@ -600,7 +609,7 @@ def release(
     dry_run: bool = False,
     endpoint: str | None = None,
     token: str | None = None,
-    results_loader: Callable[[Path], dict] | None = None,
+    results_loader: Callable[[Path], Results] | None = None,
     manifest: dict | None = None,
     template_path: Path | None = None,
     command: str | None = None,

@@ -12,10 +12,11 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medenc.core.environment import device_name
 from medenc.core.errors import RunError
-from medenc.core.eval_sets import groups, headline_metric, quality_targets
+from medenc.core.eval_sets import groups, quality_targets
 from medenc.core.io import fmt, fmt_delta
 from medenc.core.layout import (
     EVAL_DIR,
@@ -30,22 +31,27 @@ from medenc.core.paths import prepared_dir, run_folder
 from medenc.core.runs import RunRecord, read_run_record
 from medenc.release.hub import ASSETS_DIR
 
+if TYPE_CHECKING:
+    from medenc.evaluation.results import Results, SetInfo
 
-def check_targets(results: dict, model: str = "final") -> list[dict]:
-    """One row per target of the set table (``quality_targets``) for ``model`` (``final``: the phase it
-    was copied from)."""
-    if model == "final":
-        model = results["models"]["final"]["from"]
+
+def _load(path: Path) -> Results:
+    """A results.json read through the evaluation's one reader (imported here: it loads the whole stage)."""
+    from medenc.evaluation.results import Results
+
+    return Results.load(path)
+
+
+def check_targets(results: Results, model: str = "final") -> list[dict]:
+    """One row per target of the set table (``quality_targets``) for ``model`` (``final``: the model
+    ``final/`` copies); RunError naming the file where a figure is missing."""
     rows = []
     for t in quality_targets():
-        try:
-            base = results["results"]["base"][t.set][t.metric]["value"]
-            value = results["results"][model][t.set][t.metric]["value"]
-            delta = results["deltas"][model][t.set][t.metric]
-        except KeyError as exc:
-            raise RunError(f"results.json: no {t.metric} on {t.set} for base and {model} ({exc})") from exc
+        base = results.cell("base", t.set, t.metric).value
+        value = results.cell(model, t.set, t.metric).value
+        delta = results.delta(model, t.set, t.metric)
         need = t.threshold(base)
-        met = value >= need - 1e-12 and (not t.improvement or delta["ci_low"] > 0)
+        met = value >= need - 1e-12 and (not t.improvement or delta.ci_low > 0)
         rows.append(
             {
                 "set": t.set,
@@ -54,9 +60,9 @@ def check_targets(results: dict, model: str = "final") -> list[dict]:
                 "base": base,
                 "model": value,
                 "needed": need,
-                "diff": delta["diff"],
-                "ci_low": delta["ci_low"],
-                "ci_high": delta["ci_high"],
+                "diff": delta.diff,
+                "ci_low": delta.ci_low,
+                "ci_high": delta.ci_high,
                 "met": met,
             }
         )
@@ -86,28 +92,26 @@ def group_row(title: str) -> str:
     return f"| **{title}** | | | | |"
 
 
-def headline_rows(results: dict) -> list[str]:
+def headline_rows(results: Results) -> list[str]:
     """The README's results rows: per group its :func:`group_row`, then per set: set (n), metric, base,
     final, Δ [95% CI] († where the CI includes zero)."""
-    final = results["models"]["final"]["from"]
     rows = []
-    for title, names in groups(results["sets"]):
+    for title, names in groups(results.sets):
         rows.append(group_row(title))
-        rows += [_headline_row(results, name, final) for name in names]
+        rows += [_headline_row(results, results.sets[name]) for name in names]
     return rows
 
 
-def _headline_row(results: dict, name: str, final: str) -> str:
+def _headline_row(results: Results, info: SetInfo) -> str:
     """One set's row of the README's results table."""
-    info = results["sets"][name]
-    metric = headline_metric(name, info["metrics"])
-    base, tuned = results["results"]["base"][name][metric], results["results"][final][name][metric]
+    metric = info.headline
+    base, tuned = results.cell("base", info.name, metric), results.cell("final", info.name, metric)
     cells = [
-        f"{info['title']} (n={info['n']})",
+        f"{info.title} (n={info.n})",
         metric,
-        f"{fmt(base['value'])} [{fmt(base['ci_low'])}, {fmt(base['ci_high'])}]",
-        f"{fmt(tuned['value'])} [{fmt(tuned['ci_low'])}, {fmt(tuned['ci_high'])}]",
-        fmt_delta(results["deltas"][final][name][metric]),
+        f"{fmt(base.value)} [{fmt(base.ci_low)}, {fmt(base.ci_high)}]",
+        f"{fmt(tuned.value)} [{fmt(tuned.ci_low)}, {fmt(tuned.ci_high)}]",
+        fmt_delta(results.delta("final", info.name, metric)),
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -120,49 +124,50 @@ SERVING_VARIANTS = {
 }
 
 
-def serving_line(results: dict) -> str:
+def serving_line(results: Results) -> str:
     """The README's serving sentence, written from results.json ``exports``: each export's encode speed
     against PyTorch fp32 and its largest cosine distance from it, on the machine that measured them."""
-    block = results.get("exports")
-    if not block or block.get("model_hash") != results["models"]["final"].get("model_hash"):
-        raise RunError("results.json: no export figures of the final model; run `make exports RUN=<run>`")
-    variants = block["variants"]
+    block = results.final_exports
+    if block is None:
+        raise RunError(
+            f"{results.path}: no export figures of the final model; run `make exports RUN={results.run}`"
+        )
+    variants = block.variants
     parts = [
-        f"{label} {variants[name]['speedup']:.2f}× (largest cosine distance "
-        f"{variants[name]['max_cosine_distance']:.1e})"
+        f"{label} {variants[name].speedup:.2f}× (largest cosine distance "
+        f"{variants[name].max_cosine_distance:.1e})"
         for name, label in SERVING_VARIANTS.items()
         if name in variants
     ]
-    hw = block["hardware"]
+    hw = block.hardware
     return (
-        f"Against PyTorch fp32 ({variants['pytorch_fp32']['texts_per_s']:.1f} texts/s on "
-        f"{hw.get('name') or hw.get('device')}, {hw.get('cores')} cores, batch {block['batch_size']}): "
+        f"Against PyTorch fp32 ({variants['pytorch_fp32'].texts_per_s:.1f} texts/s on "
+        f"{hw.get('name') or hw.get('device')}, {hw.get('cores')} cores, batch {block.batch_size}): "
         + "; ".join(parts)
         + "."
     )
 
 
-def _encoding_summary(timing: dict) -> str:
+def _encoding_summary(results: Results) -> str:
     """Per model: texts encoded and seconds, or that the cache served it (then the time excludes encoding)."""
     parts = []
-    for name, t in timing.get("models", {}).items():
-        if t.get("encoded_texts"):
-            parts.append(f"{name} encoded {t['encoded_texts']} texts in {t['encode_s']:.0f} s")
+    for name, (texts, seconds) in results.encodings.items():
+        if texts:
+            parts.append(f"{name} encoded {texts} texts in {seconds:.0f} s")
         else:
             parts.append(f"{name} from the embedding cache")
     return "; ".join(parts)
 
 
-def backend_line(results: dict) -> str:
+def backend_line(results: Results) -> str:
     """How the evaluation encoded: the backend, why, and each measured candidate's speed and agreement."""
-    backend = results.get("backend") or {"used": f"torch-{results.get('precision', 'fp32')}", "why": "fixed"}
-    line = f"- Evaluation backend: `{backend['used']}` ({backend['why']})"
-    measured = backend.get("measured") or {}
-    if measured:
+    backend = results.backend
+    line = f"- Evaluation backend: `{backend.used}` ({backend.why})"
+    if backend.measured:
         cells = [
-            f"{name} {m['texts_per_s']:.1f} texts/s"
-            + ("" if m["agrees"] else f" (cosine distance {m['max_cosine_distance']:.0e}: refused)")
-            for name, m in measured.items()
+            f"{name} {m.texts_per_s:.1f} texts/s"
+            + ("" if m.agrees else f" (cosine distance {m.max_cosine_distance:.0e}: refused)")
+            for name, m in backend.measured.items()
         ]
         line += "; measured " + ", ".join(cells)
     return line
@@ -226,11 +231,10 @@ def _copy_records(run_dir: Path, dest: Path, log: Path | None) -> None:
     shutil.copy2(prepared_dir() / MANIFEST, dest / "manifest.json")
 
 
-def _readme(run: str, command: str, results: dict, record: RunRecord, with_log: bool) -> str:
+def _readme(run: str, command: str, results: Results, record: RunRecord, with_log: bool) -> str:
     """results/<run>/README.md: how to reproduce, what it cost, and the quality targets."""
     rows = check_targets(results)
-    final_from = results["models"]["final"]["from"]
-    timing = results.get("timing", {})
+    final_from = results.final_model
     text = [
         f"# Run `{run}`",
         "",
@@ -243,7 +247,7 @@ def _readme(run: str, command: str, results: dict, record: RunRecord, with_log: 
         f"- Machine: {_machine()}",
         f"- Training: {training_seconds(record.to_dict()) / 60:.1f} min, negative mining and weight "
         f"averaging included (precision used: {record.precision['used']})",
-        f"- Evaluation: {timing.get('total_s', 0) / 60:.1f} min; " + _encoding_summary(timing),
+        f"- Evaluation: {results.evaluation_seconds / 60:.1f} min; " + _encoding_summary(results),
         backend_line(results),
         f"- Released model: `{final_from}`",
         "",
@@ -273,12 +277,12 @@ def rerender_card(dest: Path, repo_id: str) -> Path:
     for name in (RESULTS_FILE, RUN_RECORD, MANIFEST):
         if not (dest / name).is_file():
             raise RunError(f"{dest / name}: missing; publish the run first (`make results RUN=<run>`)")
-    results = json.loads((dest / RESULTS_FILE).read_text(encoding="utf-8"))
+    results = _load(dest / RESULTS_FILE)
     card = render_card(
         dest, repo_id, results=results, record=read_run_record(dest).to_dict(),
         manifest=json.loads((dest / MANIFEST).read_text(encoding="utf-8")),
         charts=sorted(p.name for p in (dest / ASSETS_DIR).glob("*.png")),
-        final_dir=resolve_base_model(), max_seq_length=results["max_seq_lengths"]["passage"],
+        final_dir=resolve_base_model(), max_seq_length=results.max_seq_lengths.passage,
     )  # fmt: skip
     card.save(dest / "model_card.md")
     return dest / "model_card.md"
@@ -292,7 +296,7 @@ def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path
     """
     run_dir = run_folder(run)
     _require(run_dir, run, log)
-    results = json.loads((run_dir / EVAL_DIR / RESULTS_FILE).read_text(encoding="utf-8"))
+    results = _load(run_dir / EVAL_DIR / RESULTS_FILE)
     record = read_run_record(run_dir)
     # Built beside the destination and renamed, so a failure leaves the published records as they were.
     tmp = dest.with_name(f".{dest.name}.tmp")
@@ -307,5 +311,4 @@ def publish(run: str, dest: Path, command: str, log: Path | None = None) -> Path
 
 def missed_targets(dest: Path) -> list[str]:
     """The quality targets the published run in ``dest`` misses, as ``set metric`` (empty: all met)."""
-    results = json.loads((dest / RESULTS_FILE).read_text(encoding="utf-8"))
-    return [f"{r['set']} {r['metric']}" for r in check_targets(results) if not r["met"]]
+    return [f"{r['set']} {r['metric']}" for r in check_targets(_load(dest / RESULTS_FILE)) if not r["met"]]
