@@ -498,7 +498,7 @@ def card_context(
         # From the run's own record: a test release of random weights must not claim the real base.
         "base_model": record.get("base_model", {}).get("id") or BASE_MODEL_ID,
         "base_model_revision": record.get("base_model", {}).get("revision") or "",
-        # The GPU run trains from the pinned weights rounded to fp16 for transport (medenc.core.transport).
+        # The GPU run trains from the pinned weights rounded to fp16 for transport (medenc.gpu.transport).
         "base_rounded": is_rounded_base(record.get("base_model", {})),
         "base_original_sha256": WEIGHTS_SHA256,
         "test_release": test_release,
