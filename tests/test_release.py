@@ -698,11 +698,11 @@ def test_the_token_never_reaches_the_verbose_traceback(tmp_path, online):
     assert "The above exception was the direct cause" in printed  # the library's traceback, scrubbed
 
 
-def test_folders_left_by_a_killed_release_or_export_build_are_removed(tmp_path):
-    """`.release.tmp-*` and `.exports.tmp-*` (the model's size each) were never removed."""
+def test_folders_left_by_a_killed_release_are_removed(tmp_path):
+    """`.release.tmp-*` (the model's size) was never removed; `make exports` removes its own
+    (tests/test_export.py)."""
     run_dir = make_run(tmp_path)
-    for name in (".release.tmp-abc123", ".exports.tmp-def456"):
-        (run_dir / name / "release").mkdir(parents=True)
-        (run_dir / name / "release" / "model.safetensors").write_bytes(b"half a model")
+    (run_dir / ".release.tmp-abc123" / "release").mkdir(parents=True)
+    (run_dir / ".release.tmp-abc123" / "release" / "model.safetensors").write_bytes(b"half a model")
     stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
     assert sorted(p.name for p in run_dir.glob(".*.tmp-*")) == []

@@ -44,7 +44,7 @@ LOGS_DIR = "logs"  # TensorBoard event files, one folder per phase; the release 
 EVAL_DIR = "eval"
 RESULTS_FILE = "results.json"  # inside EVAL_DIR, and at the top of a release (docs/results_schema.md)
 RELEASE_DIR = "release"
-EXPORTS_DIR = "exports"  # onnx/ and openvino/ of final/ (medenc.release.export), copied into the release
+EXPORTS_DIR = "exports"  # onnx/ and openvino/ of final/ (medenc.export), copied into the release
 WEIGHTS_FILE = "model.safetensors"  # the weights file of every saved model folder
 
 # The released model's name, in the card, the sentence-transformers card data and the results.
