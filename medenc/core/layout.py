@@ -35,7 +35,11 @@ MANIFEST = "manifest.json"
 LEAKAGE_REPORT = "leakage_report.json"
 
 # --- A run folder: outputs/<run>/ -----------------------------------------------------------------------
-PHASE_DIRS = {1: "phase-1-cosine", 2: "phase-2-mnrl", 3: "phase-3-triplet"}
+# Named by the phase alone: a recipe may change a phase's loss, never its number.
+PHASE_DIRS = {1: "phase-1", 2: "phase-2", 3: "phase-3"}
+# Their names in run folders written before (after phase 1's, 2's and 3's first losses), which
+# medenc.core.runs.migrate_phase_dirs renames; published results keep them until published again.
+OLD_PHASE_DIRS = {1: "phase-1-cosine", 2: "phase-2-mnrl", 3: "phase-3-triplet"}
 FINAL_DIR = "final"
 RUN_RECIPE = "recipe.yaml"  # the resolved recipe
 RUN_RECORD = "run.json"  # precision, hardware, per-phase rows/steps/time/throughput, base and data hashes

@@ -159,11 +159,19 @@ def _check_record_names_scored_models(run_dir: Path, results: dict, record: RunR
     scored, final/ included. A phase or final/ replaced after training (another phase's weights, any model of
     the right width) and then evaluated would otherwise go out with a record of other weights."""
     models = results.get("models", {})
-    trained = [(f"phases[{p.phase}]", p.dir, p.model_sha256, p.model_hash) for p in record.phases if p.done]
+    # A phase's figures by its number: results written before run.json's folders were renamed
+    # (medenc.core.runs.migrate_phase_dirs) name the phase as it was named then.
+    by_phase = {m.get("phase"): m for k, m in models.items() if isinstance(m, dict) and k != FINAL_DIR}
+    trained = [
+        (f"phases[{p.phase}]", p.dir, by_phase.get(p.phase), p.model_sha256, p.model_hash)
+        for p in record.phases
+        if p.done
+    ]
     final = record.final or {}
-    trained.append(("final", FINAL_DIR, final.get("model_sha256"), final.get("model_hash")))
-    for key, name, sha, mhash in trained:
-        scored = models.get(name)
+    trained.append(
+        ("final", FINAL_DIR, models.get(FINAL_DIR), final.get("model_sha256"), final.get("model_hash"))
+    )
+    for key, name, scored, sha, mhash in trained:
         if not isinstance(scored, dict):
             continue  # a phase the evaluation did not score is not on the card (final/ always is)
         pairs = (("model_sha256", sha, scored.get("sha256")), ("model_hash", mhash, scored.get("model_hash")))
