@@ -65,7 +65,7 @@ CPU_THREADS    := $(shell echo $$(( $$(nproc) / $(NUM_PROCESSES) > 0 ? $$(nproc)
 ACCELERATE     := $(VENV)/bin/accelerate launch --config_file accelerate_config.yaml --num_processes $(NUM_PROCESSES) \
                   --num_cpu_threads_per_process $(CPU_THREADS) $(MULTI_GPU) $(if $(VERBOSE),,--quiet)
 
-.PHONY: help setup data train evaluate release exports results bench test test-slow lint format clean
+.PHONY: help setup data train evaluate exports release results bench test test-slow lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -96,12 +96,16 @@ train: setup $(MANIFEST) ## Fine-tune the phases with accelerate (RECIPE=gpu|cpu
 evaluate: setup $(MANIFEST) ## Score the base model and every phase of outputs/$(RUN) on the held-out suite
 	MEDENC_EVAL_ARGS=$(call q,$(EVAL_ARGS)) $(ACCELERATE) scripts/evaluate_run.py --run $(call q,$(RUN))
 
-release: setup ## Render the model card and push outputs/$(RUN) to HUB_REPO_ID (stages only, without a token)
-	MEDENC_RELEASE_ARGS=$(call q,$(RELEASE_ARGS)) $(PY) scripts/release.py --run $(call q,$(RUN)) \
-		--repo-id $(call q,$(HUB_REPO_ID))
-
 exports: setup ## Build the ONNX/OpenVINO exports of outputs/$(RUN)/final and measure them (EXPORT_ARGS=--no-suite: speed only)
 	MEDENC_EXPORT_ARGS=$(call q,$(EXPORT_ARGS)) $(PY) scripts/export.py --run $(call q,$(RUN)) --measure
+
+# The release ships outputs/$(RUN)/exports/ and never builds it: the first line builds it where it is missing
+# or of an earlier final/ (and verifies it otherwise), without measuring it (`make exports` measures).
+release: setup ## Render the model card and push outputs/$(RUN) with its exports to HUB_REPO_ID (stages only, without a token)
+	$(if $(filter --no-exports,$(RELEASE_ARGS)),,MEDENC_EXPORT_ARGS=$(call q,$(EXPORT_ARGS)) $(PY) scripts/export.py \
+		--run $(call q,$(RUN)))
+	MEDENC_RELEASE_ARGS=$(call q,$(RELEASE_ARGS)) $(PY) scripts/release.py --run $(call q,$(RUN)) \
+		--repo-id $(call q,$(HUB_REPO_ID))
 
 # Exit 3: published, but a quality target is missed (the run's README says which); 2: a user error, said.
 results: setup ## Publish outputs/$(RUN) (records, charts, card; no weights) into results/$(RUN) and check targets

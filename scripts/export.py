@@ -4,9 +4,10 @@
     python scripts/export.py --run cpu --measure --no-suite   # agreement and speed only (minutes)
     python scripts/export.py --model-dir DIR --output OUT --measure --no-suite   # any model folder
 
-With --run, the exports go to outputs/<run>/exports/ (what `make release` ships) and the figures into the
-run's results.json under `exports` (the card's "Exports" table). With --model-dir they go to OUT/ and
-OUT/measurement.json. Reads the suite's texts from PREPARED_DIR. Thin: the work is in medenc.release.
+With --run, the exports go to outputs/<run>/exports/ (what `make release` verifies and ships; it builds
+none) and the figures into the run's results.json under `exports` (the card's "Exports" table); without
+--measure, exports that verify are kept as they are. With --model-dir they go to OUT/ and
+OUT/measurement.json. Reads the suite's texts from PREPARED_DIR. Thin: the work is in medenc.export.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from _cli import with_env_args
 from medenc.core.errors import MedencError, fail
 from medenc.core.io import write_json
 from medenc.core.paths import run_folder
-from medenc.release.export import build_exports, ensure_exports
-from medenc.release.export_measure import DEFAULT_SAMPLE, measure_model, measure_run
+from medenc.export import build_exports, ensure_exports, measure_model, measure_run
+from medenc.export.measure import DEFAULT_SAMPLE
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

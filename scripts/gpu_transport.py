@@ -4,7 +4,7 @@
     python3 scripts/gpu_transport.py check 2            # on the machine: piece 2 and pieces 1-1 are right
     python3 scripts/gpu_transport.py assemble --model-dir /tmp/medenc-base   # main call: join, verify, load
 
-Thin: the work is in medenc.core.transport.
+Thin: the work is in medenc.gpu.transport.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medenc.core import transport
 from medenc.core.base_model import FP16_ROUNDED_SHA256, resolve_base_model
 from medenc.core.errors import MedencError, fail
 from medenc.core.paths import PROJECT_ROOT, prepared_dir
+from medenc.gpu import transport
 
 # What the GPU machine's image lacks (datasets, pydantic and theirs) or has too old (sentence-transformers);
 # the versions are the ones installed here, so the device runs what the tests ran.

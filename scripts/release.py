@@ -2,8 +2,9 @@
 
     python scripts/release.py --run cpu --repo-id org/mpnet-medical [--tag v0.1.0] [--private] [--dry-run]
 
-Builds (or verifies) outputs/<run>/exports/, the ONNX and OpenVINO exports of final/, and ships them
-(--no-exports: without them; --rebuild-exports: build them again).
+Verifies outputs/<run>/exports/, the ONNX and OpenVINO exports of final/ that `make exports` (or
+`python scripts/export.py --run <run>`) built, and ships them; it never builds them (--no-exports: release
+without them). `make release` builds them first where they are missing.
 
 Honours HF_ENDPOINT, HF_TOKEN (or `hf auth login`), OUTPUTS_DIR and PREPARED_DIR. Thin: the work is in
 medenc.release.
@@ -37,10 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         help="tests only: let a random-weight model through; its card's first line says so",
     )
     parser.add_argument(
-        "--no-exports", action="store_true", help="ship no ONNX / OpenVINO exports (built by default)"
-    )
-    parser.add_argument(
-        "--rebuild-exports", action="store_true", help="build outputs/<run>/exports/ again from final/"
+        "--no-exports", action="store_true", help="ship no ONNX / OpenVINO exports (shipped by default)"
     )
     argv = with_env_args(argv, "MEDENC_RELEASE_ARGS")  # make's RELEASE_ARGS
     args = parser.parse_args(argv)
@@ -55,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
             dry_run=args.dry_run,
             test_release=args.test_release,
             exports=not args.no_exports,
-            rebuild_exports=args.rebuild_exports,
             command=command,
         )
     except MedencError as exc:

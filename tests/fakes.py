@@ -17,6 +17,7 @@ from medenc.core.runs import RUN_SCHEMA_VERSION
 from medenc.data.checksums import write_checksums
 from medenc.evaluation.results import Results, write_results
 from medenc.evaluation.sets import SETS as EVAL_SETS
+from medenc.training.phase_specs import PHASES
 
 REPO_ID = "org/mpnet-medical"
 TOKEN = "hf_FAKEtoken_d0_not_leak_4815162342"
@@ -124,7 +125,7 @@ def make_run_record(final_sha: str, random_weights: bool = False) -> dict:
         phases.append(
             {
                 "phase": phase,
-                "name": name.split("-", 2)[2],
+                "name": PHASES[phase].name,
                 "dir": name,
                 "status": "done",
                 "loss": ["CosineSimilarityLoss", "MultipleNegativesRankingLoss", "TripletLoss"][phase - 1],

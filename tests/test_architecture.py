@@ -1,7 +1,8 @@
 """The shape of the package, checked: one package per stage, imports flow one way, short functions.
 
-Data flows data -> training -> evaluation -> release; ``core`` is shared plumbing every stage may import and
-that imports no stage; the bench is a tool over training that nothing imports.
+Data flows data -> training -> evaluation -> export -> release; ``core`` is shared plumbing every stage may
+import and that imports no stage; the bench (over training) and gpu (the transport to a GPU machine) are
+tools that nothing imports.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from pathlib import Path
 from medenc.core.paths import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "medenc"
-ORDER = ["core", "data", "training", "evaluation", "release"]
+ORDER = ["core", "data", "training", "evaluation", "export", "release"]
 # What each stage may import besides itself.
 ALLOWED = {stage: set(ORDER[: ORDER.index(stage)]) for stage in ORDER}
 ALLOWED["bench"] = {"core", "data", "training"}
+ALLOWED["gpu"] = {"core"}  # the GPU machine's transport (scripts/gpu_transport.py), which nothing imports
 MAX_FUNCTION_LINES = 60
 
 

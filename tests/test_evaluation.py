@@ -190,23 +190,23 @@ def test_results_md_marks_a_delta_whose_ci_includes_zero_with_the_shared_marker(
         "bootstrap": {"resamples": 50},
         "models": {
             "base": {},
-            "phase-1-cosine": {},
-            "phase-2-mnrl": {},
-            "final": {"from": "phase-2-mnrl", "sha256": "abc"},
+            "phase-1": {},
+            "phase-2": {},
+            "final": {"from": "phase-2", "sha256": "abc"},
         },
         "sets": {"biosses": {"task": "sts", "n": 10, "metrics": ["spearman"], "title": "BIOSSES"}},
-        "results": {m: {"biosses": {"spearman": r(0.8)}} for m in ("base", "phase-1-cosine", "phase-2-mnrl")},
+        "results": {m: {"biosses": {"spearman": r(0.8)}} for m in ("base", "phase-1", "phase-2")},
         "deltas": {
-            "phase-1-cosine": {"biosses": {"spearman": {"diff": 0.01, "ci_low": -0.02, "ci_high": 0.04}}},
-            "phase-2-mnrl": {"biosses": {"spearman": {"diff": 0.05, "ci_low": 0.01, "ci_high": 0.09}}},
+            "phase-1": {"biosses": {"spearman": {"diff": 0.01, "ci_low": -0.02, "ci_high": 0.04}}},
+            "phase-2": {"biosses": {"spearman": {"diff": 0.05, "ci_low": 0.01, "ci_high": 0.09}}},
         },
     }
     lines = results_markdown(Results.from_doc(doc, Path("toy/eval/results.json"))).splitlines()
     assert f"{NOT_SIGNIFICANT} = the CI includes zero." in "\n".join(lines)
     row = {line.split(" | ")[0]: line for line in lines if line.startswith("| ")}
     assert row["| base"] == "| base | 0.8000 [0.7500, 0.8500] |  |"
-    assert row["| phase-1-cosine"].endswith(f"| +0.0100 [-0.0200, +0.0400] {NOT_SIGNIFICANT} |")
-    assert row["| phase-2-mnrl (final)"].endswith("| +0.0500 [+0.0100, +0.0900] |")
+    assert row["| phase-1"].endswith(f"| +0.0100 [-0.0200, +0.0400] {NOT_SIGNIFICANT} |")
+    assert row["| phase-2 (final)"].endswith("| +0.0500 [+0.0100, +0.0900] |")
 
 
 def test_unknown_set_names_are_refused_and_known_ones_put_in_table_order():
@@ -263,12 +263,12 @@ def models_dir(tmp_path_factory) -> Path:
     from medenc.core.modeling import build_random_model
 
     root = tmp_path_factory.mktemp("tiny-models")
-    for seed, name in enumerate(["base", "phase-1-cosine", "phase-2-mnrl"]):
+    for seed, name in enumerate(["base", "phase-1", "phase-2"]):
         build_random_model("tiny", seed=seed, device="cpu").save(str(root / name))
     return root
 
 
-def make_run(tmp_path: Path, models_dir: Path, phases=("phase-1-cosine", "phase-2-mnrl")) -> Path:
+def make_run(tmp_path: Path, models_dir: Path, phases=("phase-1", "phase-2")) -> Path:
     run = tmp_path / "outputs" / "toy"
     run.mkdir(parents=True)
     for p in phases:
@@ -312,12 +312,12 @@ def test_whole_suite_writes_results_and_hits_the_cache(tmp_path, models_dir):
         assert (out / f).is_file(), f
     on_disk = json.loads((out / "results.json").read_text())
     assert on_disk["schema_version"] == 1 and on_disk["data_manifest_sha256"] == "manifest-A"
-    assert list(on_disk["results"]) == ["base", "phase-1-cosine", "phase-2-mnrl"]
-    assert on_disk["models"]["final"]["from"] == "phase-2-mnrl"
-    assert on_disk["models"]["final"]["sha256"] == on_disk["models"]["phase-2-mnrl"]["sha256"]
+    assert list(on_disk["results"]) == ["base", "phase-1", "phase-2"]
+    assert on_disk["models"]["final"]["from"] == "phase-2"
+    assert on_disk["models"]["final"]["sha256"] == on_disk["models"]["phase-2"]["sha256"]
     # The released model's misses, a few per set: each a real item of the set, the wrong choice beside it.
     examples = on_disk["examples"]
-    assert examples["model"] == "phase-2-mnrl" and set(examples["sets"]) == set(on_disk["sets"])
+    assert examples["model"] == "phase-2" and set(examples["sets"]) == set(on_disk["sets"])
     assert examples["sets"]["biosses"] == []
     for ex in examples["sets"]["medquad"]:
         assert set(ex) == {"query", "expected", "got"} and ex["expected"] != ex["got"]
@@ -337,11 +337,11 @@ def test_whole_suite_writes_results_and_hits_the_cache(tmp_path, models_dir):
         for s, per_m in per_set.items():
             for m, r in per_m.items():
                 assert r["ci_low"] <= r["value"] + 1e-9 and r["value"] <= r["ci_high"] + 1e-9, (model, s, m)
-    d = on_disk["deltas"]["phase-1-cosine"]["biosses"]["spearman"]
+    d = on_disk["deltas"]["phase-1"]["biosses"]["spearman"]
     assert set(d) == {"diff", "ci_low", "ci_high", "significant"}
     assert max(max(v.values()) for v in on_disk["checks"]["st_agreement_max_abs_diff"].values()) < 1e-6
     assert on_disk["max_seq_lengths"] == {"short": 128, "passage": 256}
-    assert "phase-1-cosine" in (out / "results.md").read_text()
+    assert "phase-1" in (out / "results.md").read_text()
     assert doc["cache"]["misses"] > 0
 
     # Second run: everything comes from the cache, nothing is encoded (and no model is even loaded).
@@ -355,7 +355,7 @@ def test_whole_suite_writes_results_and_hits_the_cache(tmp_path, models_dir):
 
 
 def test_cache_misses_again_when_max_seq_length_changes(tmp_path, models_dir):
-    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    run = make_run(tmp_path, models_dir, phases=("phase-1",))
     kwargs = dict(
         loader=make_loader(),
         bootstrap=0,
@@ -373,22 +373,22 @@ def test_cache_misses_again_when_max_seq_length_changes(tmp_path, models_dir):
 
 def test_a_changed_pooling_config_is_another_model_for_the_cache(tmp_path, models_dir):
     """The cache is keyed by every file that changes what a model computes, not by its weights alone."""
-    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    run = make_run(tmp_path, models_dir, phases=("phase-1",))
     kwargs = dict(
         loader=make_loader(), bootstrap=0, base_path=models_dir / "base", cache_root=tmp_path / "c",
         device="cpu", sets=["biosses"], charts=False,
     )  # fmt: skip
     first = run_evaluation(run, **kwargs).doc
-    pooling = run / "phase-1-cosine" / "1_Pooling" / "config.json"
+    pooling = run / "phase-1" / "1_Pooling" / "config.json"
     config = json.loads(pooling.read_text())
     assert config["pooling_mode"] == "mean"
     pooling.write_text(json.dumps(config | {"pooling_mode": "cls"}))
     again = run_evaluation(run, **kwargs).doc
     assert again["cache"]["misses"] == 1  # phase 1 is encoded again; the base model is not
-    assert again["timing"]["models"]["phase-1-cosine"]["encoded_texts"] > 0
-    old, new = first["models"]["phase-1-cosine"], again["models"]["phase-1-cosine"]
+    assert again["timing"]["models"]["phase-1"]["encoded_texts"] > 0
+    old, new = first["models"]["phase-1"], again["models"]["phase-1"]
     assert old["sha256"] == new["sha256"] and old["model_hash"] != new["model_hash"]
-    assert again["results"]["phase-1-cosine"] != first["results"]["phase-1-cosine"]
+    assert again["results"]["phase-1"] != first["results"]["phase-1"]
     # final/ (mean pooling) is no longer the phase it claims to be a copy of.
     assert again["models"]["final"]["matches_from"] is False
 
@@ -396,7 +396,7 @@ def test_a_changed_pooling_config_is_another_model_for_the_cache(tmp_path, model
 def test_results_json_holds_no_local_paths_and_its_hash_record(tmp_path, models_dir):
     from medenc.evaluation.results import RESULTS_HASH, check_results_hash
 
-    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    run = make_run(tmp_path, models_dir, phases=("phase-1",))
     run_evaluation(
         run, loader=make_loader(), bootstrap=0, base_path=models_dir / "base", cache_root=tmp_path / "c",
         device="cpu", sets=["biosses"], charts=False,
@@ -406,7 +406,7 @@ def test_results_json_holds_no_local_paths_and_its_hash_record(tmp_path, models_
     for local in (str(tmp_path), str(models_dir), str(Path.home())):
         assert local not in text, local
     doc = json.loads(text)
-    assert doc["models"]["phase-1-cosine"]["path"] == "phase-1-cosine"
+    assert doc["models"]["phase-1"]["path"] == "phase-1"
     assert doc["models"]["final"]["path"] == "final"
     assert check_results_hash(run) == (run / "eval" / RESULTS_HASH).read_text().split()[0]
     path.write_text(text.replace('"precision": "fp32"', '"precision": "bf16"'))
@@ -440,19 +440,19 @@ def test_the_model_hash_covers_what_changes_the_model_and_nothing_else(tmp_path,
 def test_run_without_checkpoints_is_refused(tmp_path, models_dir):
     run = tmp_path / "empty-run"
     run.mkdir()
-    with pytest.raises(RunError, match=r"empty-run.*phase-1-cosine"):
+    with pytest.raises(RunError, match=r"empty-run.*phase-1"):
         run_evaluation(run, loader=make_loader(), base_path=models_dir / "base", cache_root=tmp_path / "c")
 
 
 def test_checkpoint_that_is_not_a_sentence_transformers_folder_is_refused(tmp_path, models_dir):
-    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
-    (run / "phase-1-cosine" / "modules.json").unlink()
-    with pytest.raises(ModelError, match=r"phase-1-cosine.*missing modules\.json"):
+    run = make_run(tmp_path, models_dir, phases=("phase-1",))
+    (run / "phase-1" / "modules.json").unlink()
+    with pytest.raises(ModelError, match=r"phase-1.*missing modules\.json"):
         run_evaluation(run, loader=make_loader(), base_path=models_dir / "base", cache_root=tmp_path / "c")
 
 
 def test_results_from_a_different_data_manifest_are_refused(tmp_path, models_dir):
-    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    run = make_run(tmp_path, models_dir, phases=("phase-1",))
     run_evaluation(
         run,
         loader=make_loader("manifest-A"),
@@ -497,7 +497,10 @@ def test_the_script_scores_a_run_end_to_end(tmp_path, models_dir):
     from medenc.data.checksums import write_checksums
 
     write_checksums(prepared)  # as `make data` ends: evaluation checks the prepared files against it
-    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    run = make_run(tmp_path, models_dir, phases=("phase-1",))
+    # Written by older code, whose phase folders were named after a loss: `make evaluate` renames them.
+    (run / "phase-1").rename(run / "phase-1-cosine")
+    (run / "run.json").write_text((run / "run.json").read_text().replace('"phase-1"', '"phase-1-cosine"'))
     env = {
         **os.environ,
         "PREPARED_DIR": str(prepared),
@@ -520,7 +523,9 @@ def test_the_script_scores_a_run_end_to_end(tmp_path, models_dir):
     proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (run / "eval" / "run_record.json").is_file()
-    assert "phase-1-cosine" in json.loads((run / "eval" / "results.json").read_text())["results"]
+    assert list(json.loads((run / "eval" / "results.json").read_text())["results"]) == ["base", "phase-1"]
+    assert not (run / "phase-1-cosine").exists() and "renamed phase-1-cosine to phase-1" in proc.stderr
+    assert json.loads((run / "run.json").read_text())["final"]["from"] == "phase-1"
 
 
 # --- progress while encoding --------------------------------------------------------------------------------
@@ -541,14 +546,14 @@ def test_evaluation_logs_progress_while_it_encodes_when_not_on_a_terminal(
     monkeypatch.setenv("MEDENC_PROGRESS_SECONDS", "0")  # a line after every chunk, however fast
     # Batches of 4 (chunks of 8 texts): the tiny sets then take several chunks, as real ones do.
     monkeypatch.setattr(cache, "encode_texts", functools.partial(cache.encode_texts, batch_size=4))
-    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    run = make_run(tmp_path, models_dir, phases=("phase-1",))
     caplog.set_level(logging.INFO, logger="medenc.progress")
     run_evaluation(
         run, loader=make_loader(), bootstrap=0, base_path=models_dir / "base", cache_root=tmp_path / "c",
         device="cpu", sets=["biosses", "medquad"], charts=False,
     )  # fmt: skip
     lines = [r.getMessage() for r in caplog.records if r.name == "medenc.progress"]
-    for model in ("base", "phase-1-cosine"):
+    for model in ("base", "phase-1"):
         for cap in (128, 256):  # short texts, then passages
             mine = [line for line in lines if line.startswith(f"{model}: encoding at {cap} tokens: ")]
             assert len(mine) >= 2 and all(" texts (" in line for line in mine[:-1]), (model, cap, lines)
@@ -603,7 +608,7 @@ def test_suite_scores_the_final_and_base_models_at_smaller_widths(tmp_path, mode
     block = doc["dimensions"]
     assert list(block) == ["32", "16", "8"]  # the tiny model's full width first; 64 does not exist
     for dim, per_model in block.items():
-        assert list(per_model) == ["base", "phase-2-mnrl"]  # the model final/ copies, not phase 1
+        assert list(per_model) == ["base", "phase-2"]  # the model final/ copies, not phase 1
         for model, per_set in per_model.items():
             assert list(per_set) == ["biosses", "medquad"]  # RQE stays at full width only
             for s, per_m in per_set.items():
@@ -611,12 +616,12 @@ def test_suite_scores_the_final_and_base_models_at_smaller_widths(tmp_path, mode
                 for cell in per_m.values():
                     assert cell["ci_low"] <= cell["value"] + 1e-9 <= cell["ci_high"] + 2e-9
     # Full width: the main figures, CIs included (same values, same resamples).
-    for model in ("base", "phase-2-mnrl"):
+    for model in ("base", "phase-2"):
         for s in ("biosses", "medquad"):
             assert block["32"][model][s] == doc["results"][model][s]
     assert block["8"]["base"]["medquad"] != block["32"]["base"]["medquad"]
     md = (run / "eval" / "results.md").read_text()
-    assert "## Smaller embeddings" in md and "| MedQuAD | ndcg@10 | phase-2-mnrl (final) |" in md
+    assert "## Smaller embeddings" in md and "| MedQuAD | ndcg@10 | phase-2 (final) |" in md
 
     none = run_evaluation(
         run, loader=make_loader(), bootstrap=0, base_path=models_dir / "base", cache_root=tmp_path / "c",
@@ -636,7 +641,7 @@ def test_truncated_figures_equal_those_of_a_model_loaded_with_truncate_dim(model
     cols = loader.load_split("test", "stsb")
     es.data = {"s1": list(cols["sentence1"]), "s2": list(cols["sentence2"]), "y": np.asarray(cols["score"])}
     texts = list(dict.fromkeys(es.data["s1"] + es.data["s2"]))
-    path = str(models_dir / "phase-2-mnrl")
+    path = str(models_dir / "phase-2")
     full = dict(zip(texts, SentenceTransformer(path, device="cpu").encode(texts), strict=True))
     cut = SentenceTransformer(path, device="cpu", truncate_dim=8)
     theirs = dict(zip(texts, cut.encode(texts, normalize_embeddings=True), strict=True))
@@ -680,12 +685,12 @@ def test_a_set_declared_once_in_the_table_flows_into_results_dimensions_card_and
     doc = results.doc
     assert list(doc["sets"])[-1] == "toyset"  # every set by default, in table order
     assert doc["sets"]["toyset"] == {"task": "sts", "n": N_PAIRS, "metrics": ["spearman"], "title": "Toy set"}
-    assert "spearman" in doc["results"]["phase-2-mnrl"]["toyset"]
+    assert "spearman" in doc["results"]["phase-2"]["toyset"]
     assert list(doc["dimensions"]["16"]["base"])[-1] == "toyset"
     assert "Toy set" in (run / "eval" / "results.md").read_text()
 
     record = json.loads((PROJECT_ROOT / "results" / "cpu" / "run.json").read_text())  # a real record
-    final_dir = models_dir / "phase-2-mnrl"
+    final_dir = models_dir / "phase-2"
     card = str(render_card(run, "org/toy", results=results, record=record, charts=[], final_dir=final_dir))
     assert "Toy set" in card and "| Toy set spearman |" in card  # the smaller-embeddings table's last column
     toy = [r for r in eval_results(results) if r.dataset_type == "toyset"]
@@ -702,7 +707,7 @@ def test_auto_backend_is_measured_recorded_and_keys_the_cache(tmp_path, models_d
     backend are never served to another."""
     from medenc.evaluation.backends import BACKENDS, candidates
 
-    run = make_run(tmp_path, models_dir, phases=("phase-1-cosine",))
+    run = make_run(tmp_path, models_dir, phases=("phase-1",))
     kwargs = dict(
         loader=make_loader(), bootstrap=0, base_path=models_dir / "base", cache_root=tmp_path / "c",
         device="cpu", sets=["stsb", "medquad"], charts=False, dimensions=(),
@@ -713,7 +718,7 @@ def test_auto_backend_is_measured_recorded_and_keys_the_cache(tmp_path, models_d
     assert list(record["measured"]) == candidates("cpu") and record["measured"][record["used"]]["agrees"]
     assert json.loads((run / "eval" / "results.json").read_text())["backend"]["used"] == record["used"]
     if record["used"] != "torch-fp32":  # each model checked against its own fp32 vectors
-        assert set(record["checked"]) == {"base", "phase-1-cosine"}
+        assert set(record["checked"]) == {"base", "phase-1"}
 
     def keys() -> set[str]:
         return {r["key"] for r in json.loads((run / "eval" / "embedding_cache.json").read_text())["base"]}

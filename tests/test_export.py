@@ -1,5 +1,6 @@
-"""The release's ONNX and OpenVINO exports on the tiny model: equal embeddings, the int8 file, the card's
-onnxruntime snippet, the measurement record, and a damaged or missing export refused with the file named."""
+"""The ONNX and OpenVINO exports (``make exports``) on the tiny model: equal embeddings, the int8 file, the
+card's onnxruntime snippet, the measurement record; and the release, which never builds them, refusing a
+missing, damaged or stale export with the folder or file named."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import numpy as np
 import pytest
 from fakes import REPO_ID, json_loader, make_manifest, make_run
 
-from medenc.core.errors import ExportError, ReleaseError
+from medenc.core.errors import ExportError
 from medenc.core.layout import EVAL_DIR, EXPORTS_DIR, RELEASE_DIR
 from medenc.core.paths import PROJECT_ROOT
 from medenc.core.runtime import onnx_encoder, openvino_encoder
-from medenc.release.export import (
+from medenc.export import ensure_exports
+from medenc.export.record import (
     EXPORTS_MANIFEST,
     ONNX_FP32,
     OPENVINO_BIN,
@@ -42,8 +44,8 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory, tiny_model) -> Path:
-    """A tiny run staged with its exports (built once for the module); the int8 OpenVINO IR is calibrated
-    on the prepared validation pairs, here the tiny ones."""
+    """A tiny run staged with its exports (built once for the module, as `make exports` builds them); the
+    int8 OpenVINO IR is calibrated on the prepared validation pairs, here the tiny ones."""
     from fakes import tiny_sets
 
     from medenc.core.layout import PAIRS
@@ -55,6 +57,7 @@ def staged(tmp_path_factory, tiny_model) -> Path:
     write_checksums(root / "prepared")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PREPARED_DIR", str(root / "prepared"))
+        ensure_exports(run_dir)
         return _stage(run_dir)
 
 
@@ -109,7 +112,7 @@ def test_calibration_texts_come_from_the_validation_pairs_and_a_missing_set_is_n
 
     from medenc.core.layout import PAIRS
     from medenc.data.checksums import write_checksums
-    from medenc.release.export import calibration_texts
+    from medenc.export.build import calibration_texts
 
     monkeypatch.setenv("PREPARED_DIR", str(tmp_path))
     with pytest.raises(ExportError, match=rf"validation pairs: .*{tmp_path / 'validation' / PAIRS}"):
@@ -200,9 +203,37 @@ def _copy_run(staged: Path, tmp_path: Path) -> Path:
 def test_a_damaged_or_missing_export_is_refused_with_the_file_named(staged, tmp_path, damage, problem):
     run_dir = _copy_run(staged, tmp_path)
     damage(run_dir / EXPORTS_DIR)
-    with pytest.raises(ExportError, match=problem) as err:
+    with pytest.raises(ExportError, match=problem):
         _stage(run_dir)
-    assert isinstance(err.value, ReleaseError) and not (run_dir / RELEASE_DIR).exists()
+    assert not (run_dir / RELEASE_DIR).exists()
+
+
+def test_the_release_never_builds_exports_it_names_the_folder_and_the_fix(staged, tmp_path):
+    """`make release` once built missing exports itself; a release only verifies and copies them."""
+    run_dir = _copy_run(staged, tmp_path)
+    shutil.rmtree(run_dir / EXPORTS_DIR)
+    with pytest.raises(ExportError) as err:
+        _stage(run_dir)
+    msg = str(err.value)
+    assert msg.startswith(f"{run_dir / EXPORTS_DIR}: missing: ") and "make exports RUN=tiny" in msg
+    assert not (run_dir / EXPORTS_DIR).exists() and not (run_dir / RELEASE_DIR).exists()
+
+
+def test_exports_of_an_earlier_final_model_are_refused_by_the_release_and_rebuilt_by_make_exports(
+    staged, tmp_path, monkeypatch
+):
+    run_dir = _copy_run(staged, tmp_path)
+    monkeypatch.setenv("PREPARED_DIR", str(tmp_path / "prepared"))  # the rebuild calibrates on its pairs
+    record = run_dir / EXPORTS_DIR / EXPORTS_MANIFEST
+    current = json.loads(record.read_text())["model_hash"]
+    record.write_text(json.dumps({**json.loads(record.read_text()), "model_hash": "0" * 64}))
+    fix = "make exports RUN=tiny EXPORT_ARGS=--rebuild"
+    with pytest.raises(ExportError, match=rf"exports of another model .*; rebuild them: {fix}"):
+        _stage(run_dir)
+    (run_dir / f".{EXPORTS_DIR}.tmp-abc123").mkdir()  # what a killed build leaves: removed by the next
+    ensure_exports(run_dir)
+    assert json.loads(record.read_text())["model_hash"] == current and list(run_dir.glob(".*.tmp-*")) == []
+    assert (_stage(run_dir) / ONNX_FP32).is_file()
 
 
 @pytest.mark.parametrize("name", ["modules.json", "onnx/../modules.json", "../../x", "/tmp/x", "onnx"])
@@ -295,7 +326,7 @@ def _loader():
 
 
 def test_measurement_is_recorded_in_results_json_and_the_cards_exports_table(staged, tmp_path, monkeypatch):
-    from medenc.release.export_measure import measure_run
+    from medenc.export.measure import measure_run
 
     monkeypatch.setenv("MEDENC_CACHE", str(tmp_path / "cache"))  # the embedding cache of the suite's figures
     run_dir = _copy_run(staged, tmp_path)

@@ -133,7 +133,20 @@ def test_fresh_with_a_path_as_run_deletes_nothing(tmp_path):
 
 def test_a_failed_release_fails_make(tmp_path):
     proc = make(tmp_path, "release", "RUN=no-such-run", "RELEASE_ARGS=--dry-run")
+    # Its first step, the exports, fails first.
+    assert proc.returncode != 0 and "error: ExportError:" in proc.stderr, proc.stderr[-3000:]
+    proc = make(tmp_path, "release", "RUN=no-such-run", "RELEASE_ARGS=--dry-run --no-exports")
     assert proc.returncode != 0 and "error: ReleaseError:" in proc.stderr, proc.stderr[-3000:]
+
+
+def test_release_builds_missing_exports_first_and_never_measures(tmp_path):
+    """The release script only verifies and copies exports: `make release` builds them first (without the
+    suite's measurement, `make exports`' job), unless RELEASE_ARGS says --no-exports."""
+    lines = make(tmp_path, "release", "RUN=x", dry_run=True).stdout.replace("\\\n", " ").splitlines()
+    steps = [shlex.split(line)[2] for line in lines]
+    assert steps == ["scripts/export.py", "scripts/release.py"] and "--measure" not in lines[0], lines
+    lines = make(tmp_path, "release", "RUN=x", "RELEASE_ARGS=--no-exports", dry_run=True).stdout
+    assert "scripts/export.py" not in lines and "scripts/release.py" in lines
 
 
 def test_extra_arguments_reach_the_script_as_shell_words(tmp_path):

@@ -27,7 +27,15 @@ from fakes import (
 from huggingface_hub import ModelCard
 
 from medenc.core.errors import ReleaseError
-from medenc.core.layout import EVAL_DIR, FINAL_DIR, RELEASE_DIR, RUN_RECIPE, RUN_RECORD
+from medenc.core.layout import (
+    EVAL_DIR,
+    FINAL_DIR,
+    OLD_PHASE_DIRS,
+    PHASE_DIRS,
+    RELEASE_DIR,
+    RUN_RECIPE,
+    RUN_RECORD,
+)
 from medenc.core.paths import PROJECT_ROOT
 from medenc.release.hub import release, stage_release
 
@@ -385,7 +393,7 @@ def test_a_final_folder_changed_after_evaluation_is_refused(tmp_path):
 
     results["models"]["final"]["model_hash"] = model_hash(run_dir / FINAL_DIR)
     rewrite_results(run_dir, results)
-    with pytest.raises(ReleaseError, match=r"final is not the model that was scored \(phase-3-triplet"):
+    with pytest.raises(ReleaseError, match=rf"final is not the model that was scored \({PHASE_DIRS[3]},"):
         stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
 
 
@@ -393,7 +401,7 @@ def test_an_edited_results_json_is_refused_with_the_file_and_the_fix(tmp_path):
     run_dir = make_run(tmp_path)
     path = run_dir / EVAL_DIR / "results.json"
     results = json.loads(path.read_text())
-    results["results"]["phase-3-triplet"]["concepts"]["ndcg@10"]["value"] = 0.999  # beside a CI near 0.6
+    results["results"][PHASE_DIRS[3]]["concepts"]["ndcg@10"]["value"] = 0.999  # beside a CI near 0.6
     path.write_text(json.dumps(results))
     with pytest.raises(ReleaseError) as err:
         stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
@@ -406,7 +414,7 @@ def test_an_edited_results_json_is_refused_with_the_file_and_the_fix(tmp_path):
     # Even with its record rewritten, a figure that contradicts its own Δ is refused.
     rewrite_results(run_dir, results)
     with pytest.raises(
-        ReleaseError, match=r"figures contradict each other.*phase-3-triplet concepts ndcg@10"
+        ReleaseError, match=rf"figures contradict each other.*{PHASE_DIRS[3]} concepts ndcg@10"
     ):
         stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
     assert not (run_dir / RELEASE_DIR).exists()
@@ -466,13 +474,32 @@ def test_a_model_swapped_in_after_training_and_evaluated_again_is_refused(tmp_pa
     """Phase 2's (or any 768-wide) weights copied into phase 3 and final/, re-evaluated: run.json still names
     the weights training wrote, and the release once went out beside it."""
     run_dir = make_run(tmp_path)
-    _swap_in_other_weights(run_dir, "phase-3-triplet", FINAL_DIR)
+    _swap_in_other_weights(run_dir, PHASE_DIRS[3], FINAL_DIR)
     with pytest.raises(ReleaseError) as err:
         stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
     msg = str(err.value)
     assert f"{run_dir / RUN_RECORD}: phases[3].model_sha256 is " in msg
     assert "is not the model this run trained" in msg and "make train RUN=tiny TRAIN_ARGS=--fresh" in msg
     assert not (run_dir / RELEASE_DIR).exists()
+
+
+def test_results_that_name_the_phases_by_their_old_folders_are_checked_phase_by_phase(tmp_path):
+    """Results evaluated before the phase folders were renamed (phase-3-triplet, now phase-3) beside a
+    migrated run.json: each phase's weights are still checked against run.json's, found by phase number."""
+    run_dir = make_run(tmp_path)
+    results = json_loader(run_dir).doc
+    for n, old in OLD_PHASE_DIRS.items():
+        results["models"][old] = {**results["models"].pop(PHASE_DIRS[n]), "path": old}
+        for block in ("results", "deltas"):
+            results[block][old] = results[block].pop(PHASE_DIRS[n])
+    results["models"]["final"]["from"] = OLD_PHASE_DIRS[3]
+    rewrite_results(run_dir, results)
+    assert (stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())).is_dir()
+    record = json.loads((run_dir / RUN_RECORD).read_text())
+    record["phases"][2]["model_sha256"] = "e" * 64
+    (run_dir / RUN_RECORD).write_text(json.dumps(record))
+    with pytest.raises(ReleaseError, match=r"run\.json: phases\[3\]\.model_sha256 is eeeeeeeeeeee, but"):
+        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
 
 
 def test_final_alone_swapped_with_a_record_that_names_it_is_still_refused(tmp_path):
@@ -506,9 +533,9 @@ def test_the_evaluation_names_a_base_folder_by_what_it_is(tmp_path):
     from medenc.evaluation.models import find_models
 
     run_dir = make_run(tmp_path)
-    _, info = find_models(run_dir, base_path=run_dir / "phase-1-cosine", device="cpu")
+    _, info = find_models(run_dir, base_path=run_dir / PHASE_DIRS[1], device="cpu")
     assert info["base"]["id"] == (
-        "phase-1-cosine (a --base-model folder, not the verified sentence-transformers/all-mpnet-base-v2)"
+        f"{PHASE_DIRS[1]} (a --base-model folder, not the verified sentence-transformers/all-mpnet-base-v2)"
     )
 
 
@@ -703,11 +730,11 @@ def test_the_token_never_reaches_the_verbose_traceback(tmp_path, online):
     assert "The above exception was the direct cause" in printed  # the library's traceback, scrubbed
 
 
-def test_folders_left_by_a_killed_release_or_export_build_are_removed(tmp_path):
-    """`.release.tmp-*` and `.exports.tmp-*` (the model's size each) were never removed."""
+def test_folders_left_by_a_killed_release_are_removed(tmp_path):
+    """`.release.tmp-*` (the model's size) was never removed; `make exports` removes its own
+    (tests/test_export.py)."""
     run_dir = make_run(tmp_path)
-    for name in (".release.tmp-abc123", ".exports.tmp-def456"):
-        (run_dir / name / "release").mkdir(parents=True)
-        (run_dir / name / "release" / "model.safetensors").write_bytes(b"half a model")
+    (run_dir / ".release.tmp-abc123" / "release").mkdir(parents=True)
+    (run_dir / ".release.tmp-abc123" / "release" / "model.safetensors").write_bytes(b"half a model")
     stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
     assert sorted(p.name for p in run_dir.glob(".*.tmp-*")) == []

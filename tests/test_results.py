@@ -29,23 +29,23 @@ def _refused(doc: dict) -> str:
 def test_the_final_model_is_models_final_from_whatever_its_name():
     doc = _doc()
     results = Results.from_doc(doc, PATH)
-    assert results.final == results.final_model == results.released == "phase-3-triplet"
+    assert results.final == results.final_model == results.released == "phase-3"
     assert results.final_folder.sha256 == "a" * 64
     # A final model that is no phase folder (a weight average) is final all the same.
     doc["models"]["averaged"] = {"path": "averaged", "sha256": "c" * 64, "model_hash": "d" * 64}
-    doc["results"]["averaged"] = copy.deepcopy(doc["results"]["phase-1-cosine"])
+    doc["results"]["averaged"] = copy.deepcopy(doc["results"]["phase-1"])
     doc["models"]["final"]["from"] = "averaged"
     results = Results.from_doc(doc, PATH)
     assert results.final == results.released == "averaged"
-    assert results.cell("final", "stsb", "spearman") == results.cell("phase-1-cosine", "stsb", "spearman")
-    assert results.scored == ["base", "phase-1-cosine", "phase-2-mnrl", "phase-3-triplet", "averaged"]
+    assert results.cell("final", "stsb", "spearman") == results.cell("phase-1", "stsb", "spearman")
+    assert results.scored == ["base", "phase-1", "phase-2", "phase-3", "averaged"]
 
 
 def test_a_run_without_final_has_no_final_model_and_releases_its_last_scored_one():
     doc = _doc()
     del doc["models"]["final"]
     results = Results.from_doc(doc, PATH)
-    assert results.final is None and results.released == "phase-3-triplet"
+    assert results.final is None and results.released == "phase-3"
     with pytest.raises(RunError, match=r"outputs/tiny/eval/results\.json: no models\.final"):
         _ = results.final_model
 
@@ -53,12 +53,12 @@ def test_a_run_without_final_has_no_final_model_and_releases_its_last_scored_one
 def test_a_cell_is_the_figure_its_ci_and_its_paired_delta():
     doc = _doc()
     results = Results.from_doc(doc, PATH)
-    raw = doc["results"]["phase-3-triplet"]["medquad"]["ndcg@10"]
-    assert results.cell("phase-3-triplet", "medquad", "ndcg@10") == Cell(
+    raw = doc["results"]["phase-3"]["medquad"]["ndcg@10"]
+    assert results.cell("phase-3", "medquad", "ndcg@10") == Cell(
         raw["value"], raw["ci_low"], raw["ci_high"]
     )
     assert results.cell("final", "medquad", "ndcg@10").value == raw["value"]
-    d = doc["deltas"]["phase-3-triplet"]["medquad"]["ndcg@10"]
+    d = doc["deltas"]["phase-3"]["medquad"]["ndcg@10"]
     assert results.delta("final", "medquad", "ndcg@10") == Delta(
         d["diff"], d["ci_low"], d["ci_high"], d["significant"]
     )
@@ -82,7 +82,7 @@ def test_a_missing_key_or_another_schema_is_refused_naming_the_file_and_the_key(
     assert "sets.stsb.metrics: expected a list, found 'spearman'" in _refused(doc)
     doc = _doc()
     doc["models"]["final"]["from"] = "phase-9"
-    assert "models.final.from: expected one of the models (base, phase-1-cosine" in _refused(doc)
+    assert "models.final.from: expected one of the models (base, phase-1" in _refused(doc)
     doc = _doc()
     doc["schema_version"] = 2
     assert _refused(doc) == f"{PATH}: expected schema_version 1, found 2"

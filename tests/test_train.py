@@ -17,12 +17,13 @@ from medenc.core.layout import (
     GRADED_PAIRS,
     INFERENCE_MAX_SEQ_LENGTH,
     LOSS_HISTORY,
+    OLD_PHASE_DIRS,
     PHASE_DIRS,
     RUN_RECORD,
 )
 from medenc.core.model_id import model_hash
 from medenc.core.paths import PROJECT_ROOT
-from medenc.core.runs import RUN_SCHEMA_VERSION, RunRecord, read_run_record
+from medenc.core.runs import RUN_SCHEMA_VERSION, RunRecord, migrate_phase_dirs, read_run_record
 from medenc.training import run_training
 from medenc.training.phase_runner import CHECKPOINTS_DIR
 from medenc.training.precision import decide_precision, requested_precision
@@ -92,15 +93,20 @@ class _Kill(Exception):
     pass
 
 
-def test_resume_skips_done_phase_and_continues_from_checkpoint(tmp_path, caplog):
+def _kill_after_first_save():
+    """A Trainer callback that kills the run at its first checkpoint."""
     from transformers import TrainerCallback
 
     class KillAfterFirstSave(TrainerCallback):
         def on_save(self, args, state, control, **kw):
             raise _Kill("simulated kill")
 
+    return KillAfterFirstSave()
+
+
+def test_resume_skips_done_phase_and_continues_from_checkpoint(tmp_path, caplog):
     with pytest.raises(_Kill):
-        _run(tmp_path, ["phase3.enabled=false"], callbacks={2: [KillAfterFirstSave()]})
+        _run(tmp_path, ["phase3.enabled=false"], callbacks={2: [_kill_after_first_save()]})
     run_dir = tmp_path / "t"
     record = json.loads((run_dir / RUN_RECORD).read_text())
     assert [p["status"] for p in record["phases"]] == ["done", "running", "skipped"]
@@ -114,6 +120,63 @@ def test_resume_skips_done_phase_and_continues_from_checkpoint(tmp_path, caplog)
     assert weights.stat().st_mtime_ns == mtime and record["phases"][0]["model_sha256"] == sha
     assert record["phases"][1]["status"] == "done" and record["phases"][1]["resumed_from"] == "checkpoint-1"
     assert record["final"]["from"] == PHASE_DIRS[2]
+
+
+def _as_older_code_wrote_it(run_dir: Path) -> None:
+    """Phase folders named after their first loss (phase-1-cosine, ...), and run.json naming them so."""
+    text = (run_dir / RUN_RECORD).read_text()
+    for n, old in OLD_PHASE_DIRS.items():
+        if (run_dir / PHASE_DIRS[n]).exists():
+            (run_dir / PHASE_DIRS[n]).rename(run_dir / old)
+        text = text.replace(f'"{PHASE_DIRS[n]}"', f'"{old}"')
+    (run_dir / RUN_RECORD).write_text(text)
+
+
+def test_a_run_killed_under_the_old_phase_folder_names_resumes_under_the_new_ones(tmp_path, caplog):
+    with pytest.raises(_Kill):
+        _run(tmp_path, ["phase3.enabled=false"], callbacks={2: [_kill_after_first_save()]})
+    run_dir = tmp_path / "t"
+    _as_older_code_wrote_it(run_dir)
+    assert json.loads((run_dir / RUN_RECORD).read_text())["phases"][0]["dir"] == OLD_PHASE_DIRS[1]
+    sha = json.loads((run_dir / RUN_RECORD).read_text())["phases"][0]["model_sha256"]
+
+    caplog.set_level(logging.INFO)
+    record = _run(tmp_path, ["phase3.enabled=false"])
+    assert f"renamed {OLD_PHASE_DIRS[1]} to {PHASE_DIRS[1]}" in caplog.text
+    assert "phase 1 (cosine): done in an earlier run, skipped" in caplog.text
+    assert "resuming from" in caplog.text
+    assert sorted(p.name for p in run_dir.glob("phase-*")) == [PHASE_DIRS[1], PHASE_DIRS[2]]
+    assert [p["dir"] for p in record["phases"]] == list(PHASE_DIRS.values())
+    assert record["phases"][0]["model_sha256"] == sha
+    assert record["phases"][1]["resumed_from"] == "checkpoint-1"
+    assert record["phases"][1]["started_from"] == PHASE_DIRS[1] and record["final"]["from"] == PHASE_DIRS[2]
+
+
+def test_the_phase_folder_migration_finishes_a_killed_one_and_refuses_two_folders_of_a_phase(tmp_path):
+    run_dir = tmp_path / "r"
+    # Phase 1 started from the base model, each later phase from its predecessor's folder.
+    starts = ["base", OLD_PHASE_DIRS[1], OLD_PHASE_DIRS[2]]
+    phases = [
+        {"phase": n, "name": "x", "dir": old, "started_from": start}
+        for (n, old), start in zip(OLD_PHASE_DIRS.items(), starts, strict=True)
+    ]
+    final = {"from": "averaged", "average": {"of": OLD_PHASE_DIRS[3], "weight": 0.75}}
+    record = {"schema_version": RUN_SCHEMA_VERSION, "phases": phases, "final": final}
+    for old in OLD_PHASE_DIRS.values():
+        (run_dir / old).mkdir(parents=True)
+    (run_dir / RUN_RECORD).write_text(json.dumps(record))
+    (run_dir / OLD_PHASE_DIRS[1]).rename(run_dir / PHASE_DIRS[1])  # killed after one rename
+    assert migrate_phase_dirs(run_dir) == [OLD_PHASE_DIRS[2], OLD_PHASE_DIRS[3]]
+    data = json.loads((run_dir / RUN_RECORD).read_text())
+    assert [p["dir"] for p in data["phases"]] == list(PHASE_DIRS.values())
+    assert [p["started_from"] for p in data["phases"]] == ["base", PHASE_DIRS[1], PHASE_DIRS[2]]
+    assert data["final"] == {"from": "averaged", "average": {"of": PHASE_DIRS[3], "weight": 0.75}}
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted([*PHASE_DIRS.values(), RUN_RECORD])
+    text = (run_dir / RUN_RECORD).read_text()
+    assert migrate_phase_dirs(run_dir) == [] and (run_dir / RUN_RECORD).read_text() == text  # done: a no-op
+    (run_dir / OLD_PHASE_DIRS[2]).mkdir()
+    with pytest.raises(RunError, match="phase 2 has a folder under its old name and one under its new name"):
+        migrate_phase_dirs(run_dir)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The GPU transport (medenc.core.transport): the base rounded to fp16, cut into pieces, carried one call at a
+"""The GPU transport (medenc.gpu.transport): the base rounded to fp16, cut into pieces, carried one call at a
 time into a scratch "device" folder, checked, reassembled, loaded and trained from; and the pinned hash of the
 real rounded base (FP16_ROUNDED_SHA256), which the run records and the release accepts."""
 
@@ -11,11 +11,11 @@ import pytest
 from fakes import tiny_sets, write_prepared
 
 import medenc.core.base_model as base_model
-from medenc.core import transport
 from medenc.core.errors import ModelError
 from medenc.core.io import sha256_file
 from medenc.core.layout import WEIGHTS_FILE
 from medenc.core.paths import PROJECT_ROOT
+from medenc.gpu import transport
 
 
 def _tensors(path: Path) -> dict:

@@ -2,11 +2,12 @@
 
 Not part of the shipped package: a small lab tool over the records that ``make evaluate`` writes.
 
-    python tools/ablation_table.py "phase 1=cpu:phase-1-cosine" "phases 1+2+3=cpu:final" \
-        "CoSENT in phase 1=abl-cosent:phase-1-cosine"
+    python tools/ablation_table.py "phase 1=cpu:phase-1" "phases 1+2+3=cpu:final" \
+        "CoSENT in phase 1=abl-cosent:phase-1"
 
-Each argument is ``LABEL=RUN[:MODEL]`` (MODEL defaults to ``final``, the model ``final/`` copies); the base
-row comes from the first run.
+Each argument is ``LABEL=RUN[:MODEL]`` (MODEL defaults to ``final``, the model ``final/`` copies; a phase as
+its run's results.json names it: ``phase-1-cosine`` in runs evaluated before the phase folders were named by
+number); the base row comes from the first run.
 Each cell is the figure, then its paired difference from the base model with the 95% CI, marked where the CI
 includes zero. ``--columns`` picks the (set, metric) pairs.
 """

@@ -45,7 +45,7 @@ FILES: dict[str, str] = {
     "tokenizer_config.json": "67f2ff7e223518e729869bb3a70f0caf8368fe549383fc11cfe2dfb42fffc268",
     "vocab.txt": "dbd90cb94e2247bd4d4ccaecbf616d2290e66691d7d5e5bb81f063c2d0649ada",
 }
-# The pinned weights rounded to fp16 and expanded back to fp32 (medenc.core.transport: how they travel to the
+# The pinned weights rounded to fp16 and expanded back to fp32 (medenc.gpu.transport: how they travel to the
 # GPU machine, whose calls carry 64 MiB each). Accepted in place of WEIGHTS_SHA256 and recorded as such.
 FP16_ROUNDED_SHA256 = "8fc3e604e168e1bea62aa5bc6da79642d92954fd17d7d1f400e3146c4ee3fa42"
 FP16_ROUNDED_VARIANT = "fp16-rounded"

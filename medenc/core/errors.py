@@ -62,8 +62,9 @@ class ReleaseError(MedencError):
     """A release cannot be staged or pushed; the message says how to fix or retry."""
 
 
-class ExportError(ReleaseError):
-    """An ONNX or OpenVINO export of the release is missing, damaged or made from another model."""
+class ExportError(MedencError):
+    """An ONNX or OpenVINO export of a run is missing, damaged or made from another model, or cannot be
+    built (``make exports``)."""
 
 
 def fail(exc: MedencError, code: int = EXIT_USER_ERROR) -> int:

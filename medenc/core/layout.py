@@ -35,7 +35,11 @@ MANIFEST = "manifest.json"
 LEAKAGE_REPORT = "leakage_report.json"
 
 # --- A run folder: outputs/<run>/ -----------------------------------------------------------------------
-PHASE_DIRS = {1: "phase-1-cosine", 2: "phase-2-mnrl", 3: "phase-3-triplet"}
+# Named by the phase alone: a recipe may change a phase's loss, never its number.
+PHASE_DIRS = {1: "phase-1", 2: "phase-2", 3: "phase-3"}
+# Their names in run folders written before (after phase 1's, 2's and 3's first losses), which
+# medenc.core.runs.migrate_phase_dirs renames; published results keep them until published again.
+OLD_PHASE_DIRS = {1: "phase-1-cosine", 2: "phase-2-mnrl", 3: "phase-3-triplet"}
 FINAL_DIR = "final"
 # The last phase averaged with the starting model (recipe key `average`, WiSE-FT), when that scored best on
 # the validation split: scored as a model of its own, and then final/ is a copy of it.
@@ -47,7 +51,7 @@ LOGS_DIR = "logs"  # TensorBoard event files, one folder per phase; the release 
 EVAL_DIR = "eval"
 RESULTS_FILE = "results.json"  # inside EVAL_DIR, and at the top of a release (docs/results_schema.md)
 RELEASE_DIR = "release"
-EXPORTS_DIR = "exports"  # onnx/ and openvino/ of final/ (medenc.release.export), copied into the release
+EXPORTS_DIR = "exports"  # onnx/ and openvino/ of final/ (medenc.export), copied into the release
 WEIGHTS_FILE = "model.safetensors"  # the weights file of every saved model folder
 
 # The released model's name, in the card, the sentence-transformers card data and the results.

@@ -6,20 +6,24 @@ keys and their order of docs/run_folder.md: a phase's plan and fit figures are f
 
 ``RUN_SCHEMA_VERSION`` changes whenever a run folder written by older code can no longer be read or
 released as it is (schema 2: saved models carry the inference length, run.json records the code version).
-A folder from another schema is refused with the command that rebuilds it, never used silently.
+A folder from another schema is refused with the command that rebuilds it, never used silently. What older
+code wrote and can be brought up to date safely is: ``migrate_phase_dirs`` renames the phase folders.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medenc.core.errors import RunError
 from medenc.core.io import write_json
-from medenc.core.layout import RUN_RECORD, training_seconds
+from medenc.core.layout import OLD_PHASE_DIRS, PHASE_DIRS, RUN_RECORD, training_seconds
+
+log = logging.getLogger(__name__)
 
 RUN_SCHEMA_VERSION = 2
 
@@ -182,3 +186,58 @@ def write_run_record(run_dir: Path, record: RunRecord) -> Path:
     """``record`` into ``run_dir/run.json`` atomically, its ``total_seconds`` brought up to date first."""
     record.total_seconds = training_seconds(record.to_dict())
     return write_json(Path(run_dir) / RUN_RECORD, record.to_dict())
+
+
+def migrate_phase_dirs(run_dir: Path) -> list[str]:
+    """Rename the phase folders of a run written while they were named after a loss (``phase-1-cosine``:
+    ``layout.OLD_PHASE_DIRS``) to ``layout.PHASE_DIRS`` and rewrite run.json's names of them; return the
+    folders renamed. The caller holds the run's lock.
+
+    Each rename is atomic, and run.json is rewritten atomically after them from the names it holds, so a
+    migration killed half way is finished by the next. Old and new folders of one phase side by side are
+    refused: which one is the phase is not for this code to guess.
+    """
+    run_dir = Path(run_dir)
+    moved = []
+    for n, old in OLD_PHASE_DIRS.items():
+        src, dst = run_dir / old, run_dir / PHASE_DIRS[n]
+        if not (src.exists() or src.is_symlink()):
+            continue
+        if dst.exists() or dst.is_symlink():
+            raise RunError(
+                f"{src} and {dst}: phase {n} has a folder under its old name and one under its new name; "
+                f"keep the one {run_dir / RUN_RECORD} names under phases[{n - 1}].dir, remove the other, "
+                "then rerun"
+            )
+        src.rename(dst)
+        log.info("%s: renamed %s to %s (phase folders are named by their phase)", run_dir, old, dst.name)
+        moved.append(old)
+    if _rename_in_record(run_dir):
+        log.info("%s: rewritten with the phase folders' new names", run_dir / RUN_RECORD)
+    return moved
+
+
+def _rename_in_record(run_dir: Path) -> bool:
+    """run.json's old phase folder names (each phase's ``dir`` and ``started_from``, ``final.from`` and
+    ``final.average.of``) replaced by the new ones, written atomically; whether anything changed. A record
+    that does not read is left to ``read_run_record``, which refuses it with its fix."""
+    path = run_dir / RUN_RECORD
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    new = {old: PHASE_DIRS[n] for n, old in OLD_PHASE_DIRS.items()}
+    entries = [p for p in data.get("phases", []) if isinstance(p, dict)]
+    places = [(p, key) for p in entries for key in ("dir", "started_from")]
+    if isinstance(data.get("final"), dict):
+        places.append((data["final"], "from"))
+        if isinstance(data["final"].get("average"), dict):  # the phase the weight average was made of
+            places.append((data["final"]["average"], "of"))
+    changed = [(where, key) for where, key in places if isinstance(where.get(key), str) and where[key] in new]
+    for where, key in changed:
+        where[key] = new[where[key]]
+    if changed:
+        write_json(path, data)
+    return bool(changed)

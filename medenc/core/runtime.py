@@ -1,6 +1,6 @@
 """Run a sentence-transformers MPNet folder outside PyTorch: its ONNX and OpenVINO graphs and their encoders.
 
-The release ships these graphs (``medenc.release.export``) and the evaluation may score with them
+The release ships these graphs (built by ``medenc.export``) and the evaluation may score with them
 (``medenc.evaluation.backends``), so both use this one conversion and this one encoder:
 
 - ``export_onnx`` / ``export_openvino``: the transformer as a graph (input_ids, attention_mask) ->

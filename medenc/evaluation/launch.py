@@ -8,6 +8,7 @@ from typing import Any
 
 from medenc.core.lock import run_lock
 from medenc.core.paths import run_folder
+from medenc.core.runs import migrate_phase_dirs
 from medenc.evaluation.results import Results, eval_dir
 from medenc.evaluation.suite import run_evaluation
 
@@ -37,5 +38,6 @@ def evaluate_run(run: str, *, output_dir: Path | None = None, **options: Any) ->
         return None
     out_dir = eval_dir(run_dir, output_dir)
     with run_lock(run_dir, "make evaluate"):  # a training of the same run would change what is scored
+        migrate_phase_dirs(run_dir)  # a run folder of older code is scored under today's folder names
         results = run_evaluation(run_dir, output_dir=out_dir, device=str(state.device), **options)
     return out_dir, results

@@ -1,9 +1,8 @@
 """``make release``: the model card, the push to the Hub, and publishing a run's records into results/.
 
-card (the card rendered from the run's own records), hub (stage the release folder, push it as one commit),
-export (the ONNX and OpenVINO exports it ships), export_measure (those exports against PyTorch: agreement,
-speed, the suite's figures), publish (``make results``: a run's records and its quality targets). The entry
-point is :func:`release`.
+card (the card rendered from the run's own records), hub (stage the release folder with the exports
+``make exports`` built, verified and copied, and push it as one commit), publish (``make results``: a run's
+records and its quality targets). The entry point is :func:`release`.
 """
 
 from medenc.release.hub import release

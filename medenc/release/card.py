@@ -373,13 +373,15 @@ def _sci(x: float | None) -> str:
     return "–" if x is None else f"{x:.1e}"
 
 
-def exports_context(results: Results, exports_dir: Path | None, final_dir: Path, run: str) -> dict | None:
-    """The card's "Exports" section: the files shipped and, when measured on this very model, the figures
-    (results.json ``exports``: speed and agreement per variant, the suite's figures of each int8 one)."""
-    if exports_dir is None:
+def exports_context(
+    results: Results, export_files: dict[str, str] | None, final_dir: Path, run: str
+) -> dict | None:
+    """The card's "Exports" section: the files shipped (``export_files``, from the exports' record) and, when
+    measured on this very model, the figures (results.json ``exports``: speed and agreement per variant, the
+    suite's figures of each int8 one)."""
+    if export_files is None:
         return None
     from medenc.core.runtime import pad_token
-    from medenc.release.export import export_files
 
     measured = results.final_exports  # figures of an earlier final model describe nothing shipped here
     rows = []
@@ -395,7 +397,7 @@ def exports_context(results: Results, exports_dir: Path | None, final_dir: Path,
             }
         )
     return {
-        **export_files(exports_dir),
+        **export_files,
         "pad_token": pad_token(final_dir),
         "measured": measured,
         "rows": rows,
@@ -461,12 +463,12 @@ def card_context(
     test_release: bool = False,
     final_dir: Path | None = None,
     max_seq_length: int | None = None,
-    exports_dir: Path | None = None,
+    export_files: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Everything the template may use; strict rendering makes any other name an error.
 
     ``final_dir`` (default ``run_dir/final``): the model folder the details are read from.
-    ``exports_dir``: the verified exports shipped with the release (None: none, no "Exports" section).
+    ``export_files``: the shipped exports' names, from their record (None: no "Exports" section).
     """
     final_dir = final_dir or run_dir / FINAL_DIR
     recipe_path = record.get("recipe_path") or f"recipes/{run_dir.name}.yaml"
@@ -483,7 +485,7 @@ def card_context(
         # From the run's own record: a test release of random weights must not claim the real base.
         "base_model": record.get("base_model", {}).get("id") or BASE_MODEL_ID,
         "base_model_revision": record.get("base_model", {}).get("revision") or "",
-        # The GPU run trains from the pinned weights rounded to fp16 for transport (medenc.core.transport).
+        # The GPU run trains from the pinned weights rounded to fp16 for transport (medenc.gpu.transport).
         "base_rounded": is_rounded_base(record.get("base_model", {})),
         "base_original_sha256": WEIGHTS_SHA256,
         "test_release": test_release,
@@ -508,7 +510,7 @@ def card_context(
         "phase_dirs": PHASE_DIRS,
         "usage_sentences": USAGE_SENTENCES,
         "usage_similarities": _released_similarities(final_dir, results),
-        "exports": exports_context(results, exports_dir, final_dir, run),
+        "exports": exports_context(results, export_files, final_dir, run),
     }
 
 
@@ -548,7 +550,7 @@ def render_card(
     test_release: bool = False,
     final_dir: Path | None = None,
     max_seq_length: int | None = None,
-    exports_dir: Path | None = None,
+    export_files: dict[str, str] | None = None,
 ):
     """The model card as a ``huggingface_hub.ModelCard`` (front matter from ``ModelCardData``).
 
@@ -564,7 +566,7 @@ def render_card(
     context = card_context(
         run_dir, repo_id, results=results, record=record, manifest=manifest, charts=list(charts or []),
         test_release=test_release, final_dir=final_dir, max_seq_length=max_seq_length,
-        exports_dir=exports_dir,
+        export_files=export_files,
     )  # fmt: skip
     sources = context["sources"]  # one reading of which sources the run trained on, for metadata and text
     base = record.get("base_model", {})

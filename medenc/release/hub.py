@@ -3,9 +3,9 @@
 ``stage_release`` assembles outputs/<run>/release/ atomically (built in a temporary sibling, then renamed):
 the final sentence-transformers model (safetensors), README.md (the model card), assets/*.png, results.json,
 recipe.yaml, run.json, runs/ (the TensorBoard training logs) and, for ``make release``, onnx/ and openvino/
-(``medenc.release.export``). ``push_release`` creates the repo if needed
-and uploads the folder with a single ``upload_folder`` commit, then optionally tags it. Without a token,
-``release`` stages only and says what to set.
+(the run's exports/, built by ``make exports``, verified and copied here: the release never builds them).
+``push_release`` creates the repo if needed and uploads the folder with a single ``upload_folder`` commit,
+then optionally tags it. Without a token, ``release`` stages only and says what to set.
 
 The token is only ever handed to ``HfApi``: it is never printed, logged, or written into the release folder,
 and error messages are scrubbed of it in case a library echoes it.
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medenc.core.base_model import BASE_MODEL_ID, is_verified_base
-from medenc.core.errors import ReleaseError, RunError
+from medenc.core.errors import ExportError, ReleaseError, RunError
 from medenc.core.io import sha256_file
 from medenc.core.layout import (
     EVAL_DIR,
@@ -43,8 +43,8 @@ from medenc.core.lock import run_lock
 from medenc.core.model_id import model_files, model_hash
 from medenc.core.paths import prepared_dir
 from medenc.core.runs import RunRecord, read_run_record
+from medenc.export.record import copy_exports, release_files, verify_exports
 from medenc.release.card import render_card
-from medenc.release.export import copy_exports, ensure_exports
 
 if TYPE_CHECKING:
     from medenc.evaluation.results import ModelInfo, Results
@@ -165,11 +165,20 @@ def _check_record_names_scored_models(run_dir: Path, results: Results, record: R
     scored, final/ included. A phase or final/ replaced after training (another phase's weights, any model of
     the right width) and then evaluated would otherwise go out with a record of other weights."""
     models = results.models
-    trained = [(f"phases[{p.phase}]", p.dir, p.model_sha256, p.model_hash) for p in record.phases if p.done]
+    # A phase's figures by its number: results written before run.json's folders were renamed
+    # (medenc.core.runs.migrate_phase_dirs) name the phase as it was named then.
+    raw = results.doc.get("models", {})
+    by_phase = {m.get("phase"): models[k] for k, m in raw.items() if isinstance(m, dict) and k != FINAL_DIR}
+    trained = [
+        (f"phases[{p.phase}]", p.dir, by_phase.get(p.phase), p.model_sha256, p.model_hash)
+        for p in record.phases
+        if p.done
+    ]
     final = record.final or {}
-    trained.append(("final", FINAL_DIR, final.get("model_sha256"), final.get("model_hash")))
-    for key, name, sha, mhash in trained:
-        scored = models.get(name)
+    trained.append(
+        ("final", FINAL_DIR, models.get(FINAL_DIR), final.get("model_sha256"), final.get("model_hash"))
+    )
+    for key, name, scored, sha, mhash in trained:
         if scored is None:
             continue  # a phase the evaluation did not score is not on the card (final/ always is)
         pairs = (("model_sha256", sha, scored.sha256), ("model_hash", mhash, scored.model_hash))
@@ -343,12 +352,24 @@ def _assemble(
 
 
 def _remove_leftovers(run_dir: Path) -> None:
-    """Remove the temporary folders a killed release or export build left beside its target (the size of
-    the model each, never read again). The caller holds the run lock, so no other build of them is running."""
-    for name in (RELEASE_DIR, EXPORTS_DIR):
-        for tmp in run_dir.glob(f".{name}.tmp-*"):
-            log.info("removing %s, left by an interrupted release", tmp)
-            shutil.rmtree(tmp)
+    """Remove the temporary folders a killed release left beside its target (the size of the model each,
+    never read again). The caller holds the run lock, so no other release is running."""
+    for tmp in run_dir.glob(f".{RELEASE_DIR}.tmp-*"):
+        log.info("removing %s, left by an interrupted release", tmp)
+        shutil.rmtree(tmp)
+
+
+def _verified_exports(run_dir: Path) -> tuple[Path, dict[str, str]]:
+    """``run_dir/exports/`` (``make exports`` builds it) verified against ``final/``, and the file names its
+    record gives the card; ExportError naming the folder or file and the fix otherwise."""
+    folder = run_dir / EXPORTS_DIR
+    fix = f"make exports RUN={run_dir.name} builds them (RELEASE_ARGS=--no-exports releases without them)"
+    if not folder.is_dir():
+        raise ExportError(
+            f"{folder}: missing: the release ships the exports of {FINAL_DIR}/ and never builds them; {fix}"
+        )
+    rebuild = f"rebuild them: make exports RUN={run_dir.name} EXPORT_ARGS=--rebuild"
+    return folder, release_files(verify_exports(folder, model_hash(run_dir / FINAL_DIR), rebuild))
 
 
 def stage_release(
@@ -360,12 +381,12 @@ def stage_release(
     template_path: Path | None = None,
     test_release: bool = False,
     exports: bool = False,
-    rebuild_exports: bool = False,
 ) -> Path:
     """Assemble ``run_dir/release/`` atomically and return it. ``manifest`` defaults to the prepared one.
 
-    ``exports`` (``make release`` sets it): build or verify ``run_dir/exports/`` (ONNX, int8, OpenVINO of
-    ``final/``) and ship it; a damaged or incomplete one is refused with the file named (ExportError).
+    ``exports`` (``make release`` sets it): verify ``run_dir/exports/`` (ONNX, int8, OpenVINO of ``final/``,
+    built by ``make exports``) and ship it; a missing, damaged or stale one is refused with the folder or
+    file named (ExportError).
     """
     run_dir = Path(run_dir)
     validate_hub_repo_id(repo_id)
@@ -373,11 +394,11 @@ def stage_release(
     check_releasable(run_dir, results, record, test_release=test_release)
     _remove_leftovers(run_dir)
     charts = sorted(p.name for p in (run_dir / EVAL_DIR).glob("*.png"))
-    exports_dir = ensure_exports(run_dir, rebuild=rebuild_exports) if exports else None
+    exports_dir, export_files = _verified_exports(run_dir) if exports else (None, None)
     card = render_card(
         run_dir, repo_id, results=results, record=record.to_dict(), charts=charts,
         template_path=template_path, manifest=_load_manifest() if manifest is None else manifest,
-        test_release=test_release, exports_dir=exports_dir,
+        test_release=test_release, export_files=export_files,
     )  # fmt: skip
     target = run_dir / RELEASE_DIR
     # Built next to the target so the final rename is atomic (same filesystem): no half folder, ever.
@@ -616,12 +637,12 @@ def release(
     say: Callable[[str], None] = print,
     test_release: bool = False,
     exports: bool = False,
-    rebuild_exports: bool = False,
 ) -> ReleaseOutcome:
     """Stage, then push unless ``dry_run`` or no token is available (then say what to set; send nothing).
 
     ``test_release``: tests only; lets a random-weight model through, with a card that says so.
-    ``exports``: ship the ONNX and OpenVINO exports (``stage_release``); ``make release`` asks for them.
+    ``exports``: ship the ONNX and OpenVINO exports ``make exports`` built (``stage_release``); ``make
+    release`` asks for them.
     """
     run_dir = Path(run_dir)
     command = command or f"make release RUN={run_dir.name} HUB_REPO_ID={repo_id}"
@@ -630,7 +651,7 @@ def release(
     with run_lock(run_dir, "make release"):
         staged = stage_release(
             run_dir, repo_id, results_loader=results_loader, manifest=manifest, template_path=template_path,
-            test_release=test_release, exports=exports, rebuild_exports=rebuild_exports,
+            test_release=test_release, exports=exports,
         )  # fmt: skip
         say(f"Staged {staged} ({sum(1 for p in staged.rglob('*') if p.is_file())} files).")
         if dry_run:

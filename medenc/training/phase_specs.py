@@ -15,7 +15,7 @@ class PhaseSpec:
     """What distinguishes one phase from another, apart from the recipe's numbers."""
 
     number: int
-    name: str  # its folder's and run.json's name (layout.PHASE_DIRS)
+    name: str  # its name in run.json and the logs (its folder is layout.PHASE_DIRS, named by number)
     data_set: str  # the prepared set it trains on
     columns: tuple[str, ...]
 

@@ -26,8 +26,9 @@ from medenc.training.losses import LOSSES
 from medenc.training.phase_specs import PHASES
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-# The names of medenc.training.losses.LOSSES (tests/test_recipe.py checks they agree).
-LossName = Literal["cosine", "cosent", "mnrl", "cached_mnrl", "triplet"]
+# A recipe's ``phaseN.loss``: a name of medenc.training.losses.LOSSES, the one list of losses (a loss added
+# there is a recipe value at once; pydantic refuses any other name, listing these).
+LossName = Literal[tuple(LOSSES)]
 
 
 class _Strict(BaseModel):

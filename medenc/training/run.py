@@ -47,6 +47,7 @@ from medenc.core.runs import (
     RUN_SCHEMA_VERSION,
     PhaseRecord,
     RunRecord,
+    migrate_phase_dirs,
     read_run_record,
     write_run_record,
 )
@@ -427,6 +428,7 @@ def _run(
     data_hash = _default_data_hash() if data_hash is None else data_hash
     if state.is_main_process:
         check_run_folder(run_dir, recipe, data_hash, fresh, retrain_from)
+        migrate_phase_dirs(run_dir)  # a run folder of older code resumes under today's folder names
     state.wait_for_everyone()
     cuda = torch.cuda.is_available()
     precision = _precision(recipe, cuda)

@@ -1,4 +1,4 @@
-"""ONNX and OpenVINO exports of the released model, in the layout the Hub and sentence-transformers use.
+"""Build the ONNX and OpenVINO exports of a model folder, in the layout the Hub and sentence-transformers use.
 
 From a sentence-transformers model folder, ``build_exports`` writes:
 
@@ -14,9 +14,10 @@ From a sentence-transformers model folder, ``build_exports`` writes:
   what dynamic per-tensor scales cannot do), calibrated on the prepared validation pairs, never on test texts;
   sentence-transformers' own name for a static int8 OpenVINO file.
 
-and ``exports.json``: the ``model_hash`` of the folder they were made from and the sha256 of every file, so
-that ``verify_exports`` refuses a missing, damaged or stale export with the file named. The folder is built
-beside its target and renamed into place: a kill never leaves a half export.
+and ``exports.json`` (``medenc.export.record``): the ``model_hash`` of the folder they were made from and the
+sha256 of every file, so that ``verify_exports`` refuses a missing, damaged or stale export with the file
+named. The folder is built beside its target and renamed into place: a kill never leaves a half export.
+``ensure_exports`` does this for a run's ``final/`` (``make exports``); the release only verifies and copies.
 
 Optimum (sentence-transformers' own export helpers) does not accept transformers 5.x, hence the plain calls.
 """
@@ -25,8 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -34,42 +33,27 @@ from pathlib import Path
 from medenc.core.errors import ExportError
 from medenc.core.io import sha256_file, write_json
 from medenc.core.layout import EXPORTS_DIR, FINAL_DIR, INFERENCE_MAX_SEQ_LENGTH, WEIGHTS_FILE
+from medenc.core.lock import run_lock
 from medenc.core.model_id import model_hash
 from medenc.core.runtime import export_onnx, export_openvino, load_tokenizer, tokenize
+from medenc.export.record import (
+    EXPORTS_MANIFEST,
+    ONNX_FP32,
+    OPENVINO_INT8_XML,
+    OPENVINO_XML,
+    cpu_isa,
+    int8_name,
+    read_record,
+    verify_exports,
+)
 
 log = logging.getLogger(__name__)
 
-EXPORTS_MANIFEST = "exports.json"
-ONNX_FP32 = "onnx/model.onnx"
-OPENVINO_XML = "openvino/openvino_model.xml"
-OPENVINO_BIN = "openvino/openvino_model.bin"
-OPENVINO_INT8_XML = "openvino/openvino_model_qint8_quantized.xml"
-OPENVINO_INT8_BIN = "openvino/openvino_model_qint8_quantized.bin"
 # Calibration of the static int8 IR: texts of the prepared validation pairs (names and passages mixed),
 # in batches as the encoder sees them, up to the inference length.
 CALIBRATION_TEXTS = 256
 CALIBRATION_BATCH = 8
 CALIBRATION_SEED = 999
-
-
-def cpu_isa() -> str:
-    """This CPU's int8 instruction set, spelled as sentence-transformers' ``model_qint8_<isa>.onnx`` files."""
-    if platform.machine().lower() in ("arm64", "aarch64"):
-        return "arm64"
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text(encoding="utf-8").split())
-    except OSError:  # not Linux: the common baseline
-        return "avx2"
-    if "avx512_vnni" in flags:
-        return "avx512_vnni"
-    return "avx512" if "avx512f" in flags else "avx2"
-
-
-def int8_name(isa: str | None = None) -> str:
-    """``onnx/model_qint8_<isa>.onnx`` for ``isa`` (default: this CPU's); AVX2 has unsigned int8 weights,
-    ``model_quint8_avx2.onnx``, as in sentence-transformers' own repositories."""
-    isa = isa or cpu_isa()
-    return f"onnx/model_{'quint8' if isa == 'avx2' else 'qint8'}_{isa}.onnx"
 
 
 def ffn_matmuls(path: Path, intermediate_size: int) -> list[str]:
@@ -152,18 +136,23 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def build_exports(model_dir: Path, target: Path, calibration: list[str] | None = None) -> dict:
-    """Write every export of ``model_dir`` into ``target`` (replaced as a whole); return its manifest.
-
-    ``calibration``: the texts the int8 OpenVINO IR is calibrated on (default: ``calibration_texts()``).
-    """
-    model_dir, target = Path(model_dir), Path(target)
+def _require_model(model_dir: Path) -> None:
+    """A sentence-transformers folder to export, else ExportError naming what is missing."""
     missing = [n for n in ("config.json", WEIGHTS_FILE, "tokenizer.json") if not (model_dir / n).is_file()]
     if missing:
         raise ExportError(
             f"{model_dir}: not a complete model folder to export (missing {', '.join(missing)}); "
             "train first (make train RUN=<run>) or name a sentence-transformers folder"
         )
+
+
+def build_exports(model_dir: Path, target: Path, calibration: list[str] | None = None) -> dict:
+    """Write every export of ``model_dir`` into ``target`` (replaced as a whole); return its manifest.
+
+    ``calibration``: the texts the int8 OpenVINO IR is calibrated on (default: ``calibration_texts()``).
+    """
+    model_dir, target = Path(model_dir), Path(target)
+    _require_model(model_dir)
     texts = calibration if calibration is not None else calibration_texts()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
@@ -199,117 +188,29 @@ def build_exports(model_dir: Path, target: Path, calibration: list[str] | None =
     return manifest
 
 
-def _read_manifest(folder: Path) -> dict:
-    path = folder / EXPORTS_MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ExportError(f"{path}: missing: the exports' record of their files and model") from exc
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"{path}: unreadable ({exc})") from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise ExportError(f"{path}: expected an object with 'files' (name -> sha256)")
-    for name, digest in manifest["files"].items():
-        if not _export_name(name) or not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
-            raise ExportError(
-                f"{path}: files[{str(name)[:80]!r}]: expected a file under {' or '.join(EXPORT_FOLDERS)}/ "
-                "(a plain relative path) and its sha256; an export never replaces a model file or writes "
-                f"outside the release. Remove {path.parent} (make release builds it again)"
-            )
-    return manifest
-
-
-EXPORT_FOLDERS = ("onnx", "openvino")  # the release's folders for exports; everything else is the model's
-
-
-def _export_name(name: str) -> bool:
-    """Whether an exports.json name is a file under onnx/ or openvino/: no '..', no absolute or odd path."""
-    parts = name.split("/")
-    return (
-        len(parts) >= 2
-        and parts[0] in EXPORT_FOLDERS
-        and all(p not in ("", ".", "..") and "\\" not in p and "\0" not in p for p in parts)
-    )
-
-
-def _load_check(path: Path, name: str) -> None:
-    """The file parses as what it claims to be (ONNX graph, OpenVINO IR), else ExportError naming it."""
-    try:
-        if name.endswith(".onnx"):
-            import onnx
-
-            onnx.checker.check_model(str(path), full_check=False)
-        elif name.endswith(".xml"):
-            import openvino as ov
-
-            ov.Core().read_model(str(path))
-    except Exception as exc:
-        raise ExportError(f"{path}: does not load ({type(exc).__name__}: {str(exc)[:200]})") from exc
-
-
-def verify_exports(folder: Path, expected_hash: str | None = None, fix: str = "") -> dict:
-    """Every export of ``folder`` is present, unchanged since it was written, and loads; return the manifest.
-
-    ``expected_hash``: the ``model_hash`` the exports must come from. ``fix``: appended to every refusal.
-    """
-    folder = Path(folder)
-    manifest = _read_manifest(folder)
-    hint = f"; {fix}" if fix else ""
-    if expected_hash is not None and manifest.get("model_hash") != expected_hash:
-        raise ExportError(
-            f"{folder / EXPORTS_MANIFEST}: exports of another model (model hash "
-            f"{str(manifest.get('model_hash'))[:12]}, the final model is {expected_hash[:12]}){hint}"
-        )
-    required = {ONNX_FP32, OPENVINO_XML, OPENVINO_BIN, OPENVINO_INT8_XML, OPENVINO_INT8_BIN}
-    required.add(int8_name(manifest.get("isa")))
-    for name in sorted(required | set(manifest["files"])):
-        path = folder / name
-        if not path.is_file():
-            raise ExportError(f"{path}: missing export{hint}")
-        if name not in manifest["files"] or sha256_file(path) != manifest["files"][name]:
-            raise ExportError(f"{path}: damaged export (its sha256 differs from {EXPORTS_MANIFEST}){hint}")
-        _load_check(path, name)
-    return manifest
-
-
 def ensure_exports(run_dir: Path, rebuild: bool = False) -> Path:
-    """``run_dir/exports/`` of ``final/``: built when absent (or ``rebuild``), else verified as it is.
+    """``run_dir/exports/`` of ``final/``, under the run's lock: built when absent (or ``rebuild``), else
+    verified as it is. Exports of an older ``final/`` are rebuilt; a damaged or incomplete folder is refused
+    with the file named."""
+    with run_lock(Path(run_dir), "make exports"):
+        return ensure_exports_unlocked(Path(run_dir), rebuild)
 
-    Exports of an older ``final/`` are rebuilt; a damaged or incomplete folder is refused with the file named.
-    """
-    run_dir = Path(run_dir)
+
+def ensure_exports_unlocked(run_dir: Path, rebuild: bool = False) -> Path:
+    """``ensure_exports`` for a caller that holds the run's lock already."""
     folder, final = run_dir / EXPORTS_DIR, run_dir / FINAL_DIR
+    _require_model(final)
+    for tmp in run_dir.glob(f".{EXPORTS_DIR}.tmp-*"):  # a killed build's (the lock is held: no build runs)
+        log.info("removing %s, left by an interrupted export build", tmp)
+        shutil.rmtree(tmp)
     current = model_hash(final)
     if not rebuild and folder.is_dir():
         manifest_path = folder / EXPORTS_MANIFEST
-        if manifest_path.is_file() and _read_manifest(folder).get("model_hash") != current:
+        if manifest_path.is_file() and read_record(folder).get("model_hash") != current:
             log.info("%s holds exports of an earlier final model; rebuilding them", folder)
         else:
-            fix = f"remove {folder} (make release builds it again) or pass --rebuild-exports"
+            fix = f"build them again: make exports RUN={run_dir.name} EXPORT_ARGS=--rebuild"
             verify_exports(folder, current, fix)
             return folder
     build_exports(final, folder)
     return folder
-
-
-def copy_exports(folder: Path, staged: Path) -> list[str]:
-    """Copy the verified exports into the release folder ``staged``, each copy checked against its sha256;
-    return the copied names (the release's ``onnx/`` and ``openvino/``)."""
-    manifest = _read_manifest(Path(folder))
-    for name, digest in sorted(manifest["files"].items()):
-        dst = Path(staged) / name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(Path(folder) / name, dst)
-        if sha256_file(dst) != digest:
-            raise ExportError(f"{dst}: copy differs from {Path(folder) / name} (disk problem?)")
-    return sorted(manifest["files"])
-
-
-def export_files(folder: Path) -> dict[str, str]:
-    """What the card names: ``isa`` and the release paths of the ONNX fp32, int8 and OpenVINO files."""
-    manifest = _read_manifest(Path(folder))
-    isa = manifest.get("isa") or cpu_isa()
-    return {
-        "isa": isa, "onnx": ONNX_FP32, "int8": int8_name(isa), "openvino": OPENVINO_XML,
-        "openvino_int8": OPENVINO_INT8_XML,
-    }  # fmt: skip

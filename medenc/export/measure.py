@@ -27,13 +27,13 @@ from medenc.core.io import sha256_file
 from medenc.core.layout import EVAL_DIR, FINAL_DIR, INFERENCE_MAX_SEQ_LENGTH, RESULTS_FILE, WEIGHTS_FILE
 from medenc.core.model_id import model_hash
 from medenc.core.runtime import BATCH_SIZE, onnx_encoder, openvino_encoder
-from medenc.release.export import (
+from medenc.export.build import ensure_exports_unlocked
+from medenc.export.record import (
     EXPORTS_MANIFEST,
     ONNX_FP32,
     OPENVINO_INT8_BIN,
     OPENVINO_INT8_XML,
     OPENVINO_XML,
-    ensure_exports,
     int8_name,
 )
 
@@ -219,7 +219,7 @@ def measure_run(run_dir: Path, *, loader=None, sample: int = DEFAULT_SAMPLE, sui
     run_dir = Path(run_dir)
     with run_lock(run_dir, "export measurement"):
         check_results_hash(run_dir)  # never build on a results.json that was changed by hand
-        exports = ensure_exports(run_dir, rebuild=rebuild)
+        exports = ensure_exports_unlocked(run_dir, rebuild=rebuild)
         block = measure_model(
             run_dir / FINAL_DIR, exports, loader=loader, sample=sample, suite=suite, bootstrap=bootstrap
         )
