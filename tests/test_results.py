@@ -54,9 +54,7 @@ def test_a_cell_is_the_figure_its_ci_and_its_paired_delta():
     doc = _doc()
     results = Results.from_doc(doc, PATH)
     raw = doc["results"]["phase-3"]["medquad"]["ndcg@10"]
-    assert results.cell("phase-3", "medquad", "ndcg@10") == Cell(
-        raw["value"], raw["ci_low"], raw["ci_high"]
-    )
+    assert results.cell("phase-3", "medquad", "ndcg@10") == Cell(raw["value"], raw["ci_low"], raw["ci_high"])
     assert results.cell("final", "medquad", "ndcg@10").value == raw["value"]
     d = doc["deltas"]["phase-3"]["medquad"]["ndcg@10"]
     assert results.delta("final", "medquad", "ndcg@10") == Delta(
