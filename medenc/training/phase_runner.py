@@ -27,6 +27,7 @@ from medenc.core.layout import (
     phase_dir,
 )
 from medenc.core.model_id import model_hash
+from medenc.core.modeling import save_model
 from medenc.core.runs import PhaseFit, PhasePlan, PhaseRecord
 from medenc.training.checkpoints import last_complete_checkpoint
 from medenc.training.data import Loader, PhaseData, mining_sources, split_sets
@@ -228,7 +229,7 @@ def _save(ctx: RunContext, n: int, trainer) -> str | None:
         shutil.rmtree(tmp)
     # Training lengths are a speed choice; the saved folder carries the length users encode at.
     trainer.model.max_seq_length = INFERENCE_MAX_SEQ_LENGTH
-    trainer.model.save(str(tmp))
+    save_model(trainer.model, tmp)
     history = loss_history(trainer.state.log_history)
     (tmp / LOSS_HISTORY).write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
     if folder.exists():
