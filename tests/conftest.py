@@ -1,7 +1,8 @@
-"""Scaffolding every test module shares: the repo root, an offline Hub by default, one tiny model, a fake Hub.
+"""Scaffolding every test module shares: the repo root, an offline Hub by default, one tiny model and its
+staged release, a fake Hub.
 
-Test modules never import each other; builders of fake run folders live in ``fakes.py`` and the Hub stand-in
-in ``hub_server.py``.
+Test modules never import each other; what they build lives in ``fakes.py``, the Hub stand-in in
+``hub_server.py``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ def tiny_model():
     from medenc.core.modeling import build_random_model
 
     return build_random_model("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_release(tmp_path_factory: pytest.TempPathFactory, tiny_model) -> Path:
+    """The tiny model's test release with its ONNX and OpenVINO exports, staged once per session; read it,
+    or copy it before changing anything."""
+    from fakes import stage_tiny_release
+
+    return stage_tiny_release(tmp_path_factory.mktemp("release"), tiny_model)
 
 
 @pytest.fixture

@@ -1,20 +1,44 @@
-"""Builders of fake run folders for the release and card tests: records in the shapes the stages write.
+"""What the tests build, shared by the modules that need it: plain builders, not tests.
 
-Plain data builders, not tests; imported by the test modules that need a run to release.
+- fake run folders in the shapes the stages write (records, results, a staged release of the tiny model);
+- the tiny recipe's data and an in-process training run of it;
+- excerpts of the real raw files (records copied into ``tmp_path``: no data file is committed) and a
+  ``make data`` build over them, for the data tests.
+
+Test modules import from here and from ``hub_server.py``, never from each other.
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from medenc.core.base_model import BASE_MODEL_ID, WEIGHTS_SHA256
-from medenc.core.layout import EVAL_DIR, FINAL_DIR, LOGS_DIR, PHASE_DIRS, RUN_RECIPE, RUN_RECORD, WEIGHTS_FILE
+from medenc.core.errors import DataError
+from medenc.core.layout import (
+    EVAL_DIR,
+    FINAL_DIR,
+    LOGS_DIR,
+    PAIRS,
+    PHASE_DIRS,
+    RUN_RECIPE,
+    RUN_RECORD,
+    TRAIN_SPLITS,
+    WEIGHTS_FILE,
+)
 from medenc.core.model_id import model_hash
+from medenc.core.modeling import save_model
+from medenc.core.paths import PROJECT_ROOT, data_dir
 from medenc.core.runs import RUN_SCHEMA_VERSION
 from medenc.data.checksums import write_checksums
+from medenc.data.sources import k_qa, laymaker, medec, mts_dialog, simplewiki_medical
 from medenc.evaluation.results import Results, write_results
 from medenc.evaluation.sets import SETS as EVAL_SETS
 from medenc.training.phase_specs import PHASES
@@ -185,7 +209,7 @@ def make_run(root: Path, model=None, run: str = "tiny") -> Path:
     run_dir = root / "outputs" / run
     final = run_dir / FINAL_DIR
     if model is not None:
-        model.save(str(final))
+        save_model(model, final)  # as training saves a phase
     else:
         final.mkdir(parents=True)
         write_stand_in_weights(final)
@@ -226,6 +250,29 @@ def write_stand_in_weights(folder: Path, width: int = 768) -> None:
     (folder / "1_Pooling").mkdir(exist_ok=True)
     pooling = {"word_embedding_dimension": width, "pooling_mode_mean_tokens": True}
     (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+
+
+def stage(run_dir: Path, **kwargs) -> Path:
+    """``stage_release`` of a fake run to ``REPO_ID``, its results read as written and the fake manifest."""
+    from medenc.release.hub import stage_release
+
+    kwargs = {"results_loader": json_loader, "manifest": make_manifest(), **kwargs}
+    return stage_release(run_dir, REPO_ID, **kwargs)
+
+
+def stage_tiny_release(root: Path, model) -> Path:
+    """The tiny model's test release with its ONNX and OpenVINO exports, staged as ``make release`` does;
+    the int8 OpenVINO IR is calibrated on the prepared validation pairs, here the tiny ones."""
+    from medenc.data.checksums import write_checksums
+    from medenc.export import ensure_exports
+
+    run_dir = make_run(root, model=model)
+    tiny_sets("validation")[PAIRS].save_to_disk(str(root / "prepared" / "validation" / PAIRS))
+    write_checksums(root / "prepared")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREPARED_DIR", str(root / "prepared"))
+        ensure_exports(run_dir)  # as `make exports` builds them; the release verifies and ships them
+        return stage(run_dir, test_release=True, exports=True)
 
 
 def rewrite_results(run_dir: Path, results: dict) -> None:
@@ -286,6 +333,31 @@ def tiny_sets(split: str) -> dict:
     }
 
 
+TINY_RECIPE = PROJECT_ROOT / "recipes" / "tiny.yaml"
+
+
+@functools.cache
+def _tiny_data(split: str) -> dict:
+    return tiny_sets(split)
+
+
+def tiny_loader(split: str, name: str):
+    """The ``loader`` training takes: ``tiny_sets``, built once per session (a Dataset is not changed)."""
+    return _tiny_data(split)[name]
+
+
+def train_tiny(output_dir: Path, run: str = "t", overrides=(), **kwargs):
+    """Train the tiny recipe (with ``overrides``) in-process on ``tiny_sets``; returns its ``RunRecord``."""
+    from medenc.training import run_training
+    from medenc.training.recipe import load_recipe
+
+    recipe = load_recipe(TINY_RECIPE, list(overrides))
+    return run_training(
+        recipe, run, recipe_path=TINY_RECIPE, output_dir=output_dir, loader=tiny_loader, data_hash="d" * 64,
+        **kwargs,
+    )  # fmt: skip
+
+
 def write_prepared(root: Path) -> Path:
     """``tiny_sets`` saved as ``make data`` lays them out, for commands run in a subprocess."""
     for split in ("train", "validation"):
@@ -294,3 +366,148 @@ def write_prepared(root: Path) -> Path:
     (root / "manifest.json").write_text('{"test": true}\n')
     write_checksums(root)  # as `make data` ends, so that training's check of the files passes
     return root
+
+
+# --- Excerpts of the real raw files ---------------------------------------------------------------------
+def raw_data() -> Path | None:
+    """The raw data root (``data_dir()``), or None on a machine without it."""
+    try:
+        return data_dir()
+    except DataError:
+        return None
+
+
+RAW = raw_data()
+
+
+def needs_raw(sources, what: str) -> pytest.MarkDecorator:
+    """A module's skip mark where the raw folders of ``sources`` are not on this machine."""
+    missing = RAW is None or not all((RAW / s.folder).is_dir() for s in sources)
+    return pytest.mark.skipif(missing, reason=f"{what} not available")
+
+
+def copy_source(source, root: Path) -> Path:
+    """The source's raw folder copied under ``root``, writable (the raw copies are read-only)."""
+    folder = root / source.folder
+    shutil.copytree(RAW / source.folder, folder)
+    for f in folder.iterdir():
+        f.chmod(0o644)
+    return folder
+
+
+def head(src: Path, dst: Path, lines: int) -> None:
+    """The first ``lines`` lines of ``src`` into ``dst``, bytes as they are."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(b"".join(src.read_bytes().splitlines(keepends=True)[:lines]))
+
+
+def csv_head(src: Path, dst: Path, rows: int, header: tuple[str, ...]) -> None:
+    """The header and first ``rows`` rows of a CSV whose fields hold line breaks, bytes as they are."""
+    starts = [n for n, _ in medec.read_csv(src, header)]
+    head(src, dst, starts[rows] - 1)
+
+
+def csv_excerpt(src: Path, dst: Path, keep) -> None:
+    """The header and the records of ``src`` whose ID ``keep`` accepts, their lines copied as is."""
+    text = src.read_bytes().decode("utf-8")
+    lines = text.splitlines(keepends=True)
+    _, records = laymaker.read_csv(src, ("ID",))
+    starts = [n for n, _ in records] + [len(lines) + 1]
+    out = [lines[0]]
+    for (n, fields), end in zip(records, starts[1:], strict=True):
+        if keep(fields[0]):
+            out += lines[n - 1 : end - 1]
+    body = "".join(out)
+    if not text.endswith("\n"):  # as upstream: no final newline
+        body = body.rstrip("\r\n")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(body, encoding="utf-8", newline="")
+
+
+# LayMaker test and dev units (the test's hold whole units); MTS-Dialog training IDs: 0, a plain pair; 11, one
+# back-translation came back unchanged; 12 and 19, both "None." (19 is dropped).
+LAY_IDS = {laymaker.TEST: ("1", "4", "8", "223", "676"), laymaker.DEV: ("1", "2", "3")}
+MTS_TRAIN_IDS = ("0", "11", "12", "19")
+
+
+def lay_excerpt(folder: Path) -> Path:
+    for rel, ids in LAY_IDS.items():
+        csv_excerpt(RAW / "laymaker" / rel, folder / rel, lambda i, ids=ids: i in ids)
+    return folder
+
+
+def mts_excerpt(folder: Path) -> Path:
+    for split, rel in mts_dialog.SPLITS.items():
+        if split in ("train", "augmented"):
+            keep = lambda i: i.split()[-1] in MTS_TRAIN_IDS  # noqa: E731 (the back-translations too)
+        else:
+            keep = lambda i: i in ("0", "1")  # noqa: E731
+        csv_excerpt(RAW / "mts_dialog" / rel, folder / rel, keep)
+    return folder
+
+
+def wiki_excerpt(folder: Path) -> Path:
+    """The first lines of each file (the expert file's include identical sides), gzip-compressed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in simplewiki_medical.FIELDS:
+        with gzip.open(RAW / "simplewiki_medical" / name, "rt", encoding="utf-8", newline="") as fh:
+            lines = fh.readlines()
+        same = [ln for ln in lines[5:] if ln.split("\t")[0] == ln.rstrip("\n").split("\t")[1]]
+        picked = lines[:5] + same[:2]
+        (folder / name).write_bytes(gzip.compress("".join(picked).encode("utf-8")))
+    return folder
+
+
+def kqa_excerpt(folder: Path) -> Path:
+    raw = RAW / "k_qa"
+    for rel in (k_qa.QA, k_qa.QUESTIONS):
+        head(raw / rel, folder / rel, 30)
+    csv_head(raw / k_qa.NLI, folder / k_qa.NLI, 40, k_qa.NLI_HEADER)
+    shutil.copy(raw / "LICENSE", folder / "LICENSE")
+    return folder
+
+
+def mediqa_excerpt(folder: Path) -> Path:
+    """The MEDIQA files are small (600 kB in all): copied whole."""
+    shutil.copytree(RAW / "mediqa2021", folder, ignore=shutil.ignore_patterns("*.md", "SOURCE.txt"))
+    return folder
+
+
+def medec_excerpt(folder: Path) -> Path:
+    """Six validation texts; the first six test rows and two of the empty withheld rows at its end."""
+    raw = RAW / "medec"
+    csv_head(raw / medec.VALIDATION, folder / medec.VALIDATION, 6, medec.HEADER)
+    csv_head(raw / medec.TEST, folder / medec.TEST, 6, medec.HEADER)
+    with (folder / medec.TEST).open("ab") as fh:
+        fh.write(b",,,,,,,,\r\n" * 2)
+    return folder
+
+
+# --- A build over excerpts ------------------------------------------------------------------------------
+def pin_excerpts(root: Path, sources) -> tuple:
+    """``sources`` pinned as their excerpts under ``root`` are, each with its real folder's SOURCE.txt."""
+    from medenc.data import pins
+
+    for source in sources:
+        (root / source.folder / "SOURCE.txt").write_bytes((RAW / source.folder / "SOURCE.txt").read_bytes())
+    return pins.repin(root, sources)
+
+
+def build_from_excerpts(tmp_path: Path, sources) -> tuple[Path, dict, tuple]:
+    """``make data`` with a registry of ``sources`` alone, over their excerpts in ``tmp_path/raw``: the
+    prepared folder, its manifest and the registry."""
+    from medenc.data import prepare
+
+    root = tmp_path / "raw"
+    registry = pin_excerpts(root, sources)
+    path, manifest = prepare.prepare(tmp_path / "prepared", registry=registry, root=root)
+    return path, manifest, registry
+
+
+def rows_by_source(manifest: dict, formats: tuple[str, ...] = (PAIRS,)) -> Counter:
+    """Training rows per row source over the training splits, as the manifest counts them."""
+    rows: Counter = Counter()
+    for split in TRAIN_SPLITS:
+        for fmt in formats:
+            rows.update(manifest["sets"][split][fmt].get("by_source", {}))
+    return rows

@@ -7,12 +7,13 @@ import re
 
 import pytest
 import yaml
-from fakes import REPO_ID, SETS, json_loader, make_manifest, make_run
+from fakes import REPO_ID, SETS, json_loader, make_run, stage
 from huggingface_hub import ModelCard
 
 from medenc.core.errors import ReleaseError
 from medenc.core.eval_sets import EVAL_SETS, IN_DOMAIN, ZERO_SHOT
 from medenc.core.layout import RELEASE_DIR
+from medenc.core.paths import PROJECT_ROOT
 from medenc.release.card import SOURCES_FALLBACK, render_card
 from medenc.release.hub import stage_release
 
@@ -20,7 +21,7 @@ from medenc.release.hub import stage_release
 @pytest.fixture
 def staged(tmp_path):
     run_dir = make_run(tmp_path)
-    return stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    return stage(run_dir)
 
 
 def test_front_matter_parses(staged):
@@ -113,9 +114,7 @@ def test_plain_transformers_snippet_gives_the_sentence_transformers_vectors(tmp_
     from sentence_transformers import SentenceTransformer
 
     run_dir = make_run(tmp_path, model=tiny_model)
-    staged = stage_release(
-        run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest(), test_release=True
-    )
+    staged = stage(run_dir, test_release=True)
     text = (staged / "README.md").read_text(encoding="utf-8")
     section = text.split("### Without sentence-transformers", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1).replace(REPO_ID, str(staged))
@@ -211,11 +210,16 @@ def test_smaller_embeddings_table_only_when_results_have_dimensions(tmp_path):
 def test_model_details_are_read_from_the_shipped_model_in_either_pooling_spelling(tmp_path, tiny_model):
     """The card's width and pooling come from the model folder, as this sentence-transformers writes it and
     as the base model's (older) folder spells it."""
+    from medenc.core.modeling import save_model
     from medenc.release.card import model_details
 
+    save_model(tiny_model, tmp_path / "all")  # both spellings, for every reader
+    both = model_details(tmp_path / "all")
+    assert both["pooling"] == "mean" and both["all_readers"]
     tiny_model.save(str(tmp_path / "m"))
     details = model_details(tmp_path / "m")
     assert details["dimensions"] == 32 and details["pooling"] == "mean" and details["normalized"]
+    assert not details["all_readers"]  # sentence-transformers 6's own layout: TEI and 5.x do not read it
     old = {"word_embedding_dimension": 768, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True}
     (tmp_path / "m" / "1_Pooling" / "config.json").write_text(json.dumps(old))
     details = model_details(tmp_path / "m")
@@ -251,3 +255,35 @@ def test_a_weight_average_is_described_with_its_validation_choice(tmp_path, repo
     record["final"]["average"]["weight"] = 1.0  # validation preferred the fine-tuned weights: nothing to say
     (published / "run.json").write_text(json.dumps(record))
     assert "WiSE-FT" not in rerender_card(published, REPO_ID).read_text(encoding="utf-8")
+
+
+def test_the_card_says_what_the_model_inherits_and_that_medquad_is_mtebs_medical_qa(staged, tmp_path):
+    text = " ".join((staged / "README.md").read_text(encoding="utf-8").split())
+    inherits = text.split("### What the model inherits from its base", 1)[1].split("## Intended use", 1)[0]
+    assert "`license: apache-2.0`" in inherits and "1,170,060,424 training tuples" in inherits
+    for name in ("Reddit comments", "S2ORC", "WikiAnswers", "PAQ", "Stack Exchange", "MS MARCO"):
+        assert name in inherits, name
+    assert "terms of their own" in inherits and "before commercial use" in inherits
+    assert "MedQuAD trains this model: its figure on that task is in-domain, not zero-shot" in inherits
+    # A run that took no MedQuAD rows does not claim it; a test release (random weights) inherits nothing.
+    run_dir = make_run(tmp_path / "no-medquad")
+    record = json.loads((run_dir / "run.json").read_text())
+    for phase in record["phases"]:
+        phase["rows"] = {k: v for k, v in phase["rows"].items() if k != "medquad_qa"}
+    (run_dir / "run.json").write_text(json.dumps(record))
+    assert "MedicalQARetrieval" not in (stage(run_dir) / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.integration
+def test_the_inherited_data_are_those_of_the_base_models_own_card():
+    """The card's figures of the base model's training data, against its README in the verified download."""
+    from medenc.core.base_model import resolve_base_model
+
+    readme = (resolve_base_model() / "README.md").read_text(encoding="utf-8")
+    assert "license: apache-2.0" in readme.split("---", 2)[1].splitlines()  # its front matter
+    assert "| **Total** | | **1,170,060,424** |" in readme
+    template = " ".join((PROJECT_ROOT / "model_card" / "template.md").read_text(encoding="utf-8").split())
+    assert "1,170,060,424 training tuples from Reddit comments (2015-2018; 726 million of them)" in template
+    assert "[Reddit comments (2015-2018)]" in readme and "| 726,484,430 |" in readme
+    for name in ("S2ORC", "WikiAnswers", "PAQ", "Stack Exchange", "MS MARCO", "SPECTER", "TriviaQA"):
+        assert name in readme and name in template, name

@@ -13,12 +13,12 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from fakes import REPO_ID, json_loader, make_run, write_prepared
+from fakes import RAW, REPO_ID, json_loader, make_run, write_prepared
 
 from medenc.core import layout
 from medenc.core.errors import DataError, LeakageError
 from medenc.core.io import sha256_file
-from medenc.core.paths import PROJECT_ROOT, data_dir
+from medenc.core.paths import PROJECT_ROOT
 from medenc.data import catalog, checksums, filters, leakage, parsing, pins, prepare, read, test_sets, write
 from medenc.data.source import Concept, Dropped, Pin, Source, SourceInfo, concept_held, row
 from medenc.data.sources import (
@@ -34,10 +34,7 @@ from medenc.data.sources import (
     stsbenchmark,
 )
 
-try:
-    RAW = data_dir()
-except DataError:  # no raw data on this machine: the real-data tests are skipped, the rest still run
-    RAW = None
+# None where the raw data is not on this machine: the real-data tests are skipped, the rest still run.
 needs_raw = pytest.mark.skipif(RAW is None, reason="raw data (../shared/data or $DATA_DIR) not available")
 
 

@@ -11,10 +11,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from fakes import RAW, build_from_excerpts, needs_raw, pin_excerpts, rows_by_source
 
 from medenc.core import layout
 from medenc.core.errors import DataError
-from medenc.core.paths import data_dir
 from medenc.data import pins, prepare
 from medenc.data.parsing import SkipLog
 from medenc.data.source import Source
@@ -23,14 +23,7 @@ from medenc.data.sources import PENDING, REGISTRY, fda_unii, icd10cm, wordnet
 # The name sources, in REGISTRY (their held-out sets: tests/test_data.py, tests/test_concept_groups.py).
 NAMES = (icd10cm.SOURCE, wordnet.SOURCE, fda_unii.SOURCE)
 
-try:
-    RAW = data_dir()
-except DataError:  # no raw data on this machine: these tests are skipped
-    RAW = None
-pytestmark = pytest.mark.skipif(
-    RAW is None or not all((RAW / s.folder).is_dir() for s in NAMES),
-    reason="raw name sources not available",
-)
+pytestmark = needs_raw(NAMES, "raw name sources")
 
 ICD_SECTIONS = ("D80-D89", "I10-I1A", "R50-R69")  # immunodeficiencies [IgM], hypertension, fever [FUO]
 # Synsets of the WordNet excerpt, by their first word and gloss start: medical ones, and one of each kind
@@ -242,10 +235,9 @@ def test_a_malformed_name_source_writes_nothing(tmp_path: Path) -> None:
     _icd_excerpt(root / "icd10cm")
     path = root / "icd10cm" / icd10cm.XML
     path.write_text(path.read_text(encoding="utf-8")[:5000], encoding="utf-8")
-    (root / "icd10cm" / "SOURCE.txt").write_bytes((RAW / "icd10cm" / "SOURCE.txt").read_bytes())
     target = tmp_path / "prepared"
     with pytest.raises(DataError, match="well-formed XML"):
-        prepare.prepare(target, registry=pins.repin(root, (icd10cm.SOURCE,)), root=root)
+        prepare.prepare(target, registry=pin_excerpts(root, (icd10cm.SOURCE,)), root=root)
     assert not target.exists()
 
 
@@ -291,14 +283,8 @@ def test_the_name_sources_flow_into_candidates_and_the_manifest(tmp_path: Path) 
     _icd_excerpt(root / "icd10cm")
     _wordnet_excerpt(root / "wordnet")
     _unii_excerpt(root / "fda_unii")
-    for source in NAMES:
-        (root / source.folder / "SOURCE.txt").write_bytes((RAW / source.folder / "SOURCE.txt").read_bytes())
-    registry = pins.repin(root, NAMES)
-    path, manifest = prepare.prepare(tmp_path / "prepared", registry=registry, root=root)
-    rows: Counter = Counter()
-    for split in layout.TRAIN_SPLITS:
-        for fmt in (layout.PAIRS, layout.TRIPLETS):
-            rows.update(manifest["sets"][split][fmt].get("by_source", {}))
+    path, manifest, registry = build_from_excerpts(tmp_path, NAMES)
+    rows = rows_by_source(manifest, (layout.PAIRS, layout.TRIPLETS))
     wanted = {r for s in NAMES for r in s.info.row_sources}
     assert wanted <= set(rows), wanted - set(rows)
     assert set(manifest["sources"]) == {"icd10cm", "wordnet", "fda_unii"}

@@ -11,24 +11,18 @@ import json
 from collections import Counter
 
 import pytest
-from test_data_zero_shot import copy_source
+from fakes import RAW, build_from_excerpts, copy_source, needs_raw, rows_by_source
 
 from medenc.core import layout
 from medenc.core.errors import DataError
-from medenc.core.paths import PROJECT_ROOT, data_dir
-from medenc.data import leakage, pins, prepare
+from medenc.core.paths import PROJECT_ROOT
+from medenc.data import leakage
 from medenc.data.parsing import SkipLog
 from medenc.data.sources import REGISTRY, cochrane_pls, covid_qa
 from medenc.training.recipe import load_recipe
 
 MINE = (cochrane_pls.SOURCE, covid_qa.SOURCE)
-try:
-    RAW = data_dir()
-except DataError:  # no raw data on this machine: these tests are skipped
-    RAW = None
-pytestmark = pytest.mark.skipif(
-    RAW is None or not all((RAW / s.folder).is_dir() for s in MINE), reason="raw passage sources missing"
-)
+pytestmark = needs_raw(MINE, "raw passage sources")
 
 
 # --- Cochrane -----------------------------------------------------------------------------------------------
@@ -108,13 +102,10 @@ def test_a_malformed_covid_qa_element_is_named(tmp_path, edit, where, expected) 
 
 # --- in the build and the recipes ---------------------------------------------------------------------------
 def test_the_two_flow_through_a_build_in_their_own_validation_group(tmp_path) -> None:
-    root = tmp_path / "raw"
     for source in MINE:
-        copy_source(source, root)
-    _, manifest = prepare.prepare(tmp_path / "prepared", registry=pins.repin(root, MINE), root=root)
-    rows: Counter = Counter()
-    for split in layout.TRAIN_SPLITS:
-        rows.update(manifest["sets"][split]["pairs"].get("by_source", {}))
+        copy_source(source, tmp_path / "raw")
+    _, manifest, _ = build_from_excerpts(tmp_path, MINE)
+    rows = rows_by_source(manifest)
     assert set(rows) == {"cochrane_pls", "covid_qa"} and rows["cochrane_pls"] == 891
     assert manifest["sets"]["validation"]["pairs"]["rows"] > 0
     assert manifest["info"]["covid_qa_answers_nearest_offset"] == 221

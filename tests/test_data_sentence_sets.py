@@ -1,7 +1,7 @@
 """The held-out sentence sets of the six sentence sources (issue 30, item 2) and their hold-out.
 
-Each set is built from a small excerpt of the real files (the excerpt helpers of test_data_sentences_a/_b:
-records copied into ``tmp_path``, no data file committed); a build of the six excerpts writes the sets, and
+Each set is built from a small excerpt of the real files (tests/fakes.py: records copied into
+``tmp_path``, no data file committed); a build of the six excerpts writes the sets, and
 no held-out text, nor its other side, is in any training row; a malformed file still stops the build.
 """
 
@@ -11,8 +11,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_data_sentences_a import RAW, _lay_excerpt, _mts_excerpt, _wiki_excerpt
-from test_data_sentences_b import _kqa_excerpt, _medec_excerpt, _mediqa_excerpt
+from fakes import (
+    RAW,
+    kqa_excerpt,
+    lay_excerpt,
+    medec_excerpt,
+    mediqa_excerpt,
+    mts_excerpt,
+    needs_raw,
+    pin_excerpts,
+    wiki_excerpt,
+)
 
 from medenc.core import layout
 from medenc.core.errors import DataError
@@ -43,10 +52,7 @@ SIX: tuple[Source, ...] = (
     medec.SOURCE,
 )
 NEW_SETS = ("lay_to_clinical", "clinical_to_lay", "mts_dialog", "k_qa", "medec")
-pytestmark = pytest.mark.skipif(
-    RAW is None or not all((RAW / s.folder).is_dir() for s in SIX),
-    reason="raw sentence sources not available",
-)
+pytestmark = needs_raw(SIX, "raw sentence sources")
 
 
 def _held_texts(records: dict[str, object]) -> set[str]:
@@ -80,7 +86,7 @@ def _training_keys(sets: dict) -> set[str]:
 
 # --- each set from an excerpt ---------------------------------------------------------------------------
 def test_laymaker_sets_hold_out_whole_units(tmp_path: Path) -> None:
-    pairs = laymaker.read(_lay_excerpt(tmp_path / "laymaker"))
+    pairs = laymaker.read(lay_excerpt(tmp_path / "laymaker"))
     sets = laymaker.test_sets(pairs).sets
     assert [p.id for p in pairs if laymaker.held(p.unit)] == ["test-set:8"]  # rewritten: both directions
     lay = next(p for p in pairs if p.id == "test-set:8")
@@ -102,7 +108,7 @@ def test_laymaker_sets_hold_out_whole_units(tmp_path: Path) -> None:
 
 
 def test_mts_dialog_set_is_the_two_test_files(tmp_path: Path) -> None:
-    records = mts_dialog.read(_mts_excerpt(tmp_path / "mts_dialog"))
+    records = mts_dialog.read(mts_excerpt(tmp_path / "mts_dialog"))
     sets = mts_dialog.test_sets(records).sets
     queries = sets[("test", "mts_dialog_queries")]
     kept = mts_dialog.test_pairs(records)
@@ -117,7 +123,7 @@ def test_mts_dialog_set_is_the_two_test_files(tmp_path: Path) -> None:
 
 
 def test_kqa_set_question_to_its_answer(tmp_path: Path) -> None:
-    data = k_qa.read(_kqa_excerpt(tmp_path / "k_qa"))
+    data = k_qa.read(kqa_excerpt(tmp_path / "k_qa"))
     sets = k_qa.test_sets(data).sets
     corpus = {c["id"]: c["text"] for c in sets[("test", "k_qa_corpus")]}
     queries = {q["id"]: q["text"] for q in sets[("test", "k_qa_queries")]}
@@ -127,7 +133,7 @@ def test_kqa_set_question_to_its_answer(tmp_path: Path) -> None:
 
 
 def test_medec_triplets_test_file_held_validation_trains(tmp_path: Path) -> None:
-    texts = medec.read(_medec_excerpt(tmp_path / "medec"))
+    texts = medec.read(medec_excerpt(tmp_path / "medec"))
     test = medec.test_sets(texts).sets[("test", "medec")]
     errors = [t for t in texts if t.split == "test" and t.error_flag]
     assert len(test) == len(errors) == 3
@@ -165,15 +171,13 @@ def test_the_six_are_registered_and_their_sets_declared() -> None:
 
 
 def _six_excerpts(root: Path) -> tuple[Source, ...]:
-    _lay_excerpt(root / "laymaker")
-    _mts_excerpt(root / "mts_dialog")
-    _wiki_excerpt(root / "simplewiki_medical")
-    _kqa_excerpt(root / "k_qa")
-    _mediqa_excerpt(root / "mediqa2021")
-    _medec_excerpt(root / "medec")
-    for s in SIX:
-        (root / s.folder / "SOURCE.txt").write_bytes((RAW / s.folder / "SOURCE.txt").read_bytes())
-    return pins.repin(root, SIX)
+    lay_excerpt(root / "laymaker")
+    mts_excerpt(root / "mts_dialog")
+    wiki_excerpt(root / "simplewiki_medical")
+    kqa_excerpt(root / "k_qa")
+    mediqa_excerpt(root / "mediqa2021")
+    medec_excerpt(root / "medec")
+    return pin_excerpts(root, SIX)
 
 
 def test_a_build_of_the_six_writes_the_sets_and_trains_no_held_out_text(tmp_path: Path) -> None:

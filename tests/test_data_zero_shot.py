@@ -4,27 +4,20 @@ it, and the zero-shot / in-domain flag of every evaluation set checked against t
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from fakes import RAW, copy_source, needs_raw, rows_by_source
 
 from medenc.core.errors import DataError, LeakageError
 from medenc.core.eval_sets import EVAL_SETS, IN_DOMAIN, ZERO_SHOT, groups
-from medenc.core.paths import data_dir
 from medenc.data import leakage, pins, prepare, test_sets
 from medenc.data.source import Pin, Source, SourceInfo, row
 from medenc.data.sources import REGISTRY, nfcorpus_dev
 
 NF = nfcorpus_dev.SOURCE
-try:
-    RAW = data_dir()
-except DataError:  # no raw data on this machine: these tests are skipped
-    RAW = None
-pytestmark = pytest.mark.skipif(
-    RAW is None or not (RAW / NF.folder).is_dir(), reason="raw nfcorpus_dev not available"
-)
+pytestmark = needs_raw((NF,), "raw nfcorpus_dev")
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +45,6 @@ def test_the_set_holds_each_abstract_once_with_the_highest_grade_of_its_twins(da
     # MED-2100 and MED-4641 are one text; PLAIN-3140 judges them 2 and 3: one row, grade 3, the first id.
     assert grade[("PLAIN-3140", "MED-2100")] == 3 and not any(c == "MED-4641" for _, c in grade)
     assert set(grade.values()) == {1, 2, 3}
-
-
-def copy_source(source: Source, root: Path) -> Path:
-    """The source's raw folder copied under ``root``, writable (the raw copies are read-only)."""
-    folder = root / source.folder
-    shutil.copytree(RAW / source.folder, folder)
-    for f in folder.iterdir():
-        f.chmod(0o644)
-    return folder
 
 
 @pytest.mark.parametrize(
@@ -114,10 +98,7 @@ def test_in_a_build_texts_equal_to_training_text_leave_the_set_and_the_training_
     target = tmp_path / "prepared"
     _, manifest = prepare.prepare(target, registry=registry, root=root)
 
-    by_source = Counter()
-    for split in ("train", "validation"):
-        by_source.update(manifest["sets"][split]["pairs"].get("by_source", {}))
-    assert by_source == {"toy": 2}  # nothing dropped for NFCorpus's sake
+    assert rows_by_source(manifest) == {"toy": 2}  # nothing dropped for NFCorpus's sake
     liver = [q for q, t in data.queries.items() if leakage.key(t) == "liver cancer"]
     assert liver and manifest["sets"]["test"]["nfcorpus_dev_queries"]["rows"] == 325 - len(liver)
     assert manifest["sets"]["test"]["nfcorpus_dev_corpus"]["rows"] == 3156 - 1  # MED-118 left too

@@ -99,3 +99,20 @@ def test_readme_serving_figures_are_the_published_runs_own(repo_root: Path) -> N
     assert serving_line(Results.load(repo_root / "results" / "cpu" / "results.json")) in " ".join(
         readme.split()
     )
+
+
+# A test file named in prose: tests/<name>.py, optionally ::test_function.
+NAMED_TEST = re.compile(r"tests/(test_\w+|fakes|conftest|hub_server)\.py(?:::(\w+))?")
+
+
+def test_test_files_named_in_docs_and_code_exist() -> None:
+    """A renamed or split test module leaves no page, docstring or comment pointing at the old name."""
+    texts = [*doc_files(), *sorted(REPO.glob("medenc/**/*.py")), *sorted(REPO.glob("tests/*.py"))]
+    texts += [*sorted(REPO.glob("tools/*.py")), REPO / "Makefile", REPO / "pyproject.toml"]
+    missing = set()
+    for path in texts:
+        for name, function in NAMED_TEST.findall(path.read_text(encoding="utf-8")):
+            module = REPO / "tests" / f"{name}.py"
+            if not module.is_file() or (function and f"def {function}(" not in module.read_text("utf-8")):
+                missing.add(f"{path.relative_to(REPO)}: tests/{name}.py{'::' + function if function else ''}")
+    assert not missing, sorted(missing)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from fakes import REPO_ID, json_loader, make_manifest, make_run
+from fakes import REPO_ID, stage
 
 from medenc.core.errors import ExportError
 from medenc.core.layout import EVAL_DIR, EXPORTS_DIR, RELEASE_DIR
@@ -31,7 +31,6 @@ from medenc.export.record import (
     int8_name,
     verify_exports,
 )
-from medenc.release.hub import stage_release
 
 # Lengths from one token to past the truncation length: the dynamic axes and the padding mask are exercised.
 TEXTS = [
@@ -43,22 +42,9 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def staged(tmp_path_factory, tiny_model) -> Path:
-    """A tiny run staged with its exports (built once for the module, as `make exports` builds them); the
-    int8 OpenVINO IR is calibrated on the prepared validation pairs, here the tiny ones."""
-    from fakes import tiny_sets
-
-    from medenc.core.layout import PAIRS
-    from medenc.data.checksums import write_checksums
-
-    root = tmp_path_factory.mktemp("export")
-    run_dir = make_run(root, model=tiny_model)
-    tiny_sets("validation")[PAIRS].save_to_disk(str(root / "prepared" / "validation" / PAIRS))
-    write_checksums(root / "prepared")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PREPARED_DIR", str(root / "prepared"))
-        ensure_exports(run_dir)
-        return _stage(run_dir)
+def staged(tiny_release) -> Path:
+    """The tiny model's test release with its exports (conftest: built once per session)."""
+    return tiny_release
 
 
 def test_onnx_and_openvino_exports_give_the_models_embeddings(staged, tiny_model):
@@ -279,13 +265,7 @@ def test_release_script_refuses_a_damaged_export_with_exit_2(staged, tmp_path):
 
 def _stage(run_dir: Path) -> Path:
     """The test release of ``run_dir`` with its exports, staged."""
-    kwargs = {
-        "results_loader": json_loader,
-        "manifest": make_manifest(),
-        "test_release": True,
-        "exports": True,
-    }
-    return stage_release(run_dir, REPO_ID, **kwargs)
+    return stage(run_dir, test_release=True, exports=True)
 
 
 def _base_env() -> dict[str, str]:

@@ -23,6 +23,7 @@ from fakes import (
     make_manifest,
     make_run,
     rewrite_results,
+    stage,
 )
 from huggingface_hub import ModelCard
 
@@ -63,7 +64,7 @@ EXPECTED_FILES = {"README.md", "model.safetensors", "results.json", RUN_RECIPE, 
 
 def test_stage_is_complete_and_safetensors_only(tmp_path):
     run_dir = make_run(tmp_path)
-    staged = stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    staged = stage(run_dir)
     assert staged == run_dir / RELEASE_DIR
     names = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
     assert EXPECTED_FILES | {"modules.json", "assets/deltas.png", "assets/phases.png"} <= names
@@ -72,7 +73,7 @@ def test_stage_is_complete_and_safetensors_only(tmp_path):
     assert "pytorch_model.bin" not in names
     # Restaging replaces the folder wholesale and leaves no temporary sibling behind.
     (staged / "stale.txt").write_text("old")
-    stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    stage(run_dir)
     assert not (staged / "stale.txt").exists()
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []
 
@@ -272,11 +273,9 @@ def test_random_weights_are_never_released_as_mpnet_medical(tmp_path, tiny_model
     """The tiny recipe's random-weight model was once staged and pushed with the real base in its card."""
     run_dir = make_run(tmp_path, model=tiny_model)
     with pytest.raises(ReleaseError, match=r"run\.json: this model was trained from 'random-weight MPNet"):
-        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+        stage(run_dir)
     assert not (run_dir / RELEASE_DIR).exists()
-    staged = stage_release(
-        run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest(), test_release=True
-    )
+    staged = stage(run_dir, test_release=True)
     body = ModelCard.load(staged / "README.md").text.lstrip()
     assert body.splitlines()[0].startswith("**TEST RELEASE: this repository holds random weights")
     assert ModelCard.load(staged / "README.md").data.base_model is None  # claims no base model
@@ -289,7 +288,7 @@ def test_results_that_skip_a_set_of_the_suite_are_refused(tmp_path):
     del results["sets"]["terms"]
     rewrite_results(run_dir, results)
     with pytest.raises(ReleaseError, match=r"do not cover the suite \(missing: terms\).*make evaluate"):
-        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+        stage(run_dir)
 
 
 def test_a_refused_token_is_not_told_to_retry(tmp_path, online, fake_hub):
@@ -385,7 +384,7 @@ def test_a_final_folder_changed_after_evaluation_is_refused(tmp_path):
         json.dumps(config | {"pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True})
     )
     with pytest.raises(ReleaseError, match=r"results belong to another model: .*final changed since it was"):
-        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+        stage(run_dir)
     assert not (run_dir / RELEASE_DIR).exists()
     # Evaluated after the edit, final/ is still not the phase that was scored (the figures are phase 3's).
     results = json_loader(run_dir).doc
@@ -394,7 +393,7 @@ def test_a_final_folder_changed_after_evaluation_is_refused(tmp_path):
     results["models"]["final"]["model_hash"] = model_hash(run_dir / FINAL_DIR)
     rewrite_results(run_dir, results)
     with pytest.raises(ReleaseError, match=rf"final is not the model that was scored \({PHASE_DIRS[3]},"):
-        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+        stage(run_dir)
 
 
 def test_an_edited_results_json_is_refused_with_the_file_and_the_fix(tmp_path):
@@ -404,19 +403,19 @@ def test_an_edited_results_json_is_refused_with_the_file_and_the_fix(tmp_path):
     results["results"][PHASE_DIRS[3]]["concepts"]["ndcg@10"]["value"] = 0.999  # beside a CI near 0.6
     path.write_text(json.dumps(results))
     with pytest.raises(ReleaseError) as err:
-        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+        stage(run_dir)
     msg = str(err.value)
     assert f"{path}: changed since `make evaluate` wrote it" in msg and "make evaluate RUN=tiny" in msg
     assert "\n" not in msg
     (run_dir / EVAL_DIR / "results.json.sha256").unlink()
     with pytest.raises(ReleaseError, match=r"no results\.json\.sha256 beside it.*make evaluate RUN=tiny"):
-        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+        stage(run_dir)
     # Even with its record rewritten, a figure that contradicts its own Δ is refused.
     rewrite_results(run_dir, results)
     with pytest.raises(
         ReleaseError, match=rf"figures contradict each other.*{PHASE_DIRS[3]} concepts ndcg@10"
     ):
-        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+        stage(run_dir)
     assert not (run_dir / RELEASE_DIR).exists()
 
 
@@ -425,10 +424,10 @@ def test_a_tiny_recipe_with_a_copied_base_record_is_refused(tmp_path):
     run_dir = make_run(tmp_path)
     (run_dir / RUN_RECIPE).write_text("model: tiny\nseed: 42\n")
     with pytest.raises(ReleaseError, match=r"names the verified .* trained from model: tiny"):
-        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+        stage(run_dir)
     (run_dir / RUN_RECIPE).write_text("model: base\ninit_from: /somewhere/else\n")
     with pytest.raises(ReleaseError, match=r"trained from init_from: /somewhere/else"):
-        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+        stage(run_dir)
     assert not (run_dir / RELEASE_DIR).exists()
 
 
@@ -443,7 +442,7 @@ def test_a_32_wide_model_with_a_copied_base_record_is_refused(tmp_path, tiny_mod
     with pytest.raises(
         ReleaseError, match=r"is 768 wide, this model has model\.safetensors word embeddings 32"
     ):
-        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+        stage(run_dir)
     assert not (run_dir / RELEASE_DIR).exists()
 
 
@@ -476,7 +475,7 @@ def test_a_model_swapped_in_after_training_and_evaluated_again_is_refused(tmp_pa
     run_dir = make_run(tmp_path)
     _swap_in_other_weights(run_dir, PHASE_DIRS[3], FINAL_DIR)
     with pytest.raises(ReleaseError) as err:
-        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+        stage(run_dir)
     msg = str(err.value)
     assert f"{run_dir / RUN_RECORD}: phases[3].model_sha256 is " in msg
     assert "is not the model this run trained" in msg and "make train RUN=tiny TRAIN_ARGS=--fresh" in msg
@@ -511,7 +510,7 @@ def test_final_alone_swapped_with_a_record_that_names_it_is_still_refused(tmp_pa
     with pytest.raises(
         ReleaseError, match=r"run\.json: final\.model_sha256 is eeeeeeeeeeee, but the evaluation"
     ):
-        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+        stage(run_dir)
 
 
 def test_a_base_scored_from_another_folder_is_refused(tmp_path):
@@ -521,7 +520,7 @@ def test_a_base_scored_from_another_folder_is_refused(tmp_path):
     results["models"]["base"]["sha256"] = "a" * 64
     rewrite_results(run_dir, results)
     with pytest.raises(ReleaseError) as err:
-        stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+        stage(run_dir)
     msg = str(err.value)
     assert "results.json: the base was scored as 'sentence-transformers/all-mpnet-base-v2'" in msg
     assert "not the verified" in msg and "Re-run without --base-model: make evaluate RUN=tiny" in msg
@@ -548,7 +547,7 @@ def test_the_release_ships_only_the_files_the_model_hash_covers(tmp_path):
     (final / ".env").write_text("HF_TOKEN=hf_x")
     (final / "notes.md").write_text("local notes")
     (final / "training_args.bin").write_bytes(b"pickle")
-    staged = stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    staged = stage(run_dir)
     from medenc.core.model_id import model_files
 
     shipped = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
@@ -736,5 +735,5 @@ def test_folders_left_by_a_killed_release_are_removed(tmp_path):
     run_dir = make_run(tmp_path)
     (run_dir / ".release.tmp-abc123" / "release").mkdir(parents=True)
     (run_dir / ".release.tmp-abc123" / "release" / "model.safetensors").write_bytes(b"half a model")
-    stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    stage(run_dir)
     assert sorted(p.name for p in run_dir.glob(".*.tmp-*")) == []

@@ -13,25 +13,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import tiny_sets
+from fakes import TINY_RECIPE, train_tiny
 
 from medenc.core.errors import RunError
 from medenc.core.layout import RUN_RECIPE, RUN_RECORD
 from medenc.core.paths import PROJECT_ROOT, check_run_name, run_folder
-from medenc.training import run_training
 from medenc.training.recipe import load_recipe
 from medenc.training.run import check_run_folder
 
-TINY = PROJECT_ROOT / "recipes" / "tiny.yaml"
-DATA = {split: tiny_sets(split) for split in ("train", "validation")}
 BAD_NAMES = ["", ".", "..", "../x", "../../x", "a/b", "/tmp/x", "x/", "-x", ".hidden", "x y", "x;y", "é"]
 
 
 def _train(parent: Path, run: str, **kw):
-    recipe = load_recipe(TINY, ["phase2.enabled=false", "phase3.enabled=false"])
-    return run_training(
-        recipe, run, output_dir=parent, loader=lambda s, n: DATA[s][n], data_hash="d" * 64, **kw
-    )
+    return train_tiny(parent, run, ["phase2.enabled=false", "phase3.enabled=false"], **kw)
 
 
 def _fake_run(folder: Path) -> Path:
@@ -75,7 +69,7 @@ def test_fresh_leaves_a_folder_that_is_not_a_run(tmp_path):
 
 
 def test_fresh_removes_a_run_folder_and_an_empty_one(tmp_path):
-    recipe = load_recipe(TINY, [])
+    recipe = load_recipe(TINY_RECIPE, [])
     for folder in (_fake_run(tmp_path / "run"), tmp_path / "empty"):
         folder.mkdir(exist_ok=True)
         check_run_folder(folder, recipe, None, fresh=True)

@@ -9,12 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
-from fakes import tiny_sets
+from fakes import tiny_loader, train_tiny
 
 from medenc.core.layout import LOSS_HISTORY, PHASE_DIRS
-from medenc.core.paths import PROJECT_ROOT
-from medenc.training import run_training
-from medenc.training.recipe import load_recipe
 from medenc.training.tokenize import (
     Layout,
     cache_key,
@@ -26,8 +23,6 @@ from medenc.training.tokenize import (
 )
 from medenc.training.trainer import data_collator
 
-TINY = PROJECT_ROOT / "recipes" / "tiny.yaml"
-DATA = {split: tiny_sets(split) for split in ("train", "validation")}
 EVERY_PHASE = [f"phase{n}.pretokenize=true" for n in (1, 2, 3)]
 
 
@@ -57,7 +52,7 @@ def model():
 def test_the_padding_collator_builds_the_per_batch_features(model, tmp_path, name, multiple):
     from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
 
-    ds = DATA["train"][name]
+    ds = tiny_loader("train", name)
     ds = ds.select_columns([c for c in ds.column_names if c != "source"])
     tok, hit = tokenized(model, ds, "t", root=tmp_path)
     assert not hit and text_view(tok).column_names == ds.column_names
@@ -100,11 +95,8 @@ def test_the_cache_hits_again_and_misses_on_new_rows_tokenizer_or_length(model, 
 def _train(tmp_path: Path, monkeypatch, overrides=()) -> dict[int, list]:
     """The tiny recipe's loss histories per phase (same seed), with the tokenized sets cached in tmp_path."""
     monkeypatch.setenv("MEDENC_CACHE", str(tmp_path / "cache"))
-    recipe = load_recipe(TINY, list(overrides))
     out = tmp_path / str(len(overrides))
-    run_training(
-        recipe, "t", recipe_path=TINY, output_dir=out, loader=lambda s, n: DATA[s][n], data_hash="d" * 64
-    )
+    train_tiny(out, "t", overrides)
     return {n: json.loads((out / "t" / PHASE_DIRS[n] / LOSS_HISTORY).read_text()) for n in (1, 2, 3)}
 
 

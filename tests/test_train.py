@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from datasets import Dataset
-from fakes import tiny_sets, write_prepared
+from fakes import TINY_RECIPE, tiny_loader, train_tiny, write_prepared
 
 from medenc.core.errors import DataError, RecipeError, RunError
 from medenc.core.layout import (
@@ -29,21 +29,12 @@ from medenc.training.phase_runner import CHECKPOINTS_DIR
 from medenc.training.precision import decide_precision, requested_precision
 from medenc.training.recipe import load_recipe
 
-TINY = PROJECT_ROOT / "recipes" / "tiny.yaml"
-
-DATA = {split: tiny_sets(split) for split in ("train", "validation")}
-
-
-def loader(split: str, name: str) -> Dataset:
-    return DATA[split][name]
+TINY = TINY_RECIPE
 
 
 def _run(tmp_path: Path, overrides=(), **kw) -> dict:
     """Train the tiny recipe; returns its run record as run.json holds it."""
-    recipe = load_recipe(TINY, list(overrides))
-    record = run_training(
-        recipe, "t", recipe_path=TINY, output_dir=tmp_path, loader=loader, data_hash="d" * 64, **kw
-    )
+    record = train_tiny(tmp_path, "t", overrides, **kw)
     assert isinstance(record, RunRecord)
     return record.to_dict()
 
@@ -406,7 +397,7 @@ def test_bad_data_refused_before_training(tmp_path):
         _run(tmp_path, ["phase2.sources={nope: 3}"])
 
     def no_score(split, name):
-        ds = loader(split, name)
+        ds = tiny_loader(split, name)
         return ds.remove_columns("score") if name == GRADED_PAIRS else ds
 
     recipe = load_recipe(TINY)
@@ -676,7 +667,7 @@ def test_multi_dataset_batches_come_from_one_dataset_with_replay(tmp_path, monke
     assert p2["rows"] == {"medquad_qa": 6, "meqsum": 4} and p2["train_rows"] == 13 and p2["steps"] == 4
     assert p3["datasets"] == {"curated": 4, "mined": p3["negatives"]["mined"], "replay": 2}
     assert p3["replay"] == 2
-    graded = set(DATA["train"][GRADED_PAIRS]["sentence1"])
+    graded = set(tiny_loader("train", GRADED_PAIRS)["sentence1"])
     for n in (2, 3):
         assert batches[n], n
         for batch in batches[n]:
@@ -770,7 +761,6 @@ def test_trainer_args_pass_through_and_the_recipe_owns_the_rest(tmp_path):
 
 def test_run_json_records_no_local_path(tmp_path):
     """run.json is released and published: it once carried the base model's cache path (a home folder)."""
-    from medenc.core.paths import PROJECT_ROOT
     from medenc.training.run import _base_record, _shareable
 
     record = _base_record(

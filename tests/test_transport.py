@@ -8,13 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fakes import tiny_sets, write_prepared
+from fakes import stage, train_tiny, write_prepared
 
 import medenc.core.base_model as base_model
 from medenc.core.errors import ModelError
 from medenc.core.io import sha256_file
 from medenc.core.layout import WEIGHTS_FILE
-from medenc.core.paths import PROJECT_ROOT
 from medenc.gpu import transport
 
 
@@ -101,8 +100,6 @@ def test_assembled_tiny_base_loads_trains_and_is_recorded_as_rounded(tmp_path, t
     from medenc.core.eval_sets import EVAL_SETS
     from medenc.evaluation.results import Results
     from medenc.release.hub import _suite_sets, check_releasable
-    from medenc.training import run_training
-    from medenc.training.recipe import load_recipe
 
     base, manifest = _pack_tiny(tmp_path, tiny_model)
     here, device = tmp_path / "here", tmp_path / "device"
@@ -123,11 +120,8 @@ def test_assembled_tiny_base_loads_trains_and_is_recorded_as_rounded(tmp_path, t
     monkeypatch.setitem(base_model.FILES, WEIGHTS_FILE, original)
     monkeypatch.setenv("MEDENC_BASE_MODEL", str(model_dir))
     assert base_model.resolve_base_model() == model_dir
-    data = {split: tiny_sets(split) for split in ("train", "validation")}
-    tiny = PROJECT_ROOT / "recipes" / "tiny.yaml"
     runs = tmp_path / "runs"
-    run_record = run_training(load_recipe(tiny, ["model=base"]), "t", recipe_path=tiny, output_dir=runs,
-                              loader=lambda split, name: data[split][name], data_hash="d" * 64)  # fmt: skip
+    run_record = train_tiny(runs, "t", ["model=base"])
     record = run_record.base_model
     assert record["sha256"] == facts["fp32_sha256"]
     assert base_model.is_rounded_base(record) and base_model.is_verified_base(record)
@@ -172,17 +166,16 @@ def test_real_base_rounds_to_the_pinned_fp16_hash(tmp_path):
 def test_a_run_from_the_rounded_base_is_staged_with_the_fp16_note(tmp_path):
     import json
 
-    from fakes import REPO_ID, json_loader, make_manifest, make_run
+    from fakes import make_run
 
     from medenc.core.layout import RUN_RECORD
-    from medenc.release.hub import stage_release
 
     run_dir = make_run(tmp_path)
     info = json.loads((run_dir / RUN_RECORD).read_text(encoding="utf-8"))
     info["base_model"] |= {"sha256": base_model.FP16_ROUNDED_SHA256, **base_model.weights_variant(
         base_model.FP16_ROUNDED_SHA256)}  # fmt: skip
     (run_dir / RUN_RECORD).write_text(json.dumps(info), encoding="utf-8")
-    staged = stage_release(run_dir, REPO_ID, results_loader=json_loader, manifest=make_manifest())
+    staged = stage(run_dir)
     text = (staged / "README.md").read_text(encoding="utf-8")
     assert "base_model: sentence-transformers/all-mpnet-base-v2" in text
     assert text.count("rounded to fp16 for transport") == 2 and base_model.WEIGHTS_SHA256 in text

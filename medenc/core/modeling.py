@@ -6,8 +6,10 @@ normalize), so tests and GPU benchmarks exercise the same code path as the real 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from medenc.core.io import write_json
 from medenc.core.paths import PROJECT_ROOT
 
 # hidden, layers, heads, intermediate: "tiny" keeps unit tests to seconds on 2 cores; "base" is the shape of
@@ -75,6 +77,48 @@ def build_random_model(
         transformer = Transformer(tmp, max_seq_length=max_seq_length)
     pooling = Pooling(hidden, pooling_mode="mean")
     return SentenceTransformer(modules=[transformer, pooling, Normalize()], device=device)
+
+
+# Module classes by the names sentence-transformers 5.x resolves (6.x moved Normalize where 5.x cannot import
+# it); 6.x maps each of these names to its own module, so either version loads a folder that spells them so.
+ST5_MODULE_NAMES = {"Transformer", "Pooling", "Normalize", "Dense"}
+# Pooling as readers before sentence-transformers 5.4 spell it, a flag per mode (Text Embeddings Inference
+# before its support of ``pooling_mode`` refuses a config without them).
+POOLING_FLAGS = {
+    "cls": "pooling_mode_cls_token",
+    "mean": "pooling_mode_mean_tokens",
+    "max": "pooling_mode_max_tokens",
+    "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens",
+}
+
+
+def save_model(model, folder: Path | str) -> None:
+    """``model.save(folder)``, plus what the release's other readers need (docs/release.md, "Who loads the
+    release").
+
+    sentence-transformers 6 writes ``max_seq_length`` into the tokenizer config only: Text Embeddings
+    Inference reads it from ``sentence_bert_config.json`` and, without it, accepts ``max_position_embeddings``
+    tokens, past MPNet's 512 positions and past what the model was evaluated at. Module types and pooling
+    flags are written as sentence-transformers 5 and older Text Embeddings Inference read them. What
+    sentence-transformers 6 computes from the folder does not change (tests/test_serving.py).
+    """
+    folder = Path(folder)
+    model.save(str(folder))
+    modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    for module in modules:
+        name = module["type"].rsplit(".", 1)[-1]
+        if module["type"].startswith("sentence_transformers.") and name in ST5_MODULE_NAMES:
+            module["type"] = f"sentence_transformers.models.{name}"
+    write_json(folder / "modules.json", modules)
+    config = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    write_json(folder / "sentence_bert_config.json", {**config, "max_seq_length": model.max_seq_length})
+    pooling_path = folder / "1_Pooling" / "config.json"
+    if pooling_path.is_file():
+        pooling = json.loads(pooling_path.read_text(encoding="utf-8"))
+        mode = pooling.get("pooling_mode")
+        modes = {mode} if isinstance(mode, str) else set(mode or ())
+        flags = {flag: m in modes for m, flag in POOLING_FLAGS.items()}
+        write_json(pooling_path, {**pooling, **flags})
 
 
 def _sdpa_self_attention(

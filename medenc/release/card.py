@@ -321,6 +321,10 @@ def model_details(final_dir: Path, max_seq_length: int | None = None) -> dict[st
         "normalized": any(str(m.get("type", "")).endswith("Normalize") for m in modules),
         "similarity": st_config.get("similarity_fn_name") or "cosine",
         "max_seq_length": max_seq_length or inference_length(final_dir),
+        # Saved by medenc.core.modeling.save_model: sentence-transformers 5 and Text Embeddings Inference too.
+        "all_readers": bool(modules)
+        and all(str(m.get("type", "")).startswith("sentence_transformers.models.") for m in modules)
+        and "max_seq_length" in _read_json(final_dir / "sentence_bert_config.json"),
     }
 
 

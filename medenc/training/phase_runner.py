@@ -27,6 +27,7 @@ from medenc.core.layout import (
     phase_dir,
 )
 from medenc.core.model_id import model_hash
+from medenc.core.modeling import save_model
 from medenc.core.runs import PhaseFit, PhasePlan, PhaseRecord
 from medenc.training.checkpoints import last_complete_checkpoint
 from medenc.training.data import Loader, PhaseData, mining_sources, split_sets
@@ -233,7 +234,7 @@ def write_model_folder(model, folder: Path, history: list[dict] | None = None) -
         shutil.rmtree(tmp)
     # Training lengths are a speed choice; the saved folder carries the length users encode at.
     model.max_seq_length = INFERENCE_MAX_SEQ_LENGTH
-    model.save(str(tmp))
+    save_model(model, tmp)
     if history is not None:
         (tmp / LOSS_HISTORY).write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
     if folder.exists():

@@ -2,7 +2,7 @@
 
 Each adapter reads a small excerpt of the real files (records copied from them into ``tmp_path``: no data
 file is committed) and a malformed copy; the counts on the real files; and a build whose registry holds
-the three. Their held-out sets: tests/test_data_sentence_sets.py.
+the three. Their held-out sets: tests/test_data_sentence_sets.py; the excerpts: tests/fakes.py.
 """
 
 from __future__ import annotations
@@ -12,76 +12,28 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from fakes import (
+    RAW,
+    build_from_excerpts,
+    lay_excerpt,
+    mts_excerpt,
+    needs_raw,
+    rows_by_source,
+    wiki_excerpt,
+)
 
 from medenc.core import layout
 from medenc.core.errors import DataError
-from medenc.core.paths import data_dir
-from medenc.data import pins, prepare
+from medenc.data import pins
 from medenc.data.parsing import SkipLog
 from medenc.data.source import Source
 from medenc.data.sources import PENDING, REGISTRY, laymaker, mts_dialog, simplewiki_medical
 
 MINE: tuple[Source, ...] = (laymaker.SOURCE, mts_dialog.SOURCE, simplewiki_medical.SOURCE)
-try:
-    RAW = data_dir()
-except DataError:  # no raw data on this machine: these tests are skipped
-    RAW = None
-pytestmark = pytest.mark.skipif(
-    RAW is None or not all((RAW / s.folder).is_dir() for s in MINE),
-    reason="raw sentence sources not available",
-)
-
-LAY_IDS = {laymaker.TEST: ("1", "4", "8", "223", "676"), laymaker.DEV: ("1", "2", "3")}
-# 0: a plain pair; 11: one back-translation came back unchanged; 12 and 19: both "None." (19 is dropped)
-MTS_TRAIN_IDS = ("0", "11", "12", "19")
+pytestmark = needs_raw(MINE, "raw sentence sources")
 
 
-# --- excerpts of the real files -------------------------------------------------------------------------
-def _csv_excerpt(src: Path, dst: Path, keep) -> None:
-    """The header and the records of ``src`` whose ID ``keep`` accepts, their lines copied as is."""
-    text = src.read_bytes().decode("utf-8")
-    lines = text.splitlines(keepends=True)
-    _, records = laymaker.read_csv(src, ("ID",))
-    starts = [n for n, _ in records] + [len(lines) + 1]
-    out = [lines[0]]
-    for (n, fields), end in zip(records, starts[1:], strict=True):
-        if keep(fields[0]):
-            out += lines[n - 1 : end - 1]
-    body = "".join(out)
-    if not text.endswith("\n"):  # as upstream: no final newline
-        body = body.rstrip("\r\n")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_text(body, encoding="utf-8", newline="")
-
-
-def _lay_excerpt(folder: Path) -> Path:
-    for rel, ids in LAY_IDS.items():
-        _csv_excerpt(RAW / "laymaker" / rel, folder / rel, lambda i, ids=ids: i in ids)
-    return folder
-
-
-def _mts_excerpt(folder: Path) -> Path:
-    for split, rel in mts_dialog.SPLITS.items():
-        if split in ("train", "augmented"):
-            keep = lambda i: i.split()[-1] in MTS_TRAIN_IDS  # noqa: E731 (the back-translations too)
-        else:
-            keep = lambda i: i in ("0", "1")  # noqa: E731
-        _csv_excerpt(RAW / "mts_dialog" / rel, folder / rel, keep)
-    return folder
-
-
-def _wiki_excerpt(folder: Path) -> Path:
-    """The first lines of each file (the expert file's include identical sides), gzip-compressed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in simplewiki_medical.FIELDS:
-        with gzip.open(RAW / "simplewiki_medical" / name, "rt", encoding="utf-8", newline="") as fh:
-            lines = fh.readlines()
-        same = [ln for ln in lines[5:] if ln.split("\t")[0] == ln.rstrip("\n").split("\t")[1]]
-        picked = lines[:5] + same[:2]
-        (folder / name).write_bytes(gzip.compress("".join(picked).encode("utf-8")))
-    return folder
-
-
+# --- each adapter on an excerpt of the real files ---------------------------------------------------------
 def _pairs(source: Source, folder: Path) -> tuple[list[dict], SkipLog]:
     skips = SkipLog()
     rows = source.training_rows(source.read(folder, skips), skips)  # type: ignore[misc]
@@ -90,7 +42,7 @@ def _pairs(source: Source, folder: Path) -> tuple[list[dict], SkipLog]:
 
 
 def test_laymaker_excerpt(tmp_path: Path) -> None:
-    folder = _lay_excerpt(tmp_path / "laymaker")
+    folder = lay_excerpt(tmp_path / "laymaker")
     records = {p.id: p for p in laymaker.read(folder)}
     assert len(records) == 8
     # the ORIGINAL is word-tokenised upstream: detokenised
@@ -119,7 +71,7 @@ def test_detokenize() -> None:
 
 
 def test_mts_dialog_excerpt(tmp_path: Path) -> None:
-    folder = _mts_excerpt(tmp_path / "mts_dialog")
+    folder = mts_excerpt(tmp_path / "mts_dialog")
     records = mts_dialog.read(folder)
     assert {k: len(v) for k, v in records.items()} == {
         "train": 4,
@@ -147,7 +99,7 @@ def test_mts_dialog_excerpt(tmp_path: Path) -> None:
 
 
 def test_simplewiki_excerpt(tmp_path: Path) -> None:
-    folder = _wiki_excerpt(tmp_path / "simplewiki_medical")
+    folder = wiki_excerpt(tmp_path / "simplewiki_medical")
     records = simplewiki_medical.read(folder)
     # 5 first lines each, and 2 with identical sides where the file has some (not the partial alignments)
     sizes = {k: len(v) for k, v in records.items()}
@@ -163,7 +115,7 @@ def test_simplewiki_excerpt(tmp_path: Path) -> None:
 
 # --- malformed copies: the file, the line and what was expected -------------------------------------------
 def test_laymaker_malformed(tmp_path: Path) -> None:
-    folder = _lay_excerpt(tmp_path / "laymaker")
+    folder = lay_excerpt(tmp_path / "laymaker")
     path = folder / laymaker.TEST
     text = path.read_bytes().decode("utf-8")
     lines = text.split("\r\n")
@@ -184,7 +136,7 @@ def test_laymaker_malformed(tmp_path: Path) -> None:
 
 
 def test_mts_dialog_malformed(tmp_path: Path) -> None:
-    folder = _mts_excerpt(tmp_path / "mts_dialog")
+    folder = mts_excerpt(tmp_path / "mts_dialog")
     path = folder / mts_dialog.TEST1
     text = path.read_bytes().decode("utf-8")
     second = laymaker.read_csv(path, mts_dialog.HEADER)[1][1][0]  # the last record's first line
@@ -206,7 +158,7 @@ def test_mts_dialog_malformed(tmp_path: Path) -> None:
 
 
 def test_simplewiki_malformed(tmp_path: Path) -> None:
-    folder = _wiki_excerpt(tmp_path / "simplewiki_medical")
+    folder = wiki_excerpt(tmp_path / "simplewiki_medical")
     path = folder / simplewiki_medical.EXPERT_FULL
     good = gzip.decompress(path.read_bytes()).decode("utf-8").split("\n")
     data = [*good[:2], good[2].replace("\t", " "), *good[3:]]
@@ -268,16 +220,11 @@ def test_sentence_sources_are_registered_and_pinned() -> None:
 def test_the_sentence_sources_flow_into_the_build(tmp_path: Path) -> None:
     """A build whose registry holds the three (excerpts, pinned as they are) writes their rows and counts."""
     root = tmp_path / "raw"
-    _lay_excerpt(root / "laymaker")
-    _mts_excerpt(root / "mts_dialog")
-    _wiki_excerpt(root / "simplewiki_medical")
-    for source in MINE:
-        (root / source.folder / "SOURCE.txt").write_bytes((RAW / source.folder / "SOURCE.txt").read_bytes())
-    _, manifest = prepare.prepare(tmp_path / "prepared", registry=pins.repin(root, MINE), root=root)
-    rows: Counter = Counter()
-    for split in layout.TRAIN_SPLITS:
-        rows.update(manifest["sets"][split]["pairs"].get("by_source", {}))
-    assert set(rows) == {r for s in MINE for r in s.info.row_sources}
+    lay_excerpt(root / "laymaker")
+    mts_excerpt(root / "mts_dialog")
+    wiki_excerpt(root / "simplewiki_medical")
+    _, manifest, _ = build_from_excerpts(tmp_path, MINE)
+    assert set(rows_by_source(manifest)) == {r for s in MINE for r in s.info.row_sources}
     assert set(manifest["sources"]) == {s.folder for s in MINE}
     assert manifest["sources"]["simplewiki_medical"]["license"] == "CC BY-SA 3.0"
     assert manifest["info"]["mts_dialog_test1_pairs"] == 2 and manifest["info"]["laymaker_rows"] == 8

@@ -3,78 +3,41 @@
 Each adapter reads a small excerpt of the real files (copied from them into ``tmp_path``: no data file is
 committed) and a malformed copy (the error names the file, the line or item, and what was expected); the
 counts on the real files; and a build whose registry holds the three. Their held-out sets:
-tests/test_data_sentence_sets.py.
+tests/test_data_sentence_sets.py; the excerpts: tests/fakes.py.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import zipfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from fakes import (
+    RAW,
+    build_from_excerpts,
+    kqa_excerpt,
+    medec_excerpt,
+    mediqa_excerpt,
+    needs_raw,
+    rows_by_source,
+)
 
 from medenc.core import layout
 from medenc.core.errors import DataError
-from medenc.core.paths import data_dir
-from medenc.data import pins, prepare
+from medenc.data import pins
 from medenc.data.parsing import SkipLog
 from medenc.data.sources import PENDING, REGISTRY, k_qa, medec, mediqa2021
 
 MINE = (k_qa.SOURCE, mediqa2021.SOURCE, medec.SOURCE)
-try:
-    RAW = data_dir()
-except DataError:  # no raw data on this machine: these tests are skipped
-    RAW = None
-pytestmark = pytest.mark.skipif(
-    RAW is None or not all((RAW / s.folder).is_dir() for s in MINE),
-    reason="raw sentence sources not available",
-)
+pytestmark = needs_raw(MINE, "raw sentence sources")
 
 
-# --- excerpts of the real files -------------------------------------------------------------------------
-def _head(src: Path, dst: Path, lines: int) -> None:
-    """The first ``lines`` lines of ``src`` into ``dst``, bytes as they are."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_bytes(b"".join(src.read_bytes().splitlines(keepends=True)[:lines]))
-
-
-def _csv_head(src: Path, dst: Path, rows: int, header: tuple[str, ...]) -> None:
-    """The header and first ``rows`` rows of a CSV whose fields hold line breaks, bytes as they are."""
-    starts = [n for n, _ in medec.read_csv(src, header)]
-    _head(src, dst, starts[rows] - 1)
-
-
-def _kqa_excerpt(folder: Path) -> Path:
-    raw = RAW / "k_qa"
-    for rel in (k_qa.QA, k_qa.QUESTIONS):
-        _head(raw / rel, folder / rel, 30)
-    _csv_head(raw / k_qa.NLI, folder / k_qa.NLI, 40, k_qa.NLI_HEADER)
-    shutil.copy(raw / "LICENSE", folder / "LICENSE")
-    return folder
-
-
-def _mediqa_excerpt(folder: Path) -> Path:
-    """The MEDIQA files are small (600 kB in all): copied whole."""
-    shutil.copytree(RAW / "mediqa2021", folder, ignore=shutil.ignore_patterns("*.md", "SOURCE.txt"))
-    return folder
-
-
-def _medec_excerpt(folder: Path) -> Path:
-    """Six validation texts; the first six test rows and two of the empty withheld rows at its end."""
-    raw = RAW / "medec"
-    _csv_head(raw / medec.VALIDATION, folder / medec.VALIDATION, 6, medec.HEADER)
-    _csv_head(raw / medec.TEST, folder / medec.TEST, 6, medec.HEADER)
-    with (folder / medec.TEST).open("ab") as fh:
-        fh.write(b",,,,,,,,\r\n" * 2)
-    return folder
-
-
+# --- each adapter on an excerpt of the real files ---------------------------------------------------------
 def test_kqa_excerpt(tmp_path: Path) -> None:
     skips = SkipLog()
-    data = k_qa.read(_kqa_excerpt(tmp_path / "k_qa"), skips)
+    data = k_qa.read(kqa_excerpt(tmp_path / "k_qa"), skips)
     assert len(data.answered) == 30 and len(data.questions) == 30 and len(data.statements) == 40
     first = data.answered[0]
     assert first.question.startswith("Alright so I dont know much about Lexapro")
@@ -95,7 +58,7 @@ def test_kqa_excerpt(tmp_path: Path) -> None:
 
 def test_kqa_statements_as_a_python_list_string(tmp_path: Path) -> None:
     """SOURCE.txt warns of Python-list strings: read with literal_eval, never eval."""
-    folder = _kqa_excerpt(tmp_path / "k_qa")
+    folder = kqa_excerpt(tmp_path / "k_qa")
     path = folder / k_qa.QA
     path.write_text(
         '{"Question": "Q?", "Free_form_answer": "A.", "Must_have": "[\'one\', \\"two\\"]", '
@@ -113,7 +76,7 @@ def test_kqa_statements_as_a_python_list_string(tmp_path: Path) -> None:
 
 
 def test_kqa_malformed(tmp_path: Path) -> None:
-    folder = _kqa_excerpt(tmp_path / "k_qa")
+    folder = kqa_excerpt(tmp_path / "k_qa")
     path = folder / k_qa.QA
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     path.write_text("".join([*lines[:2], lines[2][:-40] + "\n", *lines[3:]]), encoding="utf-8")
@@ -140,7 +103,7 @@ def test_kqa_malformed(tmp_path: Path) -> None:
 
 
 def test_mediqa_excerpt(tmp_path: Path) -> None:
-    data = mediqa2021.read(_mediqa_excerpt(tmp_path / "mediqa2021"))
+    data = mediqa2021.read(mediqa_excerpt(tmp_path / "mediqa2021"))
     first = data.summaries[0]
     assert (first.id, first.split) == ("3", "validation")
     assert first.question.startswith("I'm 53 years old. I have got meniscus tear")  # whitespace collapsed
@@ -172,7 +135,7 @@ def _rewrite_member(path: Path, member: str, edit) -> None:
 
 
 def test_mediqa_malformed(tmp_path: Path) -> None:
-    folder = _mediqa_excerpt(tmp_path / "mediqa2021")
+    folder = mediqa_excerpt(tmp_path / "mediqa2021")
     qs = folder / mediqa2021.QS_FILES["validation"]
     original = qs.read_bytes()
     _rewrite_member(
@@ -202,7 +165,7 @@ def test_mediqa_malformed(tmp_path: Path) -> None:
 
 def test_medec_excerpt(tmp_path: Path) -> None:
     skips = SkipLog()
-    texts = medec.read(_medec_excerpt(tmp_path / "medec"), skips)
+    texts = medec.read(medec_excerpt(tmp_path / "medec"), skips)
     assert [t.split for t in texts] == ["validation"] * 6 + ["test"] * 6
     first = texts[0]
     assert (first.id, first.error_flag, first.error_type, first.sentence_id) == (
@@ -221,7 +184,7 @@ def test_medec_excerpt(tmp_path: Path) -> None:
 
 
 def test_medec_malformed(tmp_path: Path) -> None:
-    folder = _medec_excerpt(tmp_path / "medec")
+    folder = medec_excerpt(tmp_path / "medec")
     path = folder / medec.VALIDATION
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace(",1,causalOrganism,5,", ",2,causalOrganism,5,", 1), encoding="utf-8")
@@ -306,15 +269,11 @@ def test_the_sentence_sources_flow_through_a_build(tmp_path: Path) -> None:
     """A build whose registry holds the three (excerpts, pinned as they are) writes MEDIQA's pairs and
     MEDEC's validation triplets; K-QA trains nothing."""
     root = tmp_path / "raw"
-    _kqa_excerpt(root / "k_qa")
-    _mediqa_excerpt(root / "mediqa2021")
-    _medec_excerpt(root / "medec")
-    for source in MINE:
-        (root / source.folder / "SOURCE.txt").write_bytes((RAW / source.folder / "SOURCE.txt").read_bytes())
-    _, manifest = prepare.prepare(tmp_path / "prepared", registry=pins.repin(root, MINE), root=root)
-    rows: Counter = Counter()
-    for split in layout.TRAIN_SPLITS:
-        rows.update(manifest["sets"][split]["pairs"].get("by_source", {}))
+    kqa_excerpt(root / "k_qa")
+    mediqa_excerpt(root / "mediqa2021")
+    medec_excerpt(root / "medec")
+    _, manifest, _ = build_from_excerpts(tmp_path, MINE)
+    rows = rows_by_source(manifest)
     assert set(rows) == {"mediqa2021_qs", "mediqa2021_answer"} and sum(rows.values()) == 100
     triplets = sum(
         manifest["sets"][s]["triplets"].get("by_source", {}).get("medec", 0) for s in layout.TRAIN_SPLITS
