@@ -94,8 +94,8 @@ def _score(model, evaluators: dict[str, Any], precision: str) -> dict[str, float
 
 def choose_weight(
     recipe: Recipe, start_model, tuned_model, loader: Loader, precision: str, of: str
-) -> tuple[AverageChoice, dict]:
-    """Score every candidate share on the validation split; returns the choice and the chosen weights.
+) -> AverageChoice:
+    """Score every candidate share on the validation split and return the choice.
 
     ``tuned_model`` is modified in place (it ends holding the chosen weights); ``start_model`` is only read.
     """
@@ -107,18 +107,16 @@ def choose_weight(
     body = tuned_model[0].auto_model
     start = start_model[0].auto_model.state_dict()
     tuned = {k: v.clone() for k, v in body.state_dict().items()}
-    candidates, states = [], {}
+    candidates = []
     for weight in sorted(set(recipe.average.weights) | {1.0}):
-        state = interpolate(start, tuned, weight)
-        body.load_state_dict(state)
+        body.load_state_dict(interpolate(start, tuned, weight))
         scores = _score(tuned_model, evaluators, precision)
         mean = round(sum(scores.values()) / len(scores), 6)
         candidates.append(Candidate(weight, scores, mean))
-        states[weight] = state
         log.info("averaging: weight %.3f of %s, validation %s, mean %.4f", weight, of, scores, mean)
-    # The best mean; a tie goes to the larger share (closer to the model that trained).
+    # The best mean; a tie goes to the larger share (closer to the model that trained). Computed again rather
+    # than kept: one model's weights in memory per candidate would be gigabytes for the base model's size.
     best = max(candidates, key=lambda c: (c.mean, c.weight))
-    body.load_state_dict(states[best.weight])
+    body.load_state_dict(interpolate(start, tuned, best.weight))
     rows = {kind: len(ds) for kind, ds in sets.items()}
-    choice = AverageChoice(of, best.weight, candidates, rows, round(time.perf_counter() - t0, 1))
-    return choice, states[best.weight]
+    return AverageChoice(of, best.weight, candidates, rows, round(time.perf_counter() - t0, 1))

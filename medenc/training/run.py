@@ -326,7 +326,7 @@ def _average(ctx: RunContext, record: RunRecord, last: Path) -> dict | None:
         return old
     seq = ctx.recipe.max_seq_length
     start, tuned = load_model(ctx.recipe, None, seq), load_model(ctx.recipe, last, seq)
-    choice, _ = choose_weight(ctx.recipe, start, tuned, ctx.loader, ctx.precision, last.name)
+    choice = choose_weight(ctx.recipe, start, tuned, ctx.loader, ctx.precision, last.name)
     out = {**choice.as_record(), "of_sha256": model_sha(last)}
     if choice.weight < 1.0:
         write_model_folder(tuned, averaged)
