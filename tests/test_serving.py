@@ -156,6 +156,19 @@ def test_the_staged_release_is_what_tei_reads(tiny_release):
     assert tei_problems(tiny_release) == []
 
 
+def test_the_card_names_what_loads_each_export_and_what_tei_reads(tiny_release, tmp_path):
+    card = " ".join((tiny_release / "README.md").read_text(encoding="utf-8").split())
+    assert "sentence-transformers 6.2.0 with optimum-intel 2.2.0" in card
+    assert "sentence-transformers 5.7.0 with optimum-onnx 0.1.0 (optimum 2.1.0, transformers 4.57.6" in card
+    assert "the input length in `sentence_bert_config.json` (128 tokens, what sentence-transformers" in card
+    # A folder as sentence-transformers 6 alone saves it: the card says what TEI and 5.x would miss.
+    from medenc.release.card import model_details
+
+    shutil.copytree(tiny_release, tmp_path / "m", ignore=shutil.ignore_patterns("onnx", "openvino", "runs"))
+    (tmp_path / "m" / "sentence_bert_config.json").write_text('{"transformer_task": "feature-extraction"}')
+    assert not model_details(tmp_path / "m")["all_readers"]
+
+
 def _edit(path: Path, change) -> None:
     data = json.loads(path.read_text(encoding="utf-8"))
     change(data)
