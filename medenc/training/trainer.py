@@ -138,14 +138,14 @@ def make_evaluator(recipe: Recipe, n: int, val):
     """Phase ``n``'s validation evaluator, named ``phase-N-<kind>-dev``; None without validation rows."""
     if val is None or len(val) == 0:
         return None
-    build, kind = _EVALUATORS[PHASES[n].data_set]
-    return build(val, f"phase-{n}-{kind}-dev", recipe.phase(n).batch_size, recipe)
+    return validation_evaluator(PHASES[n].data_set, val, recipe, recipe.phase(n).batch_size, f"phase-{n}")
 
 
-def validation_evaluator(data_set: str, val, recipe: Recipe, batch_size: int = 32):
-    """The evaluator of validation rows of one kind (GRADED_PAIRS, PAIRS, TRIPLETS), as the phases use it."""
+def validation_evaluator(data_set: str, val, recipe: Recipe, batch_size: int = 32, prefix: str | None = None):
+    """The evaluator of validation rows of one kind (GRADED_PAIRS, PAIRS, TRIPLETS), named
+    ``<prefix>-<kind>-dev`` (default prefix: the kind's set name), as the phases use it."""
     build, kind = _EVALUATORS[data_set]
-    return build(val, f"{data_set}-{kind}-dev", batch_size, recipe)
+    return build(val, f"{prefix or data_set}-{kind}-dev", batch_size, recipe)
 
 
 # --- Trainer (shared by training and the benchmark, medenc.bench.run) -------------------------------------
