@@ -721,13 +721,30 @@ def test_fused_adamw_and_buckets_train_through_the_recipe(tmp_path):
     from medenc.training.trainer import training_arguments
 
     over = ["phase1.enabled=false", "phase3.enabled=false", "phase2.optimizer=adamw_torch_fused",
-            "phase2.pad_to_multiple_of=8"]  # fmt: skip
+            "phase2.pad_to_multiple_of=8", "phase2.length_chunks=2"]  # fmt: skip
     args = training_arguments(load_recipe(TINY, over), 2, precision="fp32", cuda=False, output_dir=tmp_path)
     assert args.optim == "adamw_torch_fused"
     record = _run(tmp_path, over)
     assert [p["status"] for p in record["phases"]] == ["skipped", "done", "skipped"]
     with pytest.raises(RecipeError, match="pad_to_multiple_of"):
         load_recipe(TINY, ["phase2.pad_to_multiple_of=0"])
+    with pytest.raises(RecipeError, match="length_chunks"):
+        load_recipe(TINY, ["phase2.length_chunks=0"])
+
+
+def test_length_chunks_are_set_per_phase_by_the_trainer(tmp_path, tiny_model):
+    """A phase with ``length_chunks`` encodes in chunks; the next phase without it gets whole batches back."""
+    from datasets import Dataset
+
+    from medenc.training.trainer import build_trainer
+
+    recipe = load_recipe(TINY, ["phase2.length_chunks=3"])
+    train = Dataset.from_dict({"anchor": ["MI", "gout"], "positive": ["heart attack", "uric acid arthritis"]})
+    for n, rows in ((2, 3), (3, None)):
+        build_trainer(recipe, n, tiny_model, train, None, precision="fp32", cuda=False,
+                      output_dir=tmp_path / str(n), num_processes=1)  # fmt: skip
+        assert getattr(tiny_model[0], "_chunk_rows", None) == rows
+        assert ("forward" in vars(tiny_model[0])) == (rows is not None)
 
 
 def test_phase3_trains_its_triplets_with_mnrl_when_the_recipe_says_so(tmp_path):

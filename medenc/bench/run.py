@@ -202,12 +202,13 @@ def _measure_reference(s: Setup, n: int, rows: dict[str, list[Any]]) -> tuple[Me
     import torch
 
     from medenc.bench.reference import ReferenceSpec, measure_reference
-    from medenc.core.modeling import use_sdpa_attention
+    from medenc.core.modeling import use_length_chunks, use_sdpa_attention
 
     cfg, pc = s.cfg, s.recipe.phase(n)
     model = _build_model(cfg, s.recipe.seq_len(n))
     if pc.attention == "sdpa":  # the same model as ours: build_trainer patches it so
         use_sdpa_attention(model)
+    use_length_chunks(model, pc.length_chunks)
     with tempfile.TemporaryDirectory(prefix=f"medenc-bench-{n}-") as tmp:
         # the optimizer settings the Trainer of ours reads (learning rate, betas, eps, decay, clipping)
         args = training_arguments(s.recipe, n, precision=s.precision, cuda=s.cuda, output_dir=tmp)
@@ -264,6 +265,7 @@ def _phase_entry(
             "attention": pc.attention,
             "optimizer": pc.optimizer,
             "pad_to_multiple_of": pc.pad_to_multiple_of,
+            "length_chunks": pc.length_chunks,
         },
         **summaries,
     }

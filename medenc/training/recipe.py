@@ -67,6 +67,10 @@ class PhaseConfig(_Strict):
     # Tokenize the training and validation rows once (cached on disk, medenc/training/tokenize.py); the
     # collator only pads. Same batches and features as tokenizing every batch in the training process.
     pretokenize: bool = False
+    # Run each batch through the encoder in length-sorted chunks of this many rows, each padded only to its
+    # own longest text (null: the whole batch at once). The same batches, embeddings and gradients up to
+    # rounding; less arithmetic where one batch mixes short and long texts (docs/bench.md).
+    length_chunks: int | None = Field(default=None, gt=0)
     # Multi-dataset training: one training set per source (phase 3: curated and mined), every batch drawn from
     # one of them, as the base model was trained; null = one mixed set (the shipped recipes). Validation stays
     # one set.

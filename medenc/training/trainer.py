@@ -10,7 +10,7 @@ from typing import Any
 from medenc.core.base_model import BASE_MODEL_ID, BASE_MODEL_REVISION, resolve_base_model
 from medenc.core.errors import RecipeError
 from medenc.core.layout import GRADED_PAIRS, MODEL_NAME, PAIRS, TRIPLETS
-from medenc.core.modeling import RANDOM_SHAPES, use_sdpa_attention
+from medenc.core.modeling import RANDOM_SHAPES, use_length_chunks, use_sdpa_attention
 from medenc.training.losses import LOSSES
 from medenc.training.phase_specs import PHASES
 from medenc.training.recipe import Recipe
@@ -358,6 +358,7 @@ def build_trainer(
 
     if recipe.phase(n).attention == "sdpa":
         use_sdpa_attention(model)
+    use_length_chunks(model, recipe.phase(n).length_chunks)
     args = training_arguments(
         recipe, n, precision=precision, cuda=cuda, output_dir=output_dir, max_steps=max_steps,
         has_validation=val is not None, save_checkpoints=save_checkpoints, run_name=run_name,
