@@ -10,7 +10,8 @@ The steps, in order, each a module named after it:
 3. :mod:`medenc.data.candidates`: every training row, by format;
 4. :mod:`medenc.data.filters`: drop rows that equal or near-duplicate a test text (or, for a test-only
    yardstick, take its texts equal to a training text out of its test), resolve test texts covered by
-   training together, split off validation;
+   training together, split off validation; then :mod:`medenc.data.twins`: rule-made near misses of the
+   training pairs, as triplets;
 5. the leakage guard (:func:`leakage_guard`, over :mod:`medenc.data.leakage`): no test text in training;
 6. :mod:`medenc.data.write`: every set, ``manifest.json``, ``leakage_report.json`` and ``checksums.json``
    (:mod:`medenc.data.checksums`: every file's size and sha256, checked before training reads them), written
@@ -31,7 +32,7 @@ from medenc.core import layout
 from medenc.core.errors import LeakageError
 from medenc.core.lock import refused_writes
 from medenc.core.paths import data_dir, prepared_dir
-from medenc.data import candidates, concept_groups, filters, leakage, read, test_sets
+from medenc.data import candidates, concept_groups, filters, leakage, read, test_sets, twins
 from medenc.data.parsing import SkipLog
 from medenc.data.source import TEXT_FIELDS, Source
 from medenc.data.sources import REGISTRY
@@ -61,6 +62,7 @@ def build(
     filters.yield_equal_tests(cand, out.sets, owner, registry, parsed, out.dropped)
     cand = filters.resplit_covered(cand, out.sets, owner, registry, parsed, threshold, out.dropped)
     filters.split_train_validation(cand, out.sets, registry)
+    twins.add_twins(out.sets, test_sets.test_texts_by_set(out.sets), out.dropped)
     out.dropped["skipped upstream quirks"] = Counter(skips.counts)
     for s in registry:
         if s.manifest_info is not None:

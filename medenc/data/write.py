@@ -47,6 +47,11 @@ NOTES = [
     "ontology training rows: do_synonym (EXACT synonym -> name), do_definition (name -> definition), "
     "hpo_lay (lay phrasing -> label), do_sibling triplets (synonym, name, the name of a sibling sharing a "
     "parent, chosen by hash)",
+    "twins triplets (medenc/data/twins.py): a training pair's side with one meaning-bearing word flipped "
+    "(hyper-/hypo- where the other word occurs in training, type 1/2, acute/chronic, left/right, "
+    "benign/malignant, ...) as the negative, the other side as the anchor; from the training split only, "
+    "texts of at most 30 words; a twin row with a text equal to a test text or sharing a word 8-gram with "
+    "one is dropped",
     "pairs with identical sides dropped; exact duplicate rows removed within each set",
     "training rows with a field equal to a test text (lowercased, whitespace collapsed) are dropped",
     "training rows with a field that alone contains > threshold of a test text's word 8-grams are dropped",
