@@ -152,7 +152,8 @@ def test_card_from_the_published_run_uses_hub_task_ids_and_dataset_ids(tmp_path,
     # Credited as trained on only where the run used its rows: that recipe took no MeQSum pair.
     assert "https://github.com/obophenotype/human-phenotype-ontology" in card.data.datasets
     assert "https://github.com/abachaa/MeQSum" not in card.data.datasets
-    assert "Prepared, but not used by this run's recipe: MeQSum." in text
+    # ... and the sources prepared since (the passage sources of issue 39) are listed beside it.
+    assert "Prepared, but not used by this run's recipe: MeQSum; Cochrane plain-language summaries" in text
     assert "| MeQSum | CC BY 4.0 | train+validation: pairs (CHQ->summary) (*not used by this run*) |" in text
     # The evaluation's two groups, each its own table: zero-shot sets first, then in-domain ones.
     evaluation = text.split("## Evaluation", 1)[1]

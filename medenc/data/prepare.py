@@ -62,7 +62,7 @@ def build(
     filters.yield_equal_tests(cand, out.sets, owner, registry, parsed, out.dropped)
     cand = filters.resplit_covered(cand, out.sets, owner, registry, parsed, threshold, out.dropped)
     filters.split_train_validation(cand, out.sets, registry)
-    twins.add_twins(out.sets, test_sets.test_texts_by_set(out.sets), out.dropped)
+    twins.add_twins(out.sets, test_sets.test_texts_by_set(out.sets), out.dropped, grouping.held_keys)
     out.dropped["skipped upstream quirks"] = Counter(skips.counts)
     for s in registry:
         if s.manifest_info is not None:

@@ -106,7 +106,9 @@ def twin_rows(pairs: list[dict], words: frozenset[str]) -> list[dict]:
     return rows
 
 
-def add_twins(sets: Sets, test_texts: dict[str, list[str]], dropped: Dropped) -> None:
+def add_twins(
+    sets: Sets, test_texts: dict[str, list[str]], dropped: Dropped, held: frozenset[str] = frozenset()
+) -> None:
     """Append the training pairs' twins to the training triplets, less any row with a text equal to a test
     text or sharing one of its word 8-grams.
 
@@ -119,7 +121,7 @@ def add_twins(sets: Sets, test_texts: dict[str, list[str]], dropped: Dropped) ->
         t for (split, _), rows in sets.items() if split in TRAIN_SPLITS for r in rows for t in _texts(r)
     )
     tests = [t for texts in test_texts.values() for t in texts]
-    test_keys = {leakage.key(t) for t in tests}
+    test_keys = {leakage.key(t) for t in tests} | held  # a held-out concept's name trains nowhere
     test_grams = set().union(*(leakage.ngrams(t) for t in tests))
     kept = []
     for r in twin_rows(pairs, words):
