@@ -180,8 +180,8 @@ def _chunk_features(features: dict, rows, cut: int, width: int) -> dict:
     import torch
 
     out = {}
+    batch = len(features["attention_mask"])
     for key, value in features.items():
-        batch = len(features["attention_mask"])
         if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == batch:
             value = value[rows]
             if value.dim() == 2 and value.shape[1] == width:

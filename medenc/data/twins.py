@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from medenc.core import layout
 from medenc.core.layout import PAIRS, TRAIN_SPLITS, TRIPLETS
 from medenc.data import leakage
-from medenc.data.source import Dropped, Sets
+from medenc.data.source import TEXT_FIELDS, Dropped, Sets
 
 SOURCE = "twins"
 # Tried in this order; the first that matches in a text makes its twin (one flip per text).
@@ -117,9 +117,8 @@ def add_twins(
     that already holds some of them ("... of the distal phalanx of the 2nd finger").
     """
     pairs = sets[("train", PAIRS)]
-    words = vocabulary(
-        t for (split, _), rows in sets.items() if split in TRAIN_SPLITS for r in rows for t in _texts(r)
-    )
+    training = ((fmt, rows) for (split, fmt), rows in sets.items() if split in TRAIN_SPLITS)
+    words = vocabulary(str(r[c]) for fmt, rows in training for r in rows for c in TEXT_FIELDS[fmt])
     tests = [t for texts in test_texts.values() for t in texts]
     test_keys = {leakage.key(t) for t in tests} | held  # a held-out concept's name trains nowhere
     test_grams = set().union(*(leakage.ngrams(t) for t in tests))
@@ -131,7 +130,3 @@ def add_twins(
         else:
             kept.append(r)
     sets[("train", TRIPLETS)] = sets[("train", TRIPLETS)] + kept
-
-
-def _texts(r: dict) -> list[str]:
-    return [v for k, v in r.items() if isinstance(v, str) and not k.startswith("_") and k != "source"]
