@@ -221,3 +221,71 @@ def test_a_streamed_openvino_encoder_is_released_without_hanging(tmp_path, tiny_
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "released" in proc.stdout, proc.stderr[-2000:]
+
+
+# Characters misorder these by tokens: a rare medical word is many word pieces for its letters, common words
+# one piece each, so sorting by characters puts texts of very different token counts in one batch.
+MIXED = [
+    "she has a cough and a cold and it is bad",
+    "the man was at home and in bed all day",
+    "tachydysrhythmia",  # 16 characters, 9 tokens
+    "it is a cold",  # 12 characters, 6 tokens
+    "xq28 dup",  # 8 characters, 7 tokens
+    "a man",
+]
+
+
+def test_token_lengths_are_what_the_model_pads_to_cut_at_its_length_cap(tiny_model):
+    from medenc.core.modeling import token_lengths
+
+    features = tiny_model.tokenize(MIXED)
+    assert token_lengths(tiny_model, MIXED) == features["attention_mask"].sum(1).tolist()
+    assert len(set(token_lengths(tiny_model, MIXED))) > 3  # the texts differ, so the check can fail
+    cap = tiny_model.max_seq_length
+    try:
+        tiny_model.max_seq_length = 4
+        assert token_lengths(tiny_model, MIXED) == [4] * len(MIXED)
+    finally:
+        tiny_model.max_seq_length = cap
+
+
+def test_graph_encoders_batch_by_tokens_and_pad_each_batch_to_its_longest():
+    from medenc.core.modeling import TOKENIZER_ASSETS
+    from medenc.core.runtime import ExportEncoder, tokenize
+
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def run(ids, mask):
+        seen.append((ids, mask))
+        return np.stack([np.ones(ids.shape), ids], axis=2).astype(np.float32)  # a token's vector: (1, id)
+
+    enc = ExportEncoder(run, TOKENIZER_ASSETS, 128)
+    lengths = enc.token_lengths(MIXED)
+    out = enc.encode(MIXED, batch_size=2)
+    by_tokens = sorted(lengths, reverse=True)
+    assert [ids.shape[1] for ids, _ in seen] == by_tokens[::2]  # each batch as wide as its longest
+    by_chars = [lengths[i] for i in sorted(range(len(MIXED)), key=lambda i: -len(MIXED[i]))]
+    padded = sum(max(by_chars[s : s + 2]) * 2 for s in range(0, len(MIXED), 2))
+    assert padded > sum(ids.size for ids, _ in seen)  # the premise: characters would have padded more
+    # Each text pooled over its own tokens only, whatever its batch, and returned in input order.
+    for i, text in enumerate(MIXED):
+        ids, _ = tokenize(enc.tokenizer, [text])  # alone: no padding
+        want = np.array([1.0, ids.mean()])
+        assert np.allclose(out[i], want / np.linalg.norm(want), atol=1e-6), text
+
+
+def test_encode_in_chunks_sorts_by_the_lengths_given_and_restores_the_input_order():
+    from medenc.core.progress import encode_in_chunks
+
+    calls: list[list[str]] = []
+
+    def encode(texts, **_):
+        calls.append(list(texts))
+        return np.array([[float(len(t))] for t in texts])
+
+    texts = ["aaaa", "b", "cc", "ddd"]
+    out = encode_in_chunks(encode, texts, batch_size=1, desc="t", enabled=False, lengths=[1, 4, 3, 2])
+    assert [t for call in calls for t in call] == ["b", "cc", "ddd", "aaaa"]  # by the lengths, not by letters
+    assert out[:, 0].tolist() == [4.0, 1.0, 2.0, 3.0]  # input order
+    with pytest.raises(ValueError, match="3 lengths for 4 texts"):
+        encode_in_chunks(encode, texts, batch_size=1, desc="t", enabled=False, lengths=[1, 2, 3])

@@ -7,6 +7,7 @@ normalize), so tests and GPU benchmarks exercise the same code path as the real 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from medenc.core.io import write_json
@@ -32,6 +33,13 @@ def load_base(device: str | None = None, max_seq_length: int | None = None):
     if max_seq_length:
         model.max_seq_length = max_seq_length
     return model
+
+
+def token_lengths(model, texts: Sequence[str]) -> list[int]:
+    """Tokens per text as ``model`` (a SentenceTransformer) encodes it, special tokens included and cut at its
+    ``max_seq_length``: the width a batch pads to, so batches sorted by it carry almost no padding."""
+    ids = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)["input_ids"]
+    return [len(x) for x in ids]
 
 
 def build_random_model(

@@ -106,13 +106,23 @@ def load_tokenizer(model_dir: Path, max_length: int):
 
 def tokenize(tokenizer, texts: list[str]):
     """(input_ids, attention_mask) of one batch, int64 as the exports take them."""
-    import numpy as np
-
     enc = tokenizer.encode_batch(texts)
     return (
         np.array([e.ids for e in enc], dtype=np.int64),
         np.array([e.attention_mask for e in enc], dtype=np.int64),
     )
+
+
+def pad_batch(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask) of one batch of unpadded token ids, padded on the right to the longest,
+    as ``tokenize`` pads (MPNet's tokenizer pads on the right)."""
+    width = max((len(x) for x in ids), default=0)
+    out = np.full((len(ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for row, x in enumerate(ids):
+        out[row, : len(x)] = x
+        mask[row, : len(x)] = 1
+    return out, mask
 
 
 def pad_token(model_dir: Path) -> str:
@@ -179,6 +189,9 @@ class ExportEncoder:
     ):
         self._run_many = run_many or (lambda batches: [mean_pool(run(ids, m), m) for ids, m in batches])
         self.tokenizer = load_tokenizer(Path(model_dir), max_seq_length)
+        # The same tokenizer without padding: batches are formed by token count first, then padded.
+        self._unpadded = load_tokenizer(Path(model_dir), max_seq_length)
+        self._unpadded.no_padding()
         self._max_seq_length = max_seq_length
         self.precision = precision  # what the runtime computes in, where it says
 
@@ -192,16 +205,26 @@ class ExportEncoder:
         # SentenceTransformer: the tokenizer must truncate there too, or an export sees more of each text
         # than the PyTorch model it is compared with.
         self._max_seq_length = value
-        self.tokenizer.enable_truncation(max_length=value)
+        for tokenizer in (self.tokenizer, self._unpadded):
+            tokenizer.enable_truncation(max_length=value)
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Each text's token ids, truncated at the length cap and not padded."""
+        return [e.ids for e in self._unpadded.encode_batch(texts)]
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text at the current length cap (``encode_texts`` sorts by them)."""
+        return [len(x) for x in self._token_ids(list(texts))]
 
     def encode(self, sentences: Sequence[str], batch_size: int = BATCH_SIZE, **_: Any) -> np.ndarray:
-        """Embeddings in input order; batches are formed longest first, as ``SentenceTransformer.encode``."""
+        """Embeddings in input order; batches are formed most tokens first (each pads to its longest, so
+        similar token counts share a batch; ``SentenceTransformer.encode`` sorts by characters)."""
         texts = [sentences] if isinstance(sentences, str) else list(sentences)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        batches = [
-            tokenize(self.tokenizer, [texts[i] for i in order[s : s + batch_size]])
-            for s in range(0, len(texts), batch_size)
-        ]
+        ids = self._token_ids(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
+        pad_id = self.tokenizer.padding["pad_id"]
+        cuts = range(0, len(texts), batch_size)
+        batches = [pad_batch([ids[i] for i in order[s : s + batch_size]], pad_id) for s in cuts]
         parts = self._run_many(batches)
         if not parts:
             return np.zeros((0, 0), dtype=np.float32)

@@ -140,6 +140,12 @@ class TorchEncoder:
     def max_seq_length(self, value: int) -> None:
         self.model.max_seq_length = value
 
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text at the current length cap (``encode_texts`` sorts by them)."""
+        from medenc.core.modeling import token_lengths
+
+        return token_lengths(self.model, texts)
+
     def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
         """``SentenceTransformer.encode``, as numpy fp32."""
         import torch

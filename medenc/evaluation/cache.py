@@ -85,8 +85,11 @@ def encode_texts(
     its backend's precision.
     """
     encoder.max_seq_length = max_seq_length
-    # Longest first (encode_in_chunks): the first batch shows the peak memory, and padding stays small.
-    emb = encode_in_chunks(encoder.encode, texts, batch_size=batch_size, desc=desc)
+    # Longest first (encode_in_chunks): the first batch shows the peak memory, and padding stays small; in
+    # tokens where the encoder counts them (every backend does), since a batch pads to its most tokens.
+    count = getattr(encoder, "token_lengths", None)
+    lengths = count(texts) if count is not None else None
+    emb = encode_in_chunks(encoder.encode, texts, batch_size=batch_size, desc=desc, lengths=lengths)
     return emb.astype(np.float32)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from medenc.core.errors import DataError
 from medenc.core.layout import COLUMNS, TRIPLETS
+from medenc.core.modeling import token_lengths
 from medenc.core.progress import encode_in_chunks
 from medenc.training.data import Loader, PhaseData, mining_pairs
 from medenc.training.recipe import Recipe
@@ -42,7 +43,10 @@ class _ProgressEncoder:
         """``fn`` over ``texts`` in chunks; ST's own bar and pool arguments are replaced by ours."""
         kwargs.pop("pool", None)  # mining runs in this process (use_multi_process stays off)
         desc = f"phase 3: mining, encoding {what}"
-        return encode_in_chunks(fn, texts, batch_size=batch_size, desc=desc, enabled=self._verbose, **kwargs)
+        lengths = token_lengths(self._model, texts)
+        return encode_in_chunks(
+            fn, texts, batch_size=batch_size, desc=desc, enabled=self._verbose, lengths=lengths, **kwargs
+        )
 
     def encode_query(self, texts: list[str], **kwargs) -> np.ndarray:
         """The anchors."""
