@@ -828,3 +828,41 @@ def test_bad_near_miss_sources_are_refused_before_training(tmp_path, overrides, 
     with pytest.raises((RecipeError, DataError), match=message):
         _run(tmp_path, overrides)
     assert not (tmp_path / "t" / PHASE_DIRS[1]).exists()
+
+
+def test_gist_is_mnrl_with_the_start_model_as_a_frozen_guide(tiny_model):
+    """``gist``: MNRL's scale, and an in-batch negative the guide ranks above the positive is left out."""
+    import torch
+    from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss, MultipleNegativesRankingLoss
+
+    from medenc.core.modeling import build_random_model
+    from medenc.training.trainer import make_loss
+
+    recipe = load_recipe(TINY, ["phase2.loss=gist"])
+    loss = make_loss(recipe, 2, tiny_model, 1)
+    assert (
+        isinstance(loss, GISTEmbedLoss)
+        and loss.temperature == 1 / MultipleNegativesRankingLoss(tiny_model).scale
+    )
+    start = build_random_model("tiny", seed=recipe.seed, device="cpu")  # what the run starts from
+    guide = dict(loss.guide.named_parameters())
+    assert all(not p.requires_grad for p in guide.values())  # frozen: the optimizer never sees it
+    assert all(torch.equal(p, guide[k]) for k, p in start.named_parameters())
+    assert not loss.must_retokenize  # same tokenizer and length: the guide reads the model's features
+    # With the model as its own guide, the loss differs from MNRL just where a negative outranks a positive.
+    texts = (["a fever", "a cough", "gout", "asthma"], ["pyrexia", "tussis", "uric acid", "wheeze"])
+    loss.guide = tiny_model
+    features = [tiny_model.preprocess(t) for t in texts]
+    with torch.no_grad():
+        a, p = (tiny_model.encode(list(t), convert_to_tensor=True) for t in texts)
+        sims = a @ p.T
+        outranked = bool((sims > sims.diag()[:, None]).any())
+        gist, mnrl = loss(features, None), MultipleNegativesRankingLoss(tiny_model)(features, None)
+    assert outranked == (gist < mnrl - 1e-6), (sims, gist, mnrl)
+    assert gist <= mnrl + 1e-6
+
+
+def test_a_run_trains_phase2_with_gist(tmp_path):
+    record = _run(tmp_path, ["phase2.loss=gist"])
+    assert [p["status"] for p in record["phases"]] == ["done", "done", "done"]
+    assert record["phases"][1]["loss"] == "GISTEmbedLoss"

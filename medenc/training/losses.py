@@ -2,6 +2,10 @@
 
 Any phase may use any loss whose inputs its data set has: MNRL takes (anchor, positive) pairs or
 (anchor, positive, negative) triplets, so phase 3 can train its triplets with MNRL as well as TripletLoss.
+
+``gist`` is MNRL with a guide (GISTEmbedLoss, Solatorio 2024): an in-batch negative that the guide, the
+frozen model the run started from, finds closer to the anchor than the anchor's own positive is left out of
+the softmax, so a synonym or a related concept that happens to share a batch is not pushed away.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ class LossSpec:
     data_sets: tuple[str, ...]  # prepared sets whose columns the loss takes
     # The other rows of a batch are its negatives: a duplicate text would be a false one (no_duplicates).
     in_batch_negatives: bool
-    build: Callable[[PhaseConfig, Any, int], Any]  # (phase config, model, number of processes) -> loss
+    # (phase config, model, number of processes) -> loss; a guided loss also takes its guide model
+    build: Callable[..., Any]
+    guided: bool = False
 
 
 def _losses():
@@ -49,6 +55,17 @@ def _cached_mnrl(cfg: PhaseConfig, model, num_processes: int):
     )
 
 
+# 1 / MNRL's default scale (20): with it, the guide's masking is the only difference from `mnrl`. GIST's own
+# default (0.01, a scale of 100) would change two things at once.
+GIST_TEMPERATURE = 0.05
+
+
+def _gist(cfg: PhaseConfig, model, num_processes: int, guide):
+    return _losses().GISTEmbedLoss(
+        model, guide, temperature=GIST_TEMPERATURE, gather_across_devices=num_processes > 1
+    )
+
+
 def _triplet(cfg: PhaseConfig, model, num_processes: int):
     losses = _losses()
     metric = {
@@ -63,5 +80,6 @@ LOSSES: dict[str, LossSpec] = {
     "cosent": LossSpec("CoSENTLoss", (GRADED_PAIRS,), False, _plain("CoSENTLoss")),
     "mnrl": LossSpec("MultipleNegativesRankingLoss", (PAIRS, TRIPLETS), True, _mnrl),
     "cached_mnrl": LossSpec("CachedMultipleNegativesRankingLoss", (PAIRS, TRIPLETS), True, _cached_mnrl),
+    "gist": LossSpec("GISTEmbedLoss", (PAIRS, TRIPLETS), True, _gist, guided=True),
     "triplet": LossSpec("TripletLoss", (TRIPLETS,), False, _triplet),
 }

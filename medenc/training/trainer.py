@@ -53,10 +53,24 @@ def load_model(recipe: Recipe, source: Path | None, max_seq_length: int):
     return model
 
 
+def guide_model(recipe: Recipe, n: int, model):
+    """The guide of a guided loss: the model the run started from (the base), frozen, read at the same
+    length as ``model`` (a shorter guide would make the loss tokenize every batch again)."""
+    guide = load_model(recipe, None, model.max_seq_length)
+    guide.eval()
+    guide.requires_grad_(False)
+    use_length_chunks(guide, recipe.phase(n).length_chunks)  # its forward is as long as the model's
+    return guide
+
+
 def make_loss(recipe: Recipe, n: int, model, num_processes: int):
     """Phase ``n``'s loss: ``phaseN.loss`` from the table of losses, Matryoshka-wrapped if asked."""
     cfg = recipe.phase(n)
-    loss = LOSSES[cfg.loss].build(cfg, model, num_processes)
+    spec = LOSSES[cfg.loss]
+    if spec.guided:
+        loss = spec.build(cfg, model, num_processes, guide_model(recipe, n, model))
+    else:
+        loss = spec.build(cfg, model, num_processes)
     return _matryoshka(cfg, n, model, loss) if cfg.matryoshka_dims else loss
 
 
