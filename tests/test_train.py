@@ -847,6 +847,7 @@ def test_gist_is_mnrl_with_the_start_model_as_a_frozen_guide(tiny_model):
     start = build_random_model("tiny", seed=recipe.seed, device="cpu")  # what the run starts from
     guide = dict(loss.guide.named_parameters())
     assert all(not p.requires_grad for p in guide.values())  # frozen: the optimizer never sees it
+    assert not loss.guide.training  # no dropout in what decides the masks (the Trainer sets only the model)
     assert all(torch.equal(p, guide[k]) for k, p in start.named_parameters())
     assert not loss.must_retokenize  # same tokenizer and length: the guide reads the model's features
     # With the model as its own guide, the loss differs from MNRL just where a negative outranks a positive.
