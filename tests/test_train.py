@@ -867,3 +867,52 @@ def test_a_run_trains_phase2_with_gist(tmp_path):
     record = _run(tmp_path, ["phase2.loss=gist"])
     assert [p["status"] for p in record["phases"]] == ["done", "done", "done"]
     assert record["phases"][1]["loss"] == "GISTEmbedLoss"
+
+
+def test_mnrl_keep_is_mnrl_plus_the_drift_from_the_frozen_start_model():
+    """``mnrl_keep``: MNRL on the model's embeddings plus keep_weight x their mean cosine distance to the
+    frozen start model's, over every column; no drift, no term; the term pulls toward the start."""
+    import torch
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from medenc.core.modeling import build_random_model
+    from medenc.training.trainer import make_loss
+
+    recipe = load_recipe(TINY, ["phase2.loss=mnrl_keep", "phase2.keep_weight=0.5"])
+    model = build_random_model("tiny", seed=7, device="cpu").eval()  # another start than the run's
+    loss = make_loss(recipe, 2, model, 1)
+    start = build_random_model("tiny", seed=recipe.seed, device="cpu")  # what the run starts from
+    guide = dict(loss.guide.named_parameters())
+    assert all(not p.requires_grad for p in guide.values()) and not loss.guide.training
+    assert all(torch.equal(p, guide[k]) for k, p in start.named_parameters())
+    texts = (["a fever", "a cough", "gout"], ["pyrexia", "tussis", "uric acid"], ["chills", "croup", "lupus"])
+    features = lambda: [model.preprocess(list(t)) for t in texts]  # noqa: E731 (the model writes into them)
+    mnrl = MultipleNegativesRankingLoss(model)(features(), None)
+    with torch.no_grad():
+        mine = torch.cat([model.encode(list(t), convert_to_tensor=True) for t in texts])
+        theirs = torch.cat([start.encode(list(t), convert_to_tensor=True) for t in texts])
+    drift = (1 - torch.nn.functional.cosine_similarity(mine, theirs)).mean()
+    assert drift > 0.01
+    kept = loss(features(), None)
+    assert torch.isclose(kept, mnrl + 0.5 * drift, atol=1e-5), (kept, mnrl, drift)
+    loss.guide = model  # the model as its own start: no drift, MNRL alone
+    assert torch.isclose(loss(features(), None), mnrl, atol=1e-6)
+    # The term alone moves an embedding toward the start's: one step on it lowers the drift.
+    loss.guide, loss.inner.scale = start, 0.0
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    loss(features(), None).backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = torch.cat([model.encode(list(t), convert_to_tensor=True) for t in texts])
+    assert (1 - torch.nn.functional.cosine_similarity(after, theirs)).mean() < drift
+
+
+def test_keep_weight_must_be_positive():
+    with pytest.raises(RecipeError, match=r"phase2\.keep_weight"):
+        load_recipe(TINY, ["phase2.loss=mnrl_keep", "phase2.keep_weight=0"])
+
+
+def test_a_run_trains_phase2_with_mnrl_keep(tmp_path):
+    record = _run(tmp_path, ["phase2.loss=mnrl_keep"])
+    assert [p["status"] for p in record["phases"]] == ["done", "done", "done"]
+    assert record["phases"][1]["loss"] == "KeepNearStartLoss"

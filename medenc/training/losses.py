@@ -6,6 +6,10 @@ Any phase may use any loss whose inputs its data set has: MNRL takes (anchor, po
 ``gist`` is MNRL with a guide (GISTEmbedLoss, Solatorio 2024): an in-batch negative that the guide, the
 frozen model the run started from, finds closer to the anchor than the anchor's own positive is left out of
 the softmax, so a synonym or a related concept that happens to share a batch is not pushed away.
+
+``mnrl_keep`` is MNRL plus ``keep_weight`` x the mean cosine distance of the batch's embeddings to the same
+frozen start model's (medenc/training/keep_loss.py), so what MNRL does not need moved stays where the base
+had it.
 """
 
 from __future__ import annotations
@@ -66,6 +70,12 @@ def _gist(cfg: PhaseConfig, model, num_processes: int, guide):
     )
 
 
+def _mnrl_keep(cfg: PhaseConfig, model, num_processes: int, guide):
+    from medenc.training.keep_loss import KeepNearStartLoss
+
+    return KeepNearStartLoss(model, _mnrl(cfg, model, num_processes), guide, cfg.keep_weight)
+
+
 def _triplet(cfg: PhaseConfig, model, num_processes: int):
     losses = _losses()
     metric = {
@@ -81,5 +91,6 @@ LOSSES: dict[str, LossSpec] = {
     "mnrl": LossSpec("MultipleNegativesRankingLoss", (PAIRS, TRIPLETS), True, _mnrl),
     "cached_mnrl": LossSpec("CachedMultipleNegativesRankingLoss", (PAIRS, TRIPLETS), True, _cached_mnrl),
     "gist": LossSpec("GISTEmbedLoss", (PAIRS, TRIPLETS), True, _gist, guided=True),
+    "mnrl_keep": LossSpec("KeepNearStartLoss", (PAIRS, TRIPLETS), True, _mnrl_keep, guided=True),
     "triplet": LossSpec("TripletLoss", (TRIPLETS,), False, _triplet),
 }

@@ -108,6 +108,9 @@ class _LaterPhaseConfig(PhaseConfig):
     # That many of phase 1's graded pairs (its sources, the recipe seed) as their own dataset with phase 1's
     # loss; needs multi_dataset (a loss per dataset). 0 = off.
     replay_graded: int = 0
+    # mnrl_keep only: the weight of its term that keeps each text's embedding near the start model's (the
+    # mean cosine distance to it; medenc/training/keep_loss.py).
+    keep_weight: float = Field(default=1.0, gt=0)
 
 
 class Phase2Config(_LaterPhaseConfig):
