@@ -17,6 +17,7 @@ trains, and the base model.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ def export_onnx(model_dir: Path, path: Path) -> None:
     axes = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")}
     shapes = {name: axes for name in INPUT_NAMES}
     path.parent.mkdir(parents=True, exist_ok=True)
+    # The exporter's optimizer logs every initializer it merges at INFO, about 136 lines a model: under
+    # `make evaluate`, which logs INFO, five models put 680 of them in the run's published console log.
+    logging.getLogger("onnx_ir").setLevel(logging.WARNING)
     with torch.no_grad():
         torch.onnx.export(
             _token_module(model_dir), _example(), str(path), input_names=list(INPUT_NAMES),
