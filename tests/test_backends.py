@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -90,6 +91,50 @@ def test_the_measurement_is_kept_per_machine_and_sample_and_redone_on_request(tm
     damaged: list[str] = []
     select(tmp_path, damaged)
     assert damaged == list(FAKES)
+
+
+class ClockedEncoder(FakeEncoder):
+    """A fake on a virtual clock: ``per_call`` seconds a call (setup, new shapes) and ``per_text`` a text."""
+
+    def __init__(self, clock: list[float], per_call: float, per_text: float):
+        super().__init__(0.0)
+        self.clock, self.per_call, self.per_text = clock, per_call, per_text
+
+    def encode(self, texts, **kw):
+        self.clock[0] += self.per_call + self.per_text * len(texts)
+        return super().encode(texts, **kw)
+
+
+def test_a_close_contest_is_settled_on_a_larger_sample(tmp_path, monkeypatch):
+    """Two agreeing backends within the margin on the first sample are timed again on a larger one, and the
+    faster there wins: here the one whose fixed cost per call made it look slower on few texts."""
+    clock = [0.0]
+    costs = {"torch-fp32": (0.0, 0.1), "openvino-fp32": (0.3, 0.012), "onnx": (0.0, 0.02)}
+    monkeypatch.setattr(B, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(B, "candidates", lambda device: list(costs))
+    monkeypatch.setattr(B, "CONTEST_EVERY", 2)  # 300 texts: the default would be the first sample's size
+    loads: list[str] = []
+
+    def load(backend: B.Backend) -> ClockedEncoder:
+        loads.append(backend.name)
+        return ClockedEncoder(clock, *costs[backend.name])
+
+    record = B.select_backend(
+        "auto", device="cpu", load=load, texts={128: TEXTS, 256: TEXTS[::-1]}, model_id="m" * 64,
+        cache_file=tmp_path / B.CHOICE_FILE,
+    )  # fmt: skip
+    measured = record["measured"]
+    first = {n: m["texts_per_s"] for n, m in measured.items()}
+    assert first["onnx"] > first["openvino-fp32"] >= (1 - B.CONTEST_MARGIN) * first["onnx"]  # close
+    assert loads == ["torch-fp32", "openvino-fp32", "onnx", "openvino-fp32", "onnx"]  # the slow one is out
+    assert "contest_texts_per_s" not in measured["torch-fp32"]
+    assert measured["openvino-fp32"]["contest_texts_per_s"] > measured["onnx"]["contest_texts_per_s"]
+    assert record["used"] == "openvino-fp32" and "timed again" in record["why"]
+    kept = B.select_backend(
+        "auto", device="cpu", load=load, texts={128: TEXTS, 256: TEXTS[::-1]}, model_id="m" * 64,
+        cache_file=tmp_path / B.CHOICE_FILE,
+    )  # fmt: skip
+    assert kept["used"] == "openvino-fp32" and len(loads) == 5  # the contest's result is kept with the rest
 
 
 def test_the_reference_is_chosen_when_nothing_else_agrees(tmp_path, monkeypatch):
