@@ -63,7 +63,7 @@ SAMPLE_SEED = 12345
 # first sample are timed again on every CONTEST_EVERY-th batch (four times as many texts, other batches) and
 # the fastest there wins. On the 2-core AMD EPYC, OpenVINO fp32 and ONNX Runtime came within 10% on the first
 # sample and were ranked either way on two days (60.6 vs 54.9 texts/s, then 65.8 vs 66.4), while over the
-# whole suite ONNX Runtime took 675-742 s a model and OpenVINO fp32 558-567 s (results/cpu/README.md).
+# whole suite ONNX Runtime took 675-742 s a model and OpenVINO fp32 558-574 s (results/cpu/README.md).
 CONTEST_MARGIN = 0.15
 CONTEST_EVERY = 12
 CHOICE_FILE = "backend_choice.json"
